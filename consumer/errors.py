@@ -1,0 +1,58 @@
+"""The exception tree. Every error has a stable `code` (a metric label and a DLQ header)."""
+
+from __future__ import annotations
+
+
+class ImportClosureError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    code: str = "error"
+
+
+class ConfigError(ImportClosureError, ValueError):
+    """A bad setting; start-up stops with this one message."""
+
+    code = "bad_config"
+
+
+class PolicyError(ImportClosureError, ValueError):
+    """A policy file that cannot be loaded; `problems` holds every `path: message` found."""
+
+    code = "bad_policy"
+
+    def __init__(self, problems: list[str] | tuple[str, ...], source: str = "<policy>") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        msg = f"{source}: invalid policy: " + "; ".join(self.problems)
+        super().__init__(msg)
+
+
+class DecodeError(ImportClosureError, ValueError):
+    """A message value that cannot be turned into a listing.
+
+    `code` is one of: empty, unknown_magic, unknown_schema_id, unknown_fingerprint, truncated,
+    corrupt, invalid_utf8, schema_mismatch, invalid_listing.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class SchemaSourceUnavailable(ImportClosureError):
+    """The schema registry could not be reached; transient, so the batch is retried, not dead-lettered."""
+
+    code = "registry_unavailable"
+
+
+class DeliveryError(ImportClosureError):
+    """The broker refused our output for a reason that retrying will not fix."""
+
+    code = "delivery_failed"
+
+
+class RebalanceError(ImportClosureError):
+    """An exception raised inside a rebalance callback, wrapped so the loop can see it."""
+
+    code = "rebalance_failed"

@@ -1,0 +1,135 @@
+"""Frozen records that cross module boundaries. The core never sees a confluent_kafka.Message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Outcome = Literal["APPROVED", "REJECTED"]
+Channel = Literal["DOMESTIC", "CROSS_BORDER"]
+
+#: Namespace for decision ids: uuid5(namespace, "<event_id>|<policy_version>") is stable across re-runs.
+DECISION_ID_NAMESPACE = uuid.UUID("5b0b7c52-5a43-4f7e-9a8e-6f1f3f0c2a11")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A Kafka message copied out of confluent_kafka.Message, so the core can be tested without a broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a decided event came from; None on a decision when there was no Kafka source."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One ListingCreated event. Times are epoch milliseconds (UTC)."""
+
+    event_id: str
+    event_time_ms: int
+    listing_id: str
+    seller_id: str
+    site: str
+    seller_country: str
+    ship_from_country: str
+    category_id: str
+    category_path: tuple[str, ...]
+    title: str
+    price: Price
+    channel: Channel | None = None
+    brand: str | None = None
+    hs_code: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    rule_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the policy says about one listing; the pure result of evaluate()."""
+
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    matched_rules: tuple[str, ...]
+    cluster: str | None
+    cross_border: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One ListingDecision event."""
+
+    decision_id: str
+    event_id: str
+    listing_id: str
+    seller_id: str
+    site: str
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    matched_rules: tuple[str, ...]
+    cluster: str | None
+    cross_border: bool
+    policy: str
+    policy_version: str
+    event_time_ms: int
+    decided_at_ms: int
+    source: SourceRef | None
+
+
+def decision_id_for(event_id: str, policy_version: str) -> str:
+    """Deterministic id, so re-deciding the same event under the same policy gives the same id."""
+    return str(uuid.uuid5(DECISION_ID_NAMESPACE, f"{event_id}|{policy_version}"))
+
+
+def make_decision(
+    listing: Listing,
+    verdict: Verdict,
+    *,
+    policy: str,
+    policy_version: str,
+    decided_at_ms: int,
+    source: SourceRef | None,
+) -> Decision:
+    return Decision(
+        decision_id=decision_id_for(listing.event_id, policy_version),
+        event_id=listing.event_id,
+        listing_id=listing.listing_id,
+        seller_id=listing.seller_id,
+        site=listing.site,
+        outcome=verdict.outcome,
+        reasons=verdict.reasons,
+        matched_rules=verdict.matched_rules,
+        cluster=verdict.cluster,
+        cross_border=verdict.cross_border,
+        policy=policy,
+        policy_version=policy_version,
+        event_time_ms=listing.event_time_ms,
+        decided_at_ms=decided_at_ms,
+        source=source,
+    )
