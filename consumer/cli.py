@@ -1,0 +1,277 @@
+"""`import-closure` command line: builds the objects, calls them, maps errors to exit codes.
+
+Exit codes: 0 success; 1 runtime failure (broker refused output, unexpected error);
+2 bad usage, bad configuration, invalid policy or invalid input lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from consumer import __version__, config, logs
+from consumer.clients import create_topics
+from consumer.codec.jsonform import decision_to_json, listing_from_json
+from consumer.errors import ConfigError, DecodeError, ImportClosureError, PolicyError
+from consumer.events import make_decision
+from consumer.policy import (
+    CompiledPolicy,
+    bundled_policy_text,
+    compile_policy,
+    evaluate,
+    explain,
+    load_policy,
+    summarize,
+)
+from consumer.producing import produce_samples
+from consumer.runner import run_worker
+
+log = logging.getLogger("consumer.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One clear line and exit 2, with a pointer to --help, never a traceback."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="import-closure",
+        description="Enforce an import-closure policy on marketplace listings (Kafka consumer and tools).",
+        epilog="Configuration: defaults < YAML file (--config or IMPORT_CLOSURE_CONFIG) < "
+        "IMPORT_CLOSURE_* environment < options. Any librdkafka property: IMPORT_CLOSURE_KAFKA_<NAME> "
+        "(e.g. IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS). Run `import-closure config` to see the result.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="decide JSON Lines listings with a policy, without Kafka",
+                           description="Read ListingCreated events as JSON Lines and print one decision per line.")
+    check.add_argument("file", nargs="?", default="-", help="JSON Lines file, or - for standard input (default)")
+    check.add_argument("--policy", type=Path, help="policy YAML (default: the bundled id-akar-import-closure)")
+    check.add_argument("--explain", action="store_true", help="print a readable account per listing instead")
+
+    validate = sub.add_parser("validate-policy", help="check a policy file and summarise it",
+                              description="Exit 0 with a summary, or 2 with every validation error.")
+    validate.add_argument("file", type=Path, help="policy YAML file")
+
+    run = sub.add_parser("run", help="run the Kafka worker",
+                         description="Consume listing-created, decide, produce decisions and dead letters.")
+    _add_common(run)
+    run.add_argument("--policy", type=Path, help="policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)")
+    run.add_argument("--until-idle", type=_positive_float, metavar="SECONDS",
+                     help="exit 0 once the assignment had no new input for SECONDS and all work is committed")
+    run.add_argument("--create-topics", action="store_true", default=None, help="create the topics on start")
+    run.add_argument("--summary", action="store_true", help="print a run summary to standard output at exit")
+    run.add_argument("--print-metrics", action="store_true",
+                     help="print the final Prometheus exposition to standard output at exit")
+
+    topics = sub.add_parser("topics", help="manage the service's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION",
+                                       parser_class=_Parser)
+    create = topics_sub.add_parser("create", help="create input, decision and dead-letter topics")
+    _add_common(create)
+    create.add_argument("--partitions", type=_positive_int, help="partitions per topic (default 6)")
+    create.add_argument("--replication", type=_positive_int, help="replication factor (default 1)")
+
+    sample = sub.add_parser("produce-sample", help="produce realistic ListingCreated events",
+                            description="Produce seeded sample listings (and optionally malformed messages).")
+    _add_common(sample)
+    sample.add_argument("--count", type=_positive_int, required=True, help="number of messages")
+    sample.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sample.add_argument("--rate", type=_positive_float, help="messages per second (default: as fast as possible)")
+    sample.add_argument("--bad-fraction", type=_fraction, default=0.0, help="share of malformed messages, 0..1")
+    sample.add_argument("--topic", help="target topic (default: the input topic)")
+
+    show = sub.add_parser("config", help="print the effective configuration, secrets redacted")
+    _add_common(show)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (default: IMPORT_CLOSURE_CONFIG)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"import-closure: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportClosureError as exc:
+        log.error("stopped", extra={"error": str(exc), "code": exc.code})
+        print(f"import-closure: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last boundary: log with traceback, exit non-zero, no crash dump
+        log.exception("unexpected error")
+        print(f"import-closure: unexpected error: {exc!r}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        return _check(args)
+    if args.command == "validate-policy":
+        return _validate(args)
+    settings = config.load(config_file=args.config, log_level=args.log_level)
+    logs.configure(settings.log_level)
+    if args.command == "config":
+        print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+        return EXIT_OK
+    if args.command == "topics":
+        return _topics_create(settings, args)
+    if args.command == "produce-sample":
+        return _produce_sample(settings, args)
+    return _run(settings, args)
+
+
+def load_policy_file(path: Path | None) -> CompiledPolicy:
+    """The policy at `path`, or the bundled default; one clear error for an unreadable file."""
+    if path is None:
+        return compile_policy(load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"policy file {path}: cannot read: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
+    return compile_policy(load_policy(text, str(path)))
+
+
+def _check(args: argparse.Namespace) -> int:
+    policy = load_policy_file(args.policy)
+    if args.file == "-":
+        lines = sys.stdin
+    else:
+        try:
+            lines = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    invalid = 0
+    now_ms = int(time.time() * 1000)
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                listing = listing_from_json(json.loads(line))
+            except json.JSONDecodeError as exc:
+                print(f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}", file=sys.stderr)
+                invalid += 1
+                continue
+            except DecodeError as exc:
+                print(f"line {number}: {exc.message}", file=sys.stderr)
+                invalid += 1
+                continue
+            if args.explain:
+                print(explain(listing, policy))
+                print()
+                continue
+            decision = make_decision(
+                listing, evaluate(listing, policy), policy=policy.policy_id,
+                policy_version=policy.version, decided_at_ms=now_ms, source=None,
+            )
+            print(json.dumps(decision_to_json(decision), ensure_ascii=False))
+    return EXIT_USAGE if invalid else EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    policy = load_policy_file(args.file)
+    print(summarize(policy))
+    return EXIT_OK
+
+
+def _topics_create(settings: config.Settings, args: argparse.Namespace) -> int:
+    for result in create_topics(settings, partitions=args.partitions, replication=args.replication):
+        print(f"{result.topic}: {result.detail}")
+    return EXIT_OK
+
+
+def _produce_sample(settings: config.Settings, args: argparse.Namespace) -> int:
+    topic = args.topic or settings.input_topic
+    produced = produce_samples(
+        settings, topic, count=args.count, seed=args.seed, rate=args.rate, bad_fraction=args.bad_fraction
+    )
+    print(f"produced {produced.total} messages to {topic} ({produced.bad} malformed) "
+          f"in {produced.seconds:.1f}s")
+    return EXIT_OK
+
+
+def _run(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.policy is not None:
+        settings = dataclasses.replace(settings, policy=args.policy)
+    if args.create_topics:
+        settings = dataclasses.replace(settings, create_topics=True)
+    policy = load_policy_file(settings.policy)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    result = run_worker(settings, policy, stop, until_idle=args.until_idle)
+    if args.summary:
+        print(result.summary_text())
+    if args.print_metrics:
+        print(result.metrics_text, end="")
+    return EXIT_OK
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT ask the loop to stop; a second signal exits at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise SystemExit(EXIT_FAILURE)
+        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

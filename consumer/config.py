@@ -1,0 +1,315 @@
+"""Settings from defaults < YAML file < IMPORT_CLOSURE_* environment; the only builder of librdkafka dicts.
+
+Merge order for client configs (later wins): library defaults we choose, then the user's
+`kafka` extras (file or IMPORT_CLOSURE_KAFKA_*), then the keys the worker's correctness depends on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from consumer.errors import ConfigError
+
+ENV_PREFIX = "IMPORT_CLOSURE_"
+KAFKA_ENV_PREFIX = "IMPORT_CLOSURE_KAFKA_"
+SCHEMA_REGISTRY_ENV_PREFIX = "IMPORT_CLOSURE_SCHEMA_REGISTRY_"
+CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+
+#: Substrings of librdkafka/registry keys whose values are never printed or logged.
+_SECRET_MARKERS = ("password", "secret", "sasl.jaas", "key.pem", "token", "user.info", "credentials")
+REDACTED = "***"
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`."""
+
+    group_id: str = "import-closure"
+    input_topic: str = "listing-created"
+    approved_topic: str = "listing-decisions"
+    rejected_topic: str = "listing-decisions"
+    dlq_topic: str = "listing-created.dlq"
+    policy: Path | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = 9400
+    log_level: str = "INFO"
+    shutdown_timeout: float = 25.0
+    #: /healthz turns 503 when the loop has not turned for this long (seconds).
+    stall_timeout: float = 60.0
+    worker_id: str = field(default_factory=_default_worker_id)
+    #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
+    batch_size: int = 1000
+    poll_timeout: float = 0.5
+    #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
+    max_in_flight: int = 50_000
+    topic_partitions: int = 6
+    topic_replication: int = 1
+    create_topics: bool = False
+    kafka: Mapping[str, str] = field(default_factory=lambda: {"bootstrap.servers": LOCAL_BOOTSTRAP})
+    schema_registry: Mapping[str, str] = field(default_factory=dict)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by ***."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Mapping):
+                value = {k: (REDACTED if is_secret(k) else v) for k, v in sorted(value.items())}
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
+
+
+def is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_MAPPING_FIELDS = ("kafka", "schema_registry")
+
+
+def _coerce(name: str, raw: object, origin: str) -> object:
+    """Turn a file or env value into the field's type; one clear message when it does not fit."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            value: object = int(str(raw))
+            if value <= 0 and name != "http_port":  # type: ignore[operator]
+                raise ValueError(raw)
+            if name == "http_port" and not 0 <= value <= 65535:  # type: ignore[operator]
+                raise ValueError(raw)
+            return value
+        if kind == "float":
+            value = float(str(raw))
+            if value <= 0:  # type: ignore[operator]
+                raise ValueError(raw)
+            return value
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "Path | None":
+            return Path(str(raw)) if raw not in (None, "") else None
+    except ValueError as exc:
+        msg = f"{origin}: invalid value {raw!r} for {name} (expected a positive {kind})"
+        raise ConfigError(msg) from exc
+    if not isinstance(raw, str) or not raw.strip():
+        msg = f"{origin}: {name} must be a non-empty string, got {raw!r}"
+        raise ConfigError(msg)
+    if name == "log_level":
+        level = raw.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            msg = f"{origin}: log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+            raise ConfigError(msg)
+        return level
+    return raw
+
+
+def _from_file(path: Path) -> dict[str, object]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"config file {path}: cannot read: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = f"config file {path}: not valid YAML: {exc}"
+        raise ConfigError(msg) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        msg = f"config file {path}: the top level must be a mapping of setting: value"
+        raise ConfigError(msg)
+    values: dict[str, object] = {}
+    for key, raw in data.items():
+        origin = f"config file {path}: {key}"
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            msg = f"config file {path}: unknown setting {key!r} (known: {known})"
+            raise ConfigError(msg)
+        if key in _MAPPING_FIELDS:
+            if not isinstance(raw, dict):
+                msg = f"{origin}: must be a mapping of property: value"
+                raise ConfigError(msg)
+            values[key] = {str(k): _scalar(v) for k, v in raw.items()}
+        else:
+            values[key] = _coerce(key, raw, f"config file {path}")
+    return values
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _from_env(env: Mapping[str, str]) -> tuple[dict[str, object], dict[str, str], dict[str, str]]:
+    values: dict[str, object] = {}
+    kafka: dict[str, str] = {}
+    registry: dict[str, str] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_FILE_ENV:
+            continue
+        if key.startswith(KAFKA_ENV_PREFIX):
+            kafka[key[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")] = raw
+            continue
+        if key.startswith(SCHEMA_REGISTRY_ENV_PREFIX):
+            registry[key[len(SCHEMA_REGISTRY_ENV_PREFIX) :].lower().replace("_", ".")] = raw
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in _FIELDS or name in _MAPPING_FIELDS:
+            msg = f"environment: unknown setting {key} (see `import-closure config --help`)"
+            raise ConfigError(msg)
+        values[name] = _coerce(name, raw, f"environment {key}")
+    return values, kafka, registry
+
+
+def load(
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    **overrides: object,
+) -> Settings:
+    """Settings from defaults < YAML file < environment < explicit overrides (CLI flags).
+
+    The file is `config_file`, else the path in IMPORT_CLOSURE_CONFIG, else none.
+    """
+    env = os.environ if env is None else env
+    if config_file is None and env.get(CONFIG_FILE_ENV):
+        config_file = Path(env[CONFIG_FILE_ENV])
+    values: dict[str, object] = _from_file(config_file) if config_file else {}
+    kafka = dict(Settings().kafka)
+    kafka.update(values.pop("kafka", {}))  # type: ignore[call-overload]
+    registry: dict[str, str] = dict(values.pop("schema_registry", {}))  # type: ignore[call-overload]
+    env_values, env_kafka, env_registry = _from_env(env)
+    values.update(env_values)
+    kafka.update(env_kafka)
+    registry.update(env_registry)
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"option --{name.replace('_', '-')}")
+    if not kafka.get("bootstrap.servers"):
+        msg = "kafka bootstrap.servers is empty (set IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS)"
+        raise ConfigError(msg)
+    if registry and not registry.get("url"):
+        msg = "schema_registry settings given without a url (set IMPORT_CLOSURE_SCHEMA_REGISTRY_URL)"
+        raise ConfigError(msg)
+    return Settings(kafka=kafka, schema_registry=registry, **values)  # type: ignore[arg-type]
+
+
+# Keys the worker's guarantees depend on; user extras cannot override them.
+_CONSUMER_OWNED = {
+    # Offsets are stored by hand only after the decision or dead letter is acknowledged.
+    "enable.auto.offset.store": False,
+    # The background committer commits only what we stored: durable work, never more.
+    "enable.auto.commit": True,
+    # Messages carry our own fields; librdkafka must not fabricate EOF events in the loop.
+    "enable.partition.eof": False,
+}
+_CONSUMER_DEFAULTS = {
+    # KIP-848: incremental, broker-driven rebalances (Kafka 4 and librdkafka >= 2.10).
+    "group.protocol": "consumer",
+    "auto.offset.reset": "earliest",
+    "auto.commit.interval.ms": 1000,
+    # Fetch big batches; Python pays per call, not per byte.
+    "fetch.min.bytes": 1,
+    "queued.min.messages": 20000,
+}
+_PRODUCER_OWNED = {
+    # Idempotence implies acks=all and ordered, de-duplicated retries per partition.
+    "enable.idempotence": True,
+    "acks": "all",
+    # 0 = retry forever: a decision must never be dropped because the broker was away.
+    "message.timeout.ms": 0,
+}
+_PRODUCER_DEFAULTS = {
+    "linger.ms": 20,
+    "compression.type": "lz4",
+    "batch.num.messages": 10000,
+    "queue.buffering.max.messages": 200000,
+}
+
+
+def _merge(*layers: Mapping[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for layer in layers:
+        out.update(layer)
+    return out
+
+
+def consumer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+    """librdkafka consumer config: defaults < settings.kafka < overrides < owned keys."""
+    base = _merge(
+        _CONSUMER_DEFAULTS,
+        {"group.id": settings.group_id, "client.id": settings.worker_id},
+        settings.kafka,
+    )
+    if base.get("group.protocol") == "classic":
+        base.setdefault("partition.assignment.strategy", "cooperative-sticky")
+    return _merge(base, _dotted(overrides), _CONSUMER_OWNED)
+
+
+def producer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+    """librdkafka producer config: defaults < settings.kafka < overrides < owned keys."""
+    common = _without_consumer_keys(settings.kafka)
+    base = _merge(_PRODUCER_DEFAULTS, {"client.id": settings.worker_id}, common)
+    return _merge(base, _dotted(overrides), _PRODUCER_OWNED)
+
+
+def admin_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+    return _merge(_without_consumer_keys(settings.kafka), _dotted(overrides))
+
+
+def plain_consumer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+    """A consumer for tools and tests (no owned keys): defaults < settings.kafka < overrides."""
+    base = _merge(_CONSUMER_DEFAULTS, {"group.id": settings.group_id}, settings.kafka)
+    return _merge(base, _dotted(overrides))
+
+
+def plain_producer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+    """A producer for tools and tests: our defaults without the forever-retry owned keys."""
+    base = _merge(_PRODUCER_DEFAULTS, _without_consumer_keys(settings.kafka))
+    return _merge(base, {"enable.idempotence": True}, _dotted(overrides))
+
+
+def registry_conf(settings: Settings) -> dict[str, str]:
+    return dict(settings.schema_registry)
+
+
+_CONSUMER_ONLY = ("group.", "auto.offset", "enable.auto", "fetch.", "queued.", "session.",
+                  "heartbeat.", "max.poll", "partition.assignment", "isolation.level")
+
+
+def _without_consumer_keys(kafka: Mapping[str, str]) -> dict[str, str]:
+    """Drop consumer-only properties, which a producer or admin client would warn about."""
+    return {k: v for k, v in kafka.items() if not k.startswith(_CONSUMER_ONLY)}
+
+
+_CALLBACK_KEYS = ("error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_commit", "on_delivery", "logger")
+
+
+def _dotted(overrides: Mapping[str, object]) -> dict[str, object]:
+    """Accept `auto_offset_reset=` as well as `**{"auto.offset.reset": ...}`; callbacks keep their names."""
+    return {k if k in _CALLBACK_KEYS else k.replace("_", "."): v for k, v in overrides.items()}

@@ -1,0 +1,150 @@
+"""Every import_closure_* series, on an injected registry. Updated per batch, never per message."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from consumer.pipeline import Tally
+
+# Decision latency runs from event_time, so it includes upstream delay: buckets reach minutes.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class _LagCollector(Collector):
+    """Reads the worker's latest lag snapshot at scrape time, so revoked partitions disappear."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lag: dict[tuple[str, int], int] = {}
+
+    def set(self, lag: Mapping[tuple[str, int], int]) -> None:
+        with self._lock:
+            self._lag = dict(lag)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "import_closure_consumer_lag",
+            "Messages between the committed position and the high watermark, per assigned partition.",
+            labels=["topic", "partition"],
+        )
+        with self._lock:
+            items = sorted(self._lag.items())
+        for (topic, partition), lag in items:
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+class Metrics:
+    """One object holding every series; pass a fresh CollectorRegistry in tests."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = PromCounter(
+            "import_closure_events",
+            "Input events whose outcome was acknowledged by the broker, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.decisions = PromCounter(
+            "import_closure_decisions",
+            "Acknowledged decisions by outcome and product cluster (none when no cluster matched).",
+            ["outcome", "cluster"],
+            registry=registry,
+        )
+        self.rejections = PromCounter(
+            "import_closure_rejections",
+            "Acknowledged rejection reasons by reason code and rule id.",
+            ["reason", "rule_id"],
+            registry=registry,
+        )
+        self.dead_letters = PromCounter(
+            "import_closure_dead_letters",
+            "Acknowledged dead-letter records by error code.",
+            ["error_code"],
+            registry=registry,
+        )
+        self.decision_latency = Histogram(
+            "import_closure_decision_latency_seconds",
+            "Time from the listing's event_time to the broker's acknowledgement of its decision.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "import_closure_batch_duration_seconds",
+            "Time to decode, evaluate and encode one consumed batch.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "import_closure_assigned_partitions",
+            "Partitions of the input topic currently assigned to this worker.",
+            registry=registry,
+        )
+        self.rebalances = PromCounter(
+            "import_closure_rebalances",
+            "Rebalance callbacks by event: assigned, revoked or lost.",
+            ["event"],
+            registry=registry,
+        )
+        self.commit_failures = PromCounter(
+            "import_closure_commit_failures",
+            "Offset commits the broker did not accept.",
+            registry=registry,
+        )
+        self.policy_info = Gauge(
+            "import_closure_policy_info",
+            "The policy in use: always 1, identified by its labels.",
+            ["policy", "version"],
+            registry=registry,
+        )
+        self.last_progress = Gauge(
+            "import_closure_last_progress_timestamp_seconds",
+            "Unix time at which the processing loop last completed a turn.",
+            registry=registry,
+        )
+        self._lag = _LagCollector()
+        registry.register(self._lag)
+        for outcome in ("approved", "rejected", "dead_lettered"):
+            self.events.labels(outcome)  # present at 0 from the start, so rate() works at once
+        for event in ("assigned", "revoked", "lost"):
+            self.rebalances.labels(event)
+
+    def set_policy(self, policy: str, version: str) -> None:
+        self.policy_info.clear()
+        self.policy_info.labels(policy, version).set(1)
+
+    def set_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
+        self._lag.set(lag)
+
+    def record(self, tally: Tally, acked_at_ms: int) -> None:
+        """Add one acknowledged tally: one labels() lookup per distinct label set, not per message."""
+        approved = rejected = 0
+        for (outcome, cluster), n in tally.decisions.items():
+            self.decisions.labels(outcome, cluster).inc(n)
+            if outcome == "approved":
+                approved += n
+            else:
+                rejected += n
+        for (reason, rule_id), n in tally.rejections.items():
+            self.rejections.labels(reason, rule_id).inc(n)
+        dead = 0
+        for code, n in tally.dead_letters.items():
+            self.dead_letters.labels(code).inc(n)
+            dead += n
+        if approved:
+            self.events.labels("approved").inc(approved)
+        if rejected:
+            self.events.labels("rejected").inc(rejected)
+        if dead:
+            self.events.labels("dead_lettered").inc(dead)
+        self._observe_latencies(acked_at_ms, tally.event_times_ms)
+
+    def _observe_latencies(self, acked_at_ms: int, event_times_ms: Iterable[int]) -> None:
+        observe = self.decision_latency.observe
+        for event_ms in event_times_ms:
+            observe(max(0.0, (acked_at_ms - event_ms) / 1000.0))

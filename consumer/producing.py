@@ -1,0 +1,79 @@
+"""produce-sample's shell: encodes generated listings (and malformed values) and produces them."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from consumer import config
+from consumer.codec import AvroCodec
+from consumer.config import Settings
+from consumer.errors import DeliveryError
+from consumer.sample import SampleSpec, generate, malformed
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    total: int
+    bad: int
+    seconds: float
+
+
+def produce_samples(
+    settings: Settings,
+    topic: str,
+    *,
+    count: int,
+    seed: int = 1,
+    rate: float | None = None,
+    bad_fraction: float = 0.0,
+    spec: SampleSpec | None = None,
+) -> Produced:
+    """Produce `count` messages, `bad_fraction` of them malformed; waits until all are acknowledged."""
+    codec = AvroCodec()
+    rng = random.Random(seed ^ 0x5EED)
+    spec = spec or SampleSpec(base_time_ms=int(time.time() * 1000) - count)
+    failures: list[str] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None and not failures:
+            failures.append(error.str())
+
+    producer = Producer(config.plain_producer_conf(settings, on_delivery=delivered))
+    started = time.monotonic()
+    bad = 0
+    listings = generate(seed, spec)
+    for n in range(count):
+        listing = next(listings)
+        value = codec.encode_listing(listing)
+        if bad_fraction and rng.random() < bad_fraction:
+            value = malformed(rng, value)
+            bad += 1
+        headers = [("traceparent", f"00-{n:032x}-{seed:016x}-01".encode())]
+        _produce(producer, topic, listing.listing_id.encode(), value, headers)
+        if rate:
+            _pace(started, n + 1, rate)
+    producer.flush()
+    if failures:
+        msg = f"{topic}: producing samples failed: {failures[0]}"
+        raise DeliveryError(msg)
+    return Produced(count, bad, time.monotonic() - started)
+
+
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers)
+            producer.poll(0)
+            return
+        except BufferError:
+            producer.poll(0.1)  # queue full: wait for deliveries, never drop
+
+
+def _pace(started: float, sent: int, rate: float) -> None:
+    ahead = sent / rate - (time.monotonic() - started)
+    if ahead > 0:
+        time.sleep(ahead)

@@ -1,0 +1,109 @@
+"""Composition root of `run`: builds registry, metrics, health server, clients and worker, then runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from consumer import config
+from consumer.clients import build_consumer, build_producer, create_topics
+from consumer.codec import AvroCodec
+from consumer.config import Settings
+from consumer.health import Health, HealthServer
+from consumer.metrics import Metrics
+from consumer.policy import CompiledPolicy
+from consumer.registry_client import RegistrySchemaSource
+from consumer.worker import ClientEvents, Decider, RunSummary, Telemetry, Worker
+
+log = logging.getLogger(__name__)
+
+#: librdkafka statistics feed readiness (broker connection state); every few seconds is plenty.
+STATS_INTERVAL_MS = 5000
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    summary: RunSummary
+    metrics_text: str
+
+    def summary_text(self) -> str:
+        s = self.summary
+        lines = [
+            f"events: {s.events} in {s.finished - s.started:.1f}s ({s.events_per_second:,.0f} events/s)",
+            "by outcome: " + _counts(s.outcomes),
+            "by cluster: " + _counts(s.clusters),
+            "rejections by reason: " + _counts(s.reasons),
+            "dead letters by error code: " + _counts(s.dead_letters),
+        ]
+        return "\n".join(lines)
+
+
+def _counts(counter: dict[str, int]) -> str:
+    if not counter:
+        return "none"
+    return ", ".join(f"{k}={v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with our series plus the process, platform and GC collectors, never the global one."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def build_codec(settings: Settings) -> AvroCodec:
+    if not settings.schema_registry:
+        return AvroCodec()
+    source = RegistrySchemaSource(config.registry_conf(settings))
+    decision_id = source.register_decision_schema(f"{settings.approved_topic}-value")
+    return AvroCodec(source, decision_schema_id=decision_id)
+
+
+def run_worker(
+    settings: Settings,
+    policy: CompiledPolicy,
+    stop: threading.Event,
+    *,
+    until_idle: float | None = None,
+) -> RunResult:
+    registry = new_registry()
+    metrics = Metrics(registry)
+    metrics.set_policy(policy.policy_id, policy.version)
+    health = Health(stall_timeout=settings.stall_timeout)
+    health.policy_loaded = True
+    log.info("policy loaded", extra={"policy": policy.policy_id, "version": policy.version})
+    if settings.create_topics:
+        for result in create_topics(settings):
+            log.info("topic", extra={"topic": result.topic, "detail": result.detail})
+    server = HealthServer(settings.http_host, settings.http_port, registry, health)
+    server.start()
+    log.info("http server listening", extra={"host": settings.http_host, "port": server.port})
+    events = ClientEvents(metrics, health)
+    callbacks = {"error_cb": events.on_error}
+    consumer = build_consumer(
+        settings, on_commit=events.on_commit, stats_cb=events.on_stats,
+        **{"statistics.interval.ms": STATS_INTERVAL_MS}, **callbacks,
+    )
+    producer = build_producer(settings, **callbacks)
+    worker = Worker(
+        settings, consumer, producer, Decider(build_codec(settings), policy),
+        Telemetry(metrics, health, events), stop,
+    )
+    try:
+        summary = worker.run(until_idle=until_idle)
+    finally:
+        producer.flush(5)
+        server.stop()
+    log.info(
+        "worker stopped",
+        extra={"events": summary.events, "events_per_second": round(summary.events_per_second),
+               "outcomes": dict(summary.outcomes), "dead_letters": dict(summary.dead_letters)},
+    )
+    return RunResult(summary, generate_latest(registry).decode())

@@ -1,0 +1,457 @@
+"""The processing loop: poll, decide_batch, produce, commit; rebalance callbacks; backpressure; shutdown.
+
+Delivery guarantee: at-least-once. An input offset is stored (and so auto-committed) only when the
+output of that message and of every earlier message of its partition has been acknowledged by the
+broker (see offsets.py). Revocation and shutdown wait for in-flight outputs, then commit synchronously.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumer.codec import AvroCodec
+from consumer.config import Settings
+from consumer.deadletter import dead_letter_headers, describe
+from consumer.errors import DeliveryError, RebalanceError, SchemaSourceUnavailable
+from consumer.events import RawRecord
+from consumer.health import Health
+from consumer.metrics import Metrics
+from consumer.offsets import Chunk, OffsetLedger
+from consumer.pipeline import Decided, DeadLettered, Result, Tally, decide_batch, tally
+from consumer.policy import CompiledPolicy
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+#: How often lag is refreshed and the dead-letter summary logged (seconds).
+REPORT_INTERVAL = 2.0
+DLQ_SUMMARY_INTERVAL = 30.0
+#: Back-off while the schema registry is unreachable (seconds).
+REGISTRY_RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """The pure core the loop calls per batch."""
+
+    codec: AvroCodec
+    policy: CompiledPolicy
+
+    def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
+        return decide_batch(records, self.codec, self.policy, now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    metrics: Metrics
+    health: Health
+    events: ClientEvents
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """Totals of acknowledged work, for the demo's summary and the CLI's last log line."""
+
+    started: float
+    finished: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    clusters: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+    def add(self, t: Tally) -> None:
+        for (outcome, cluster), n in t.decisions.items():
+            self.outcomes[outcome] += n
+            self.clusters[cluster] += n
+        for (reason, _rule), n in t.rejections.items():
+            self.reasons[reason] += n
+        for code, n in t.dead_letters.items():
+            self.outcomes["dead_lettered"] += n
+            self.dead_letters[code] += n
+
+    @property
+    def events(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def events_per_second(self) -> float:
+        elapsed = (self.finished or time.monotonic()) - self.started
+        return self.events / elapsed if elapsed > 0 else 0.0
+
+
+class ClientEvents:
+    """librdkafka's client-level callbacks. Built before the clients, handed to them and to the Worker.
+
+    Callbacks never raise: a fatal error is recorded in `fatal` and the loop raises it.
+    """
+
+    def __init__(self, metrics: Metrics, health: Health) -> None:
+        self._metrics = metrics
+        self._health = health
+        self.fatal: BaseException | None = None
+
+    def on_error(self, error: KafkaError) -> None:
+        """Most client errors are transient (librdkafka reconnects); fatal ones stop the loop."""
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._health.broker_up = False
+        if error.fatal() and self.fatal is None:
+            self.fatal = DeliveryError(f"fatal Kafka client error: {error.str()}")
+        log.warning("kafka client error", extra={"code": error.name(), "detail": error.str()})
+
+    def on_stats(self, stats_json: str) -> None:
+        """librdkafka statistics: readiness follows whether any broker connection is UP."""
+        brokers = json.loads(stats_json).get("brokers", {}).values()
+        self._health.broker_up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers)
+
+    def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None or error.code() == KafkaError._NO_OFFSET:
+            return
+        self._metrics.commit_failures.inc()
+        log.warning("offset commit failed", extra={"detail": error.str(), "partitions": _names(partitions)})
+
+
+class Worker:
+    """Owns the loop and the callbacks; every collaborator arrives through the constructor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        producer: Producer,
+        decider: Decider,
+        telemetry: Telemetry,
+        stop: threading.Event,
+        clock: Clock = time.time,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._producer = producer
+        self._decider = decider
+        self._metrics = telemetry.metrics
+        self._health = telemetry.health
+        self._stop = stop
+        self._clock = clock
+        self._ledger: OffsetLedger[Tally] = OffsetLedger()
+        self._assigned: set[tuple[str, int]] = set()
+        self._paused = False
+        self._events = telemetry.events
+        self._retry: list[tuple[Chunk[Tally], Message]] = []
+        self._last_input = time.monotonic()
+        self._last_report = 0.0
+        self._dlq_window: Counter[str] = Counter()
+        self._dlq_window_start = time.monotonic()
+        self.summary = RunSummary(started=time.monotonic())
+
+    # ---- the loop ----
+
+    def run(self, until_idle: float | None = None) -> RunSummary:
+        """Process until stop is set (signal) or, with until_idle, until the input has been quiet that long."""
+        self._consumer.subscribe(
+            [self._settings.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info("worker started", extra={"topic": self._settings.input_topic, "group": self._settings.group_id})
+        try:
+            while not self._stop.is_set():
+                self._turn()
+                if until_idle is not None and self._idle_for(until_idle):
+                    log.info("input idle, stopping", extra={"idle_seconds": until_idle})
+                    break
+            self._shutdown()
+        finally:
+            self._health.stopping = True
+            self._consumer.close()
+        self.summary.finished = time.monotonic()
+        return self.summary
+
+    def _turn(self) -> None:
+        self._health.beat()
+        if self._events.fatal is not None:
+            raise self._events.fatal
+        self._resend_failed()
+        self._apply_backpressure()
+        messages = self._consumer.consume(
+            num_messages=self._settings.batch_size, timeout=0.1 if self._paused else self._settings.poll_timeout
+        )
+        if self._events.fatal is not None:
+            raise self._events.fatal
+        records = self._records(messages)
+        if records:
+            self._last_input = time.monotonic()
+            self._process(records)
+        self._producer.poll(0)
+        self._store_done()
+        self._report()
+
+    def _records(self, messages: list[Message]) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("consume error", extra={"code": err.name(), "detail": err.str()})
+                continue
+            self._health.broker_up = True
+            ts_type, ts = m.timestamp()
+            records.append(
+                RawRecord(m.topic(), m.partition(), m.offset(), ts if ts_type else None, m.key(), m.value(),
+                          tuple(m.headers() or ()))
+            )
+        return records
+
+    def _process(self, records: list[RawRecord]) -> None:
+        started = time.perf_counter()
+        results = self._decide(records)
+        self._metrics.batch_duration.observe(time.perf_counter() - started)
+        by_partition: dict[tuple[str, int], list[Result]] = {}
+        for result in results:
+            r = result.record
+            by_partition.setdefault((r.topic, r.partition), []).append(result)
+        for (topic, partition), group in by_partition.items():
+            chunk = self._ledger.open(
+                topic, partition, group[0].record.offset, group[-1].record.offset, len(group), tally(group)
+            )
+            self._produce_all(group, chunk)
+
+    def _decide(self, records: list[RawRecord]) -> list[Result]:
+        """Decide a batch; while the schema registry is away, wait and retry rather than dead-letter."""
+        while True:
+            try:
+                return self._decider.decide(records, int(self._clock() * 1000))
+            except SchemaSourceUnavailable as exc:
+                log.warning("schema registry unavailable, retrying batch", extra={"detail": str(exc)})
+                self._producer.poll(REGISTRY_RETRY_DELAY)
+                if self._stop.is_set():
+                    raise
+
+    def _produce_all(self, group: list[Result], chunk: Chunk[Tally]) -> None:
+        settings = self._settings
+        on_delivery = self._delivery_callback(chunk)
+        produce = self._producer.produce
+        for result in group:
+            if isinstance(result, Decided):
+                d = result.decision
+                topic = settings.approved_topic if d.outcome == "APPROVED" else settings.rejected_topic
+                args: tuple[Any, ...] = (topic, result.value, d.listing_id.encode(), list(result.headers))
+            else:
+                r = result.record
+                self._dlq_window[result.code] += 1
+                log.debug("dead letter", extra={"detail": describe(r, result.code, result.message)})
+                headers = dead_letter_headers(r, result.code, result.message, settings.worker_id)
+                args = (settings.dlq_topic, r.value, r.key, headers)
+            while True:
+                try:
+                    produce(args[0], value=args[1], key=args[2], headers=args[3], on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    # Local queue full: serve delivery reports until there is room. Never drop.
+                    self._producer.poll(0.1)
+
+    def _delivery_callback(self, chunk: Chunk[Tally]) -> Callable[[KafkaError | None, Message], None]:
+        """One closure per chunk. Callbacks never raise: they record, and the loop acts."""
+        ack = chunk.ack
+        retry = self._retry
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                ack()
+            elif error.retriable() or error.code() == KafkaError._MSG_TIMED_OUT:
+                retry.append((chunk, message))
+            elif self._events.fatal is None:
+                self._events.fatal = DeliveryError(
+                    f"{message.topic()}: broker refused output: {error.str()} ({error.name()})"
+                )
+
+        return delivered
+
+    def _resend_failed(self) -> None:
+        pending, self._retry[:] = list(self._retry), []
+        for chunk, message in pending:
+            if (chunk.topic, chunk.partition) not in self._assigned:
+                continue  # partition moved on; its new owner re-processes from the committed offset
+            log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
+            self._producer.produce(
+                message.topic(), value=message.value(), key=message.key(),
+                headers=message.headers() or [], on_delivery=self._delivery_callback(chunk),
+            )
+
+    def _apply_backpressure(self) -> None:
+        """Stop fetching while too much output is unacknowledged (e.g. the broker is away)."""
+        in_flight = self._ledger.in_flight()
+        limit = self._settings.max_in_flight
+        if not self._paused and in_flight >= limit:
+            self._consumer.pause(self._tps(self._assigned))
+            self._paused = True
+            log.warning("backpressure: pausing fetch", extra={"in_flight": in_flight})
+        elif self._paused and in_flight < limit // 2:
+            self._consumer.resume(self._tps(self._assigned))
+            self._paused = False
+            log.info("backpressure released: resuming fetch", extra={"in_flight": in_flight})
+        if self._paused:
+            self._producer.poll(0.1)
+
+    def _store_done(self) -> dict[tuple[str, int], int]:
+        """Store offsets of finished work for the auto-committer; count it in metrics."""
+        offsets, finished = self._ledger.pop_done()
+        if finished:
+            now_ms = int(self._clock() * 1000)
+            for chunk in finished:
+                self._metrics.record(chunk.payload, now_ms)
+                self.summary.add(chunk.payload)
+            self._health.broker_up = True
+        if offsets:
+            owned = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self._assigned]
+            if owned:
+                self._consumer.store_offsets(offsets=owned)
+        return offsets
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if now - self._last_report < REPORT_INTERVAL:
+            return
+        self._last_report = now
+        self._metrics.last_progress.set(self._clock())
+        self._refresh_lag()
+        if now - self._dlq_window_start >= DLQ_SUMMARY_INTERVAL:
+            self._log_dead_letter_summary(now)
+
+    def _log_dead_letter_summary(self, now: float) -> None:
+        if self._dlq_window:
+            log.warning(
+                "dead letters in the last interval",
+                extra={"seconds": round(now - self._dlq_window_start), "by_code": dict(self._dlq_window),
+                       "total": sum(self._dlq_window.values())},
+            )
+        self._dlq_window.clear()
+        self._dlq_window_start = now
+
+    def _refresh_lag(self) -> None:
+        if not self._assigned:
+            self._metrics.set_lag({})
+            return
+        lag: dict[tuple[str, int], int] = {}
+        positions = self._consumer.position(self._tps(self._assigned))
+        for tp in positions:
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        self._metrics.set_lag(lag)
+
+    def _idle_for(self, seconds: float) -> bool:
+        quiet = time.monotonic() - self._last_input >= seconds
+        return quiet and not self._ledger.pending() and not self._retry
+
+    # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+            self._last_input = time.monotonic()  # a new assignment restarts the idle clock
+            self._metrics.rebalances.labels("assigned").inc()
+            self._metrics.assigned_partitions.set(len(self._assigned))
+            self._health.joined = True
+            if self._paused and partitions:
+                consumer.pause(partitions)
+            log.info("partitions assigned", extra={"partitions": _names(partitions)})
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            raise RebalanceError(f"on_assign failed: {exc}") from exc
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Finish and commit the revoked partitions' in-flight work before giving them up."""
+        try:
+            revoked = {(tp.topic, tp.partition) for tp in partitions}
+            self._metrics.rebalances.labels("revoked").inc()
+            self._drain(revoked, self._settings.shutdown_timeout)
+            offsets = self._store_done()
+            self._commit_sync({tp: o for tp, o in offsets.items() if tp in revoked} or None, consumer)
+            self._release(revoked)
+            log.info("partitions revoked", extra={"partitions": _names(partitions)})
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            raise RebalanceError(f"on_revoke failed: {exc}") from exc
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Lost partitions already belong to someone else: do not commit; their new owner redoes the work."""
+        try:
+            lost = {(tp.topic, tp.partition) for tp in partitions}
+            self._metrics.rebalances.labels("lost").inc()
+            self._release(lost)
+            log.warning("partitions lost", extra={"partitions": _names(partitions)})
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            raise RebalanceError(f"on_lost failed: {exc}") from exc
+
+    def _release(self, partitions: set[tuple[str, int]]) -> None:
+        dropped = self._ledger.forget(partitions)
+        if dropped:
+            log.warning("gave up unfinished work", extra={"chunks": len(dropped),
+                        "outputs": sum(c.remaining for c in dropped)})
+        self._assigned -= partitions
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._metrics.set_lag({})
+        if not self._assigned:
+            self._health.joined = False
+
+    def _drain(self, partitions: set[tuple[str, int]] | None, timeout: float) -> bool:
+        """Serve delivery reports until the given partitions' (or all) outputs are acknowledged."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._resend_failed()
+            if self._ledger.in_flight(partitions) == 0:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._events.fatal is not None:
+                return False
+            self._producer.poll(min(0.1, remaining))
+
+    def _commit_sync(self, offsets: dict[tuple[str, int], int] | None, consumer: Consumer) -> None:
+        """Synchronous commit of stored offsets (or the given ones); failures are counted, not raised."""
+        try:
+            if offsets:
+                consumer.commit(offsets=self._tps_at(offsets), asynchronous=False)
+            else:
+                consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError._NO_OFFSET:
+                self._metrics.commit_failures.inc()
+                log.warning("offset commit failed", extra={"detail": error.str()})
+
+    def _shutdown(self) -> None:
+        """Stop fetching, deliver in-flight work, commit, within the shutdown timeout."""
+        timeout = self._settings.shutdown_timeout
+        log.info("shutting down", extra={"in_flight": self._ledger.in_flight(), "timeout_seconds": timeout})
+        self._health.stopping = True
+        if self._assigned:
+            self._consumer.pause(self._tps(self._assigned))
+        delivered = self._drain(None, timeout * 0.8)
+        self._store_done()
+        if self._events.fatal is not None:
+            raise self._events.fatal
+        if not delivered:
+            log.warning("shutdown timeout: undelivered work stays uncommitted and will be re-processed",
+                        extra={"in_flight": self._ledger.in_flight()})
+        self._commit_sync(None, self._consumer)
+        self._log_dead_letter_summary(time.monotonic())
+
+    @staticmethod
+    def _tps(keys: set[tuple[str, int]]) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(keys)]
+
+    @staticmethod
+    def _tps_at(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

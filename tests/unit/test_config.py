@@ -1,0 +1,134 @@
+"""Settings: defaults < file < environment < options; one clear error for a bad setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consumer import config
+from consumer.errors import ConfigError
+
+
+class TestLoad:
+    def test_defaults_work_against_the_local_broker(self) -> None:
+        """With nothing set, the worker talks to the local Kafka with the documented topic names."""
+        settings = config.load(env={})
+        assert settings.kafka["bootstrap.servers"] == "127.0.0.1:9092"
+        assert (settings.input_topic, settings.approved_topic, settings.dlq_topic) == (
+            "listing-created", "listing-decisions", "listing-created.dlq")
+        assert settings.group_id == "import-closure"
+        assert settings.shutdown_timeout < 30
+
+    def test_environment_beats_file(self, tmp_path: Path) -> None:
+        """A value in IMPORT_CLOSURE_* wins over the same setting in the YAML file."""
+        path = tmp_path / "c.yaml"
+        path.write_text("group_id: from-file\nhttp_port: 9000\nkafka:\n  linger.ms: 5\n")
+        settings = config.load(env={"IMPORT_CLOSURE_GROUP_ID": "from-env"}, config_file=path)
+        assert settings.group_id == "from-env"
+        assert settings.http_port == 9000
+        assert settings.kafka["linger.ms"] == "5"
+
+    def test_config_file_named_by_environment(self, tmp_path: Path) -> None:
+        """IMPORT_CLOSURE_CONFIG names the file when no option does."""
+        path = tmp_path / "c.yaml"
+        path.write_text("dlq_topic: dead\n")
+        assert config.load(env={"IMPORT_CLOSURE_CONFIG": str(path)}).dlq_topic == "dead"
+
+    def test_any_librdkafka_property_passes_through(self) -> None:
+        """IMPORT_CLOSURE_KAFKA_<NAME> becomes <name> with dots, e.g. SASL settings."""
+        settings = config.load(env={
+            "IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
+            "IMPORT_CLOSURE_KAFKA_SASL_MECHANISM": "PLAIN",
+            "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
+        })
+        conf = config.consumer_conf(settings)
+        assert conf["bootstrap.servers"] == "b1:9093"
+        assert conf["sasl.mechanism"] == "PLAIN"
+        assert conf["sasl.password"] == "hunter2"
+
+    def test_options_beat_environment(self) -> None:
+        """A CLI option (passed as an override) wins over the environment."""
+        settings = config.load(env={"IMPORT_CLOSURE_LOG_LEVEL": "DEBUG"}, log_level="warning")
+        assert settings.log_level == "WARNING"
+
+    @pytest.mark.parametrize(
+        ("env", "match"),
+        [
+            ({"IMPORT_CLOSURE_HTTP_PORT": "eighty"}, "IMPORT_CLOSURE_HTTP_PORT: invalid value 'eighty'"),
+            ({"IMPORT_CLOSURE_BATCH_SIZE": "0"}, "invalid value '0' for batch_size"),
+            ({"IMPORT_CLOSURE_LOG_LEVEL": "LOUD"}, "log_level must be one of"),
+            ({"IMPORT_CLOSURE_GRUOP_ID": "x"}, "unknown setting IMPORT_CLOSURE_GRUOP_ID"),
+            ({"IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": ""}, "bootstrap.servers is empty"),
+            ({"IMPORT_CLOSURE_CONFIG": "/nonexistent/c.yaml"}, "cannot read"),
+        ],
+        ids=["port-not-a-number", "zero-batch", "bad-level", "typo", "empty-bootstrap", "missing-file"],
+    )
+    def test_bad_setting_gives_one_clear_message(self, env: dict[str, str], match: str) -> None:
+        """Each bad setting names itself and what is wrong with it."""
+        with pytest.raises(ConfigError, match=match):
+            config.load(env=env)
+
+    @pytest.mark.parametrize(
+        ("text", "match"),
+        [
+            ("- a\n- b\n", "top level must be a mapping"),
+            ("group_id: [\n", "not valid YAML"),
+            ("topics: {}\n", "unknown setting 'topics'"),
+            ("kafka: 3\n", "kafka: must be a mapping"),
+        ],
+        ids=["list", "syntax", "unknown-key", "kafka-not-mapping"],
+    )
+    def test_bad_config_file_names_the_file(self, tmp_path: Path, text: str, match: str) -> None:
+        """Errors in the YAML file say which file and what is wrong."""
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            config.load(env={}, config_file=path)
+
+
+class TestClientConfigs:
+    def test_owned_keys_win_over_user_extras(self) -> None:
+        """The guarantees (manual offset store, idempotence, acks=all) cannot be switched off by config."""
+        settings = config.load(env={
+            "IMPORT_CLOSURE_KAFKA_ENABLE_AUTO_OFFSET_STORE": "true",
+            "IMPORT_CLOSURE_KAFKA_ACKS": "1",
+            "IMPORT_CLOSURE_KAFKA_LINGER_MS": "50",
+        })
+        consumer = config.consumer_conf(settings)
+        producer = config.producer_conf(settings)
+        assert consumer["enable.auto.offset.store"] is False
+        assert producer["acks"] == "all"
+        assert producer["enable.idempotence"] is True
+        assert producer["linger.ms"] == "50"
+
+    def test_producer_and_admin_get_no_consumer_only_keys(self) -> None:
+        """group.* and other consumer properties stay out of producer and admin configs."""
+        settings = config.load(env={"IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "classic"})
+        assert "group.protocol" not in config.producer_conf(settings)
+        assert "group.protocol" not in config.admin_conf(settings)
+        assert config.consumer_conf(settings)["partition.assignment.strategy"] == "cooperative-sticky"
+
+    def test_overrides_accept_underscores_and_keep_callback_names(self) -> None:
+        """Tests and tools pass overrides as keywords; callbacks keep their librdkafka names."""
+        settings = config.load(env={})
+        callback = print
+        conf = config.consumer_conf(settings, auto_offset_reset="latest", error_cb=callback)
+        assert conf["auto.offset.reset"] == "latest"
+        assert conf["error_cb"] is callback
+
+
+class TestRedaction:
+    def test_secrets_never_printed(self) -> None:
+        """Passwords, JAAS configs and registry credentials print as ***."""
+        settings = config.load(env={
+            "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
+            "IMPORT_CLOSURE_KAFKA_SASL_USERNAME": "svc",
+            "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081",
+            "IMPORT_CLOSURE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "u:p",
+        })
+        shown = settings.redacted()
+        assert shown["kafka"]["sasl.password"] == "***"
+        assert shown["kafka"]["sasl.username"] == "svc"
+        assert shown["schema_registry"]["basic.auth.user.info"] == "***"
+        assert "hunter2" not in repr(shown)
