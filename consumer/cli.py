@@ -57,44 +57,82 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS). Run `import-closure config` to see the result.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
-    check = sub.add_parser("check", help="decide JSON Lines listings with a policy, without Kafka",
-                           description="Read ListingCreated events as JSON Lines and print one decision per line.")
-    check.add_argument("file", nargs="?", default="-", help="JSON Lines file, or - for standard input (default)")
-    check.add_argument("--policy", type=Path, help="policy YAML (default: the bundled id-akar-import-closure)")
-    check.add_argument("--explain", action="store_true", help="print a readable account per listing instead")
+    check = sub.add_parser(
+        "check",
+        help="decide JSON Lines listings with a policy, without Kafka",
+        description="Read ListingCreated events as JSON Lines and print one decision per line.",
+    )
+    check.add_argument(
+        "file", nargs="?", default="-", help="JSON Lines file, or - for standard input (default)"
+    )
+    check.add_argument(
+        "--policy", type=Path, help="policy YAML (default: the bundled id-akar-import-closure)"
+    )
+    check.add_argument(
+        "--explain", action="store_true", help="print a readable account per listing instead"
+    )
 
-    validate = sub.add_parser("validate-policy", help="check a policy file and summarise it",
-                              description="Exit 0 with a summary, or 2 with every validation error.")
+    validate = sub.add_parser(
+        "validate-policy",
+        help="check a policy file and summarise it",
+        description="Exit 0 with a summary, or 2 with every validation error.",
+    )
     validate.add_argument("file", type=Path, help="policy YAML file")
 
-    run = sub.add_parser("run", help="run the Kafka worker",
-                         description="Consume listing-created, decide, produce decisions and dead letters.")
+    run = sub.add_parser(
+        "run",
+        help="run the Kafka worker",
+        description="Consume listing-created, decide, produce decisions and dead letters.",
+    )
     _add_common(run)
-    run.add_argument("--policy", type=Path, help="policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)")
-    run.add_argument("--until-idle", type=_positive_float, metavar="SECONDS",
-                     help="exit 0 once the assignment had no new input for SECONDS and all work is committed")
-    run.add_argument("--create-topics", action="store_true", default=None, help="create the topics on start")
-    run.add_argument("--summary", action="store_true", help="print a run summary to standard output at exit")
-    run.add_argument("--print-metrics", action="store_true",
-                     help="print the final Prometheus exposition to standard output at exit")
+    run.add_argument(
+        "--policy", type=Path, help="policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)"
+    )
+    run.add_argument(
+        "--until-idle",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="exit 0 once the assignment had no new input for SECONDS and all work is committed",
+    )
+    run.add_argument(
+        "--create-topics", action="store_true", default=None, help="create the topics on start"
+    )
+    run.add_argument(
+        "--summary", action="store_true", help="print a run summary to standard output at exit"
+    )
+    run.add_argument(
+        "--print-metrics",
+        action="store_true",
+        help="print the final Prometheus exposition to standard output at exit",
+    )
 
     topics = sub.add_parser("topics", help="manage the service's topics")
-    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION",
-                                       parser_class=_Parser)
+    topics_sub = topics.add_subparsers(
+        dest="topics_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
     create = topics_sub.add_parser("create", help="create input, decision and dead-letter topics")
     _add_common(create)
     create.add_argument("--partitions", type=_positive_int, help="partitions per topic (default 6)")
     create.add_argument("--replication", type=_positive_int, help="replication factor (default 1)")
 
-    sample = sub.add_parser("produce-sample", help="produce realistic ListingCreated events",
-                            description="Produce seeded sample listings (and optionally malformed messages).")
+    sample = sub.add_parser(
+        "produce-sample",
+        help="produce realistic ListingCreated events",
+        description="Produce seeded sample listings (and optionally malformed messages).",
+    )
     _add_common(sample)
     sample.add_argument("--count", type=_positive_int, required=True, help="number of messages")
     sample.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    sample.add_argument("--rate", type=_positive_float, help="messages per second (default: as fast as possible)")
-    sample.add_argument("--bad-fraction", type=_fraction, default=0.0, help="share of malformed messages, 0..1")
+    sample.add_argument(
+        "--rate", type=_positive_float, help="messages per second (default: as fast as possible)"
+    )
+    sample.add_argument(
+        "--bad-fraction", type=_fraction, default=0.0, help="share of malformed messages, 0..1"
+    )
     sample.add_argument("--topic", help="target topic (default: the input topic)")
 
     show = sub.add_parser("config", help="print the effective configuration, secrets redacted")
@@ -103,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (default: IMPORT_CLOSURE_CONFIG)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config file (default: IMPORT_CLOSURE_CONFIG)"
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -180,7 +220,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def load_policy_file(path: Path | None) -> CompiledPolicy:
     """The policy at `path`, or the bundled default; one clear error for an unreadable file."""
     if path is None:
-        return compile_policy(load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>"))
+        return compile_policy(
+            load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -207,7 +249,10 @@ def _check(args: argparse.Namespace) -> int:
             try:
                 listing = listing_from_json(json.loads(line))
             except json.JSONDecodeError as exc:
-                print(f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}", file=sys.stderr)
+                print(
+                    f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}",
+                    file=sys.stderr,
+                )
                 invalid += 1
                 continue
             except DecodeError as exc:
@@ -219,8 +264,12 @@ def _check(args: argparse.Namespace) -> int:
                 print()
                 continue
             decision = make_decision(
-                listing, evaluate(listing, policy), policy=policy.policy_id,
-                policy_version=policy.version, decided_at_ms=now_ms, source=None,
+                listing,
+                evaluate(listing, policy),
+                policy=policy.policy_id,
+                policy_version=policy.version,
+                decided_at_ms=now_ms,
+                source=None,
             )
             print(json.dumps(decision_to_json(decision), ensure_ascii=False))
     return EXIT_USAGE if invalid else EXIT_OK
@@ -241,10 +290,17 @@ def _topics_create(settings: config.Settings, args: argparse.Namespace) -> int:
 def _produce_sample(settings: config.Settings, args: argparse.Namespace) -> int:
     topic = args.topic or settings.input_topic
     produced = produce_samples(
-        settings, topic, count=args.count, seed=args.seed, rate=args.rate, bad_fraction=args.bad_fraction
+        settings,
+        topic,
+        count=args.count,
+        seed=args.seed,
+        rate=args.rate,
+        bad_fraction=args.bad_fraction,
     )
-    print(f"produced {produced.total} messages to {topic} ({produced.bad} malformed) "
-          f"in {produced.seconds:.1f}s")
+    print(
+        f"produced {produced.total} messages to {topic} ({produced.bad} malformed) "
+        f"in {produced.seconds:.1f}s"
+    )
     return EXIT_OK
 
 

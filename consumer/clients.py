@@ -27,7 +27,12 @@ class TopicResult:
 
 def our_topics(settings: Settings) -> list[str]:
     """Input, decision and dead-letter topics, without duplicates (approved and rejected may share)."""
-    names = [settings.input_topic, settings.approved_topic, settings.rejected_topic, settings.dlq_topic]
+    names = [
+        settings.input_topic,
+        settings.approved_topic,
+        settings.rejected_topic,
+        settings.dlq_topic,
+    ]
     return list(dict.fromkeys(names))
 
 

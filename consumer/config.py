@@ -25,7 +25,15 @@ CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 
 #: Substrings of librdkafka/registry keys whose values are never printed or logged.
-_SECRET_MARKERS = ("password", "secret", "sasl.jaas", "key.pem", "token", "user.info", "credentials")
+_SECRET_MARKERS = (
+    "password",
+    "secret",
+    "sasl.jaas",
+    "key.pem",
+    "token",
+    "user.info",
+    "credentials",
+)
 REDACTED = "***"
 
 
@@ -214,7 +222,9 @@ def load(
         msg = "kafka bootstrap.servers is empty (set IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS)"
         raise ConfigError(msg)
     if registry and not registry.get("url"):
-        msg = "schema_registry settings given without a url (set IMPORT_CLOSURE_SCHEMA_REGISTRY_URL)"
+        msg = (
+            "schema_registry settings given without a url (set IMPORT_CLOSURE_SCHEMA_REGISTRY_URL)"
+        )
         raise ConfigError(msg)
     return Settings(kafka=kafka, schema_registry=registry, **values)  # type: ignore[arg-type]
 
@@ -298,8 +308,18 @@ def registry_conf(settings: Settings) -> dict[str, str]:
     return dict(settings.schema_registry)
 
 
-_CONSUMER_ONLY = ("group.", "auto.offset", "enable.auto", "fetch.", "queued.", "session.",
-                  "heartbeat.", "max.poll", "partition.assignment", "isolation.level")
+_CONSUMER_ONLY = (
+    "group.",
+    "auto.offset",
+    "enable.auto",
+    "fetch.",
+    "queued.",
+    "session.",
+    "heartbeat.",
+    "max.poll",
+    "partition.assignment",
+    "isolation.level",
+)
 
 
 def _without_consumer_keys(kafka: Mapping[str, str]) -> dict[str, str]:
@@ -307,7 +327,15 @@ def _without_consumer_keys(kafka: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in kafka.items() if not k.startswith(_CONSUMER_ONLY)}
 
 
-_CALLBACK_KEYS = ("error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_commit", "on_delivery", "logger")
+_CALLBACK_KEYS = (
+    "error_cb",
+    "stats_cb",
+    "throttle_cb",
+    "oauth_cb",
+    "on_commit",
+    "on_delivery",
+    "logger",
+)
 
 
 def _dotted(overrides: Mapping[str, object]) -> dict[str, object]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from socketserver import ThreadingMixIn
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -54,7 +54,7 @@ class Health:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would drown the JSON logs."""
 
 
@@ -101,5 +101,7 @@ class HealthServer:
 
 def _probe(state: tuple[bool, str], start_response: StartResponse) -> list[bytes]:
     ok, detail = state
-    start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+    start_response(
+        "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")]
+    )
     return [json.dumps({"ok": ok, "detail": detail}).encode() + b"\n"]

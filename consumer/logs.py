@@ -9,7 +9,10 @@ import time
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -55,7 +55,9 @@ class OffsetLedger(Generic[T]):
         self._chunks: dict[TopicPartition, deque[Chunk[T]]] = {}
         self._high: dict[TopicPartition, int] = {}
 
-    def open(self, topic: str, partition: int, first: int, last: int, count: int, payload: T) -> Chunk[T]:
+    def open(
+        self, topic: str, partition: int, first: int, last: int, count: int, payload: T
+    ) -> Chunk[T]:
         tp = (topic, partition)
         seen = self._high.get(tp)
         if seen is not None and first <= seen:

@@ -13,8 +13,18 @@ from consumer.policy import CompiledPolicy, evaluate
 
 #: Trace-context headers copied from a listing to its decision (W3C, B3, and common request ids).
 TRACE_HEADERS = frozenset(
-    {"traceparent", "tracestate", "baggage", "b3", "x-b3-traceid", "x-b3-spanid",
-     "x-b3-parentspanid", "x-b3-sampled", "x-request-id", "x-correlation-id"}
+    {
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "x-b3-sampled",
+        "x-request-id",
+        "x-correlation-id",
+    }
 )
 POLICY_HEADER = "ic.policy"
 POLICY_VERSION_HEADER = "ic.policy.version"
@@ -62,6 +72,17 @@ class Tally:
         return sum(self.decisions.values()) + sum(self.dead_letters.values())
 
 
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """The pure core the loop calls per batch."""
+
+    codec: AvroCodec
+    policy: CompiledPolicy
+
+    def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
+        return decide_batch(records, self.codec, self.policy, now_ms)
+
+
 def decide_batch(
     records: Sequence[RawRecord], codec: AvroCodec, policy: CompiledPolicy, now_ms: int
 ) -> list[Result]:
@@ -74,7 +95,10 @@ def decide_batch(
     encode = codec.encode_decision
     policy_id = policy.policy_id
     version = policy.version
-    version_headers = ((POLICY_HEADER, policy_id.encode()), (POLICY_VERSION_HEADER, version.encode()))
+    version_headers = (
+        (POLICY_HEADER, policy_id.encode()),
+        (POLICY_VERSION_HEADER, version.encode()),
+    )
     results: list[Result] = []
     append = results.append
     for record in records:
@@ -97,7 +121,9 @@ def decide_batch(
             append(DeadLettered(record, "encode_failed", exc.message))
             continue
         if record.headers:
-            headers = tuple(h for h in record.headers if h[0].lower() in TRACE_HEADERS) + version_headers
+            headers = (
+                tuple(h for h in record.headers if h[0].lower() in TRACE_HEADERS) + version_headers
+            )
         else:
             headers = version_headers
         append(Decided(record, decision, value, headers))

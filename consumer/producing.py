@@ -63,7 +63,9 @@ def produce_samples(
     return Produced(count, bad, time.monotonic() - started)
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+def _produce(
+    producer: Producer, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, headers=headers)

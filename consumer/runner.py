@@ -12,19 +12,23 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from consumer import config
+from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
 from consumer.codec import AvroCodec
 from consumer.config import Settings
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
+from consumer.pipeline import Decider
 from consumer.policy import CompiledPolicy
 from consumer.registry_client import RegistrySchemaSource
-from consumer.worker import ClientEvents, Decider, RunSummary, Telemetry, Worker
+from consumer.summary import RunSummary
+from consumer.worker import Telemetry, Worker
 
 log = logging.getLogger(__name__)
 
 #: librdkafka statistics feed readiness (broker connection state); every few seconds is plenty.
 STATS_INTERVAL_MS = 5000
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -88,13 +92,20 @@ def run_worker(
     events = ClientEvents(metrics, health)
     callbacks = {"error_cb": events.on_error}
     consumer = build_consumer(
-        settings, on_commit=events.on_commit, stats_cb=events.on_stats,
-        **{"statistics.interval.ms": STATS_INTERVAL_MS}, **callbacks,
+        settings,
+        on_commit=events.on_commit,
+        stats_cb=events.on_stats,
+        **{"statistics.interval.ms": STATS_INTERVAL_MS},
+        **callbacks,
     )
     producer = build_producer(settings, **callbacks)
     worker = Worker(
-        settings, consumer, producer, Decider(build_codec(settings), policy),
-        Telemetry(metrics, health, events), stop,
+        settings,
+        consumer,
+        producer,
+        Decider(build_codec(settings), policy),
+        Telemetry(metrics, health, events),
+        stop,
     )
     try:
         summary = worker.run(until_idle=until_idle)
@@ -103,7 +114,11 @@ def run_worker(
         server.stop()
     log.info(
         "worker stopped",
-        extra={"events": summary.events, "events_per_second": round(summary.events_per_second),
-               "outcomes": dict(summary.outcomes), "dead_letters": dict(summary.dead_letters)},
+        extra={
+            "events": summary.events,
+            "events_per_second": round(summary.events_per_second),
+            "outcomes": dict(summary.outcomes),
+            "dead_letters": dict(summary.dead_letters),
+        },
     )
     return RunResult(summary, generate_latest(registry).decode())

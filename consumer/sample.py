@@ -38,8 +38,12 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
 _FOREIGN = (("CN", "CNY"), ("MY", "MYR"), ("SG", "SGD"), ("KR", "KRW"), ("US", "USD"))
 # Typical price ranges in major units per currency, so conversions land on both sides of USD 100.
 _PRICE_RANGE = {
-    "IDR": (15_000, 3_500_000), "CNY": (10, 1_500), "MYR": (5, 900), "SGD": (2, 300),
-    "KRW": (3_000, 400_000), "USD": (2, 400),
+    "IDR": (15_000, 3_500_000),
+    "CNY": (10, 1_500),
+    "MYR": (5, 900),
+    "SGD": (2, 300),
+    "KRW": (3_000, 400_000),
+    "USD": (2, 400),
 }
 _MINOR_EXPONENT = {"KRW": 0}
 _HS_BY_CATEGORY = {"c-501": "490199", "c-101": "620442", "c-201": "200590", "c-401": "851713"}

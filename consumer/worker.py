@@ -7,18 +7,17 @@ broker (see offsets.py). Revocation and shutdown wait for in-flight outputs, the
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.codec import AvroCodec
+from consumer.client_events import ClientEvents, partition_names
 from consumer.config import Settings
 from consumer.deadletter import dead_letter_headers, describe
 from consumer.errors import DeliveryError, RebalanceError, SchemaSourceUnavailable
@@ -26,8 +25,8 @@ from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
 from consumer.offsets import Chunk, OffsetLedger
-from consumer.pipeline import Decided, DeadLettered, Result, Tally, decide_batch, tally
-from consumer.policy import CompiledPolicy
+from consumer.pipeline import Decided, Decider, Result, Tally, tally
+from consumer.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -40,83 +39,10 @@ REGISTRY_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class Decider:
-    """The pure core the loop calls per batch."""
-
-    codec: AvroCodec
-    policy: CompiledPolicy
-
-    def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
-        return decide_batch(records, self.codec, self.policy, now_ms)
-
-
-@dataclass(frozen=True, slots=True)
 class Telemetry:
     metrics: Metrics
     health: Health
     events: ClientEvents
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """Totals of acknowledged work, for the demo's summary and the CLI's last log line."""
-
-    started: float
-    finished: float = 0.0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    clusters: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    dead_letters: Counter[str] = field(default_factory=Counter)
-
-    def add(self, t: Tally) -> None:
-        for (outcome, cluster), n in t.decisions.items():
-            self.outcomes[outcome] += n
-            self.clusters[cluster] += n
-        for (reason, _rule), n in t.rejections.items():
-            self.reasons[reason] += n
-        for code, n in t.dead_letters.items():
-            self.outcomes["dead_lettered"] += n
-            self.dead_letters[code] += n
-
-    @property
-    def events(self) -> int:
-        return sum(self.outcomes.values())
-
-    @property
-    def events_per_second(self) -> float:
-        elapsed = (self.finished or time.monotonic()) - self.started
-        return self.events / elapsed if elapsed > 0 else 0.0
-
-
-class ClientEvents:
-    """librdkafka's client-level callbacks. Built before the clients, handed to them and to the Worker.
-
-    Callbacks never raise: a fatal error is recorded in `fatal` and the loop raises it.
-    """
-
-    def __init__(self, metrics: Metrics, health: Health) -> None:
-        self._metrics = metrics
-        self._health = health
-        self.fatal: BaseException | None = None
-
-    def on_error(self, error: KafkaError) -> None:
-        """Most client errors are transient (librdkafka reconnects); fatal ones stop the loop."""
-        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self._health.broker_up = False
-        if error.fatal() and self.fatal is None:
-            self.fatal = DeliveryError(f"fatal Kafka client error: {error.str()}")
-        log.warning("kafka client error", extra={"code": error.name(), "detail": error.str()})
-
-    def on_stats(self, stats_json: str) -> None:
-        """librdkafka statistics: readiness follows whether any broker connection is UP."""
-        brokers = json.loads(stats_json).get("brokers", {}).values()
-        self._health.broker_up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers)
-
-    def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if error is None or error.code() == KafkaError._NO_OFFSET:
-            return
-        self._metrics.commit_failures.inc()
-        log.warning("offset commit failed", extra={"detail": error.str(), "partitions": _names(partitions)})
 
 
 class Worker:
@@ -161,7 +87,10 @@ class Worker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        log.info("worker started", extra={"topic": self._settings.input_topic, "group": self._settings.group_id})
+        log.info(
+            "worker started",
+            extra={"topic": self._settings.input_topic, "group": self._settings.group_id},
+        )
         try:
             while not self._stop.is_set():
                 self._turn()
@@ -182,7 +111,8 @@ class Worker:
         self._resend_failed()
         self._apply_backpressure()
         messages = self._consumer.consume(
-            num_messages=self._settings.batch_size, timeout=0.1 if self._paused else self._settings.poll_timeout
+            num_messages=self._settings.batch_size,
+            timeout=0.1 if self._paused else self._settings.poll_timeout,
         )
         if self._events.fatal is not None:
             raise self._events.fatal
@@ -206,8 +136,15 @@ class Worker:
             self._health.broker_up = True
             ts_type, ts = m.timestamp()
             records.append(
-                RawRecord(m.topic(), m.partition(), m.offset(), ts if ts_type else None, m.key(), m.value(),
-                          tuple(m.headers() or ()))
+                RawRecord(
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    ts if ts_type else None,
+                    m.key(),
+                    m.value(),
+                    tuple(m.headers() or ()),
+                )
             )
         return records
 
@@ -221,7 +158,12 @@ class Worker:
             by_partition.setdefault((r.topic, r.partition), []).append(result)
         for (topic, partition), group in by_partition.items():
             chunk = self._ledger.open(
-                topic, partition, group[0].record.offset, group[-1].record.offset, len(group), tally(group)
+                topic,
+                partition,
+                group[0].record.offset,
+                group[-1].record.offset,
+                len(group),
+                tally(group),
             )
             self._produce_all(group, chunk)
 
@@ -231,7 +173,9 @@ class Worker:
             try:
                 return self._decider.decide(records, int(self._clock() * 1000))
             except SchemaSourceUnavailable as exc:
-                log.warning("schema registry unavailable, retrying batch", extra={"detail": str(exc)})
+                log.warning(
+                    "schema registry unavailable, retrying batch", extra={"detail": str(exc)}
+                )
                 self._producer.poll(REGISTRY_RETRY_DELAY)
                 if self._stop.is_set():
                     raise
@@ -243,8 +187,15 @@ class Worker:
         for result in group:
             if isinstance(result, Decided):
                 d = result.decision
-                topic = settings.approved_topic if d.outcome == "APPROVED" else settings.rejected_topic
-                args: tuple[Any, ...] = (topic, result.value, d.listing_id.encode(), list(result.headers))
+                topic = (
+                    settings.approved_topic if d.outcome == "APPROVED" else settings.rejected_topic
+                )
+                args: tuple[Any, ...] = (
+                    topic,
+                    result.value,
+                    d.listing_id.encode(),
+                    list(result.headers),
+                )
             else:
                 r = result.record
                 self._dlq_window[result.code] += 1
@@ -253,13 +204,21 @@ class Worker:
                 args = (settings.dlq_topic, r.value, r.key, headers)
             while True:
                 try:
-                    produce(args[0], value=args[1], key=args[2], headers=args[3], on_delivery=on_delivery)
+                    produce(
+                        args[0],
+                        value=args[1],
+                        key=args[2],
+                        headers=args[3],
+                        on_delivery=on_delivery,
+                    )
                     break
                 except BufferError:
                     # Local queue full: serve delivery reports until there is room. Never drop.
                     self._producer.poll(0.1)
 
-    def _delivery_callback(self, chunk: Chunk[Tally]) -> Callable[[KafkaError | None, Message], None]:
+    def _delivery_callback(
+        self, chunk: Chunk[Tally]
+    ) -> Callable[[KafkaError | None, Message], None]:
         """One closure per chunk. Callbacks never raise: they record, and the loop acts."""
         ack = chunk.ack
         retry = self._retry
@@ -283,8 +242,11 @@ class Worker:
                 continue  # partition moved on; its new owner re-processes from the committed offset
             log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
             self._producer.produce(
-                message.topic(), value=message.value(), key=message.key(),
-                headers=message.headers() or [], on_delivery=self._delivery_callback(chunk),
+                message.topic(),
+                value=message.value(),
+                key=message.key(),
+                headers=message.headers() or [],
+                on_delivery=self._delivery_callback(chunk),
             )
 
     def _apply_backpressure(self) -> None:
@@ -312,7 +274,9 @@ class Worker:
                 self.summary.add(chunk.payload)
             self._health.broker_up = True
         if offsets:
-            owned = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self._assigned]
+            owned = [
+                TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self._assigned
+            ]
             if owned:
                 self._consumer.store_offsets(offsets=owned)
         return offsets
@@ -331,8 +295,11 @@ class Worker:
         if self._dlq_window:
             log.warning(
                 "dead letters in the last interval",
-                extra={"seconds": round(now - self._dlq_window_start), "by_code": dict(self._dlq_window),
-                       "total": sum(self._dlq_window.values())},
+                extra={
+                    "seconds": round(now - self._dlq_window_start),
+                    "by_code": dict(self._dlq_window),
+                    "total": sum(self._dlq_window.values()),
+                },
             )
         self._dlq_window.clear()
         self._dlq_window_start = now
@@ -364,7 +331,7 @@ class Worker:
             self._health.joined = True
             if self._paused and partitions:
                 consumer.pause(partitions)
-            log.info("partitions assigned", extra={"partitions": _names(partitions)})
+            log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
         except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
             raise RebalanceError(f"on_assign failed: {exc}") from exc
 
@@ -375,9 +342,11 @@ class Worker:
             self._metrics.rebalances.labels("revoked").inc()
             self._drain(revoked, self._settings.shutdown_timeout)
             offsets = self._store_done()
-            self._commit_sync({tp: o for tp, o in offsets.items() if tp in revoked} or None, consumer)
+            self._commit_sync(
+                {tp: o for tp, o in offsets.items() if tp in revoked} or None, consumer
+            )
             self._release(revoked)
-            log.info("partitions revoked", extra={"partitions": _names(partitions)})
+            log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
         except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
             raise RebalanceError(f"on_revoke failed: {exc}") from exc
 
@@ -387,15 +356,17 @@ class Worker:
             lost = {(tp.topic, tp.partition) for tp in partitions}
             self._metrics.rebalances.labels("lost").inc()
             self._release(lost)
-            log.warning("partitions lost", extra={"partitions": _names(partitions)})
+            log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
         except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
             raise RebalanceError(f"on_lost failed: {exc}") from exc
 
     def _release(self, partitions: set[tuple[str, int]]) -> None:
         dropped = self._ledger.forget(partitions)
         if dropped:
-            log.warning("gave up unfinished work", extra={"chunks": len(dropped),
-                        "outputs": sum(c.remaining for c in dropped)})
+            log.warning(
+                "gave up unfinished work",
+                extra={"chunks": len(dropped), "outputs": sum(c.remaining for c in dropped)},
+            )
         self._assigned -= partitions
         self._metrics.assigned_partitions.set(len(self._assigned))
         self._metrics.set_lag({})
@@ -430,7 +401,10 @@ class Worker:
     def _shutdown(self) -> None:
         """Stop fetching, deliver in-flight work, commit, within the shutdown timeout."""
         timeout = self._settings.shutdown_timeout
-        log.info("shutting down", extra={"in_flight": self._ledger.in_flight(), "timeout_seconds": timeout})
+        log.info(
+            "shutting down",
+            extra={"in_flight": self._ledger.in_flight(), "timeout_seconds": timeout},
+        )
         self._health.stopping = True
         if self._assigned:
             self._consumer.pause(self._tps(self._assigned))
@@ -439,8 +413,10 @@ class Worker:
         if self._events.fatal is not None:
             raise self._events.fatal
         if not delivered:
-            log.warning("shutdown timeout: undelivered work stays uncommitted and will be re-processed",
-                        extra={"in_flight": self._ledger.in_flight()})
+            log.warning(
+                "shutdown timeout: undelivered work stays uncommitted and will be re-processed",
+                extra={"in_flight": self._ledger.in_flight()},
+            )
         self._commit_sync(None, self._consumer)
         self._log_dead_letter_summary(time.monotonic())
 
@@ -451,7 +427,3 @@ class Worker:
     @staticmethod
     def _tps_at(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-
-
-def _names(partitions: list[TopicPartition]) -> list[str]:
-    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

@@ -53,8 +53,14 @@ class Record:
 
 def drain(conf: dict[str, object], topic: str, seconds: float = 60.0) -> list[Record]:
     """Read `topic` from the beginning to the end of every partition (partition EOF), then stop."""
-    consumer = Consumer({**conf, "enable.partition.eof": True, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **conf,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = list(metadata.topics[topic].partitions)
@@ -72,8 +78,16 @@ def drain(conf: dict[str, object], topic: str, seconds: float = 60.0) -> list[Re
                         continue
                     raise AssertionError(f"consume error: {err}")
                 at_eof.discard(m.partition())
-                records.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
-                                      dict(m.headers() or ())))
+                records.append(
+                    Record(
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        m.key(),
+                        m.value(),
+                        dict(m.headers() or ()),
+                    )
+                )
         return records
     finally:
         consumer.close()

@@ -16,7 +16,10 @@ class TestLoad:
         settings = config.load(env={})
         assert settings.kafka["bootstrap.servers"] == "127.0.0.1:9092"
         assert (settings.input_topic, settings.approved_topic, settings.dlq_topic) == (
-            "listing-created", "listing-decisions", "listing-created.dlq")
+            "listing-created",
+            "listing-decisions",
+            "listing-created.dlq",
+        )
         assert settings.group_id == "import-closure"
         assert settings.shutdown_timeout < 30
 
@@ -37,11 +40,13 @@ class TestLoad:
 
     def test_any_librdkafka_property_passes_through(self) -> None:
         """IMPORT_CLOSURE_KAFKA_<NAME> becomes <name> with dots, e.g. SASL settings."""
-        settings = config.load(env={
-            "IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
-            "IMPORT_CLOSURE_KAFKA_SASL_MECHANISM": "PLAIN",
-            "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
-        })
+        settings = config.load(
+            env={
+                "IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
+                "IMPORT_CLOSURE_KAFKA_SASL_MECHANISM": "PLAIN",
+                "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
+            }
+        )
         conf = config.consumer_conf(settings)
         assert conf["bootstrap.servers"] == "b1:9093"
         assert conf["sasl.mechanism"] == "PLAIN"
@@ -55,14 +60,24 @@ class TestLoad:
     @pytest.mark.parametrize(
         ("env", "match"),
         [
-            ({"IMPORT_CLOSURE_HTTP_PORT": "eighty"}, "IMPORT_CLOSURE_HTTP_PORT: invalid value 'eighty'"),
+            (
+                {"IMPORT_CLOSURE_HTTP_PORT": "eighty"},
+                "IMPORT_CLOSURE_HTTP_PORT: invalid value 'eighty'",
+            ),
             ({"IMPORT_CLOSURE_BATCH_SIZE": "0"}, "invalid value '0' for batch_size"),
             ({"IMPORT_CLOSURE_LOG_LEVEL": "LOUD"}, "log_level must be one of"),
             ({"IMPORT_CLOSURE_GRUOP_ID": "x"}, "unknown setting IMPORT_CLOSURE_GRUOP_ID"),
             ({"IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": ""}, "bootstrap.servers is empty"),
             ({"IMPORT_CLOSURE_CONFIG": "/nonexistent/c.yaml"}, "cannot read"),
         ],
-        ids=["port-not-a-number", "zero-batch", "bad-level", "typo", "empty-bootstrap", "missing-file"],
+        ids=[
+            "port-not-a-number",
+            "zero-batch",
+            "bad-level",
+            "typo",
+            "empty-bootstrap",
+            "missing-file",
+        ],
     )
     def test_bad_setting_gives_one_clear_message(self, env: dict[str, str], match: str) -> None:
         """Each bad setting names itself and what is wrong with it."""
@@ -90,11 +105,13 @@ class TestLoad:
 class TestClientConfigs:
     def test_owned_keys_win_over_user_extras(self) -> None:
         """The guarantees (manual offset store, idempotence, acks=all) cannot be switched off by config."""
-        settings = config.load(env={
-            "IMPORT_CLOSURE_KAFKA_ENABLE_AUTO_OFFSET_STORE": "true",
-            "IMPORT_CLOSURE_KAFKA_ACKS": "1",
-            "IMPORT_CLOSURE_KAFKA_LINGER_MS": "50",
-        })
+        settings = config.load(
+            env={
+                "IMPORT_CLOSURE_KAFKA_ENABLE_AUTO_OFFSET_STORE": "true",
+                "IMPORT_CLOSURE_KAFKA_ACKS": "1",
+                "IMPORT_CLOSURE_KAFKA_LINGER_MS": "50",
+            }
+        )
         consumer = config.consumer_conf(settings)
         producer = config.producer_conf(settings)
         assert consumer["enable.auto.offset.store"] is False
@@ -107,7 +124,9 @@ class TestClientConfigs:
         settings = config.load(env={"IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "classic"})
         assert "group.protocol" not in config.producer_conf(settings)
         assert "group.protocol" not in config.admin_conf(settings)
-        assert config.consumer_conf(settings)["partition.assignment.strategy"] == "cooperative-sticky"
+        assert (
+            config.consumer_conf(settings)["partition.assignment.strategy"] == "cooperative-sticky"
+        )
 
     def test_overrides_accept_underscores_and_keep_callback_names(self) -> None:
         """Tests and tools pass overrides as keywords; callbacks keep their librdkafka names."""
@@ -121,12 +140,14 @@ class TestClientConfigs:
 class TestRedaction:
     def test_secrets_never_printed(self) -> None:
         """Passwords, JAAS configs and registry credentials print as ***."""
-        settings = config.load(env={
-            "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
-            "IMPORT_CLOSURE_KAFKA_SASL_USERNAME": "svc",
-            "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081",
-            "IMPORT_CLOSURE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "u:p",
-        })
+        settings = config.load(
+            env={
+                "IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2",
+                "IMPORT_CLOSURE_KAFKA_SASL_USERNAME": "svc",
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081",
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "u:p",
+            }
+        )
         shown = settings.redacted()
         assert shown["kafka"]["sasl.password"] == "***"
         assert shown["kafka"]["sasl.username"] == "svc"

@@ -5,8 +5,15 @@ from __future__ import annotations
 from consumer.deadletter import dead_letter_headers, describe
 from consumer.events import RawRecord
 
-RECORD = RawRecord("listing-created", 3, 1042, 1_700_000_000_000, b"k", b"\x00bad",
-                   (("traceparent", b"00-abc-01"),))
+RECORD = RawRecord(
+    "listing-created",
+    3,
+    1042,
+    1_700_000_000_000,
+    b"k",
+    b"\x00bad",
+    (("traceparent", b"00-abc-01"),),
+)
 
 
 class TestDeadLetterHeaders:
@@ -33,4 +40,7 @@ class TestDeadLetterHeaders:
 
     def test_describe_names_partition_and_offset(self) -> None:
         """Log lines point at topic[partition]@offset."""
-        assert describe(RECORD, "corrupt", "bad varint") == "listing-created[3]@1042: corrupt: bad varint"
+        assert (
+            describe(RECORD, "corrupt", "bad varint")
+            == "listing-created[3]@1042: corrupt: bad varint"
+        )

@@ -44,10 +44,17 @@ class TestHealth:
         ],
         ids=["ready", "no-policy", "not-joined", "broker-down", "stopping"],
     )
-    def test_ready_needs_policy_group_and_broker(self, policy, joined, broker, stopping, expected) -> None:
+    def test_ready_needs_policy_group_and_broker(
+        self, policy, joined, broker, stopping, expected
+    ) -> None:
         """Readiness is the conjunction of the conditions operators care about, with the first reason."""
-        health = Health(stall_timeout=10, policy_loaded=policy, joined=joined, broker_up=broker,
-                        stopping=stopping)
+        health = Health(
+            stall_timeout=10,
+            policy_loaded=policy,
+            joined=joined,
+            broker_up=broker,
+            stopping=stopping,
+        )
         assert health.ready() == expected
 
 

@@ -17,7 +17,9 @@ def registry() -> CollectorRegistry:
 
 
 class TestMetrics:
-    def test_tally_counts_events_decisions_rejections_and_dead_letters(self, registry: CollectorRegistry) -> None:
+    def test_tally_counts_events_decisions_rejections_and_dead_letters(
+        self, registry: CollectorRegistry
+    ) -> None:
         """One record() call adds a whole chunk's counts under low-cardinality labels."""
         metrics = Metrics(registry)
         tally = Tally(
@@ -31,31 +33,65 @@ class TestMetrics:
         assert value("import_closure_events_total", {"outcome": "approved"}) == 3
         assert value("import_closure_events_total", {"outcome": "rejected"}) == 2
         assert value("import_closure_events_total", {"outcome": "dead_lettered"}) == 1
-        assert value("import_closure_decisions_total", {"outcome": "rejected", "cluster": "culinary"}) == 2
-        assert value("import_closure_rejections_total",
-                     {"reason": "IMPORT_CLOSED_CATEGORY", "rule_id": "akar-culinary"}) == 2
+        assert (
+            value("import_closure_decisions_total", {"outcome": "rejected", "cluster": "culinary"})
+            == 2
+        )
+        assert (
+            value(
+                "import_closure_rejections_total",
+                {"reason": "IMPORT_CLOSED_CATEGORY", "rule_id": "akar-culinary"},
+            )
+            == 2
+        )
         assert value("import_closure_dead_letters_total", {"error_code": "corrupt"}) == 1
         assert value("import_closure_decision_latency_seconds_count") == 5
-        assert value("import_closure_decision_latency_seconds_sum") == pytest.approx(2 + 1.5 + 1 + 1 + 1)
+        assert value("import_closure_decision_latency_seconds_sum") == pytest.approx(
+            2 + 1.5 + 1 + 1 + 1
+        )
 
-    def test_event_counters_exist_at_zero_before_any_work(self, registry: CollectorRegistry) -> None:
+    def test_event_counters_exist_at_zero_before_any_work(
+        self, registry: CollectorRegistry
+    ) -> None:
         """rate() over a fresh worker works because every outcome series exists from the start."""
         Metrics(registry)
         for outcome in ("approved", "rejected", "dead_lettered"):
-            assert registry.get_sample_value("import_closure_events_total", {"outcome": outcome}) == 0
+            assert (
+                registry.get_sample_value("import_closure_events_total", {"outcome": outcome}) == 0
+            )
 
     def test_lag_is_read_from_the_latest_snapshot(self, registry: CollectorRegistry) -> None:
         """Revoked partitions disappear from the lag gauge at the next snapshot."""
         metrics = Metrics(registry)
         metrics.set_lag({("in", 0): 5, ("in", 1): 0})
-        assert registry.get_sample_value("import_closure_consumer_lag", {"topic": "in", "partition": "0"}) == 5
+        assert (
+            registry.get_sample_value(
+                "import_closure_consumer_lag", {"topic": "in", "partition": "0"}
+            )
+            == 5
+        )
         metrics.set_lag({("in", 1): 2})
-        assert registry.get_sample_value("import_closure_consumer_lag", {"topic": "in", "partition": "0"}) is None
+        assert (
+            registry.get_sample_value(
+                "import_closure_consumer_lag", {"topic": "in", "partition": "0"}
+            )
+            is None
+        )
 
     def test_policy_info_names_only_the_current_policy(self, registry: CollectorRegistry) -> None:
         """After a policy change only the new version is reported."""
         metrics = Metrics(registry)
         metrics.set_policy("p", "1+aaaa")
         metrics.set_policy("p", "2+bbbb")
-        assert registry.get_sample_value("import_closure_policy_info", {"policy": "p", "version": "2+bbbb"}) == 1
-        assert registry.get_sample_value("import_closure_policy_info", {"policy": "p", "version": "1+aaaa"}) is None
+        assert (
+            registry.get_sample_value(
+                "import_closure_policy_info", {"policy": "p", "version": "2+bbbb"}
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value(
+                "import_closure_policy_info", {"policy": "p", "version": "1+aaaa"}
+            )
+            is None
+        )

@@ -1,0 +1,159 @@
+"""The session broker: deploy/kafka-local started once on test ports, or IMPORT_CLOSURE_TEST_BOOTSTRAP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from consumer import config
+from consumer.clients import create_topics
+from consumer.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"
+TEST_PORT = int(os.environ.get("IMPORT_CLOSURE_TEST_KAFKA_PORT", "39092"))
+
+
+@dataclass
+class Broker:
+    """The test broker; `stop()`/`start()` exist only when the session started it itself."""
+
+    bootstrap: str
+    managed: bool
+    env: dict[str, str] = field(default_factory=dict)
+
+    def _verb(self, verb: str) -> None:
+        result = subprocess.run(
+            [str(KAFKA_LOCAL), verb],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kafka-local {verb} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> None:
+        self._verb("start")
+
+    def stop(self) -> None:
+        self._verb("stop")
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    external = os.environ.get("IMPORT_CLOSURE_TEST_BOOTSTRAP")
+    if external:
+        yield Broker(external, managed=False)
+        return
+    env = {
+        **os.environ,
+        "KAFKA_LOCAL_PORT": str(TEST_PORT),
+        "KAFKA_LOCAL_CONTROLLER_PORT": str(TEST_PORT + 1),
+        "KAFKA_LOCAL_DATA": str(ROOT / ".run" / "test-kafka"),
+    }
+    b = Broker(f"127.0.0.1:{TEST_PORT}", managed=True, env=env)
+    b._verb("reset")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Fresh, uuid-named topics and group for one test."""
+
+    settings: Settings
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment that points a worker subprocess at these topics and this broker."""
+        s = self.settings
+        return {
+            "IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": s.kafka["bootstrap.servers"],
+            "IMPORT_CLOSURE_GROUP_ID": s.group_id,
+            "IMPORT_CLOSURE_INPUT_TOPIC": s.input_topic,
+            "IMPORT_CLOSURE_APPROVED_TOPIC": s.approved_topic,
+            "IMPORT_CLOSURE_REJECTED_TOPIC": s.rejected_topic,
+            "IMPORT_CLOSURE_DLQ_TOPIC": s.dlq_topic,
+        }
+
+    def client_conf(self, **overrides: object) -> dict[str, object]:
+        return config.plain_consumer_conf(
+            self.settings, group_id=f"probe-{uuid.uuid4().hex[:8]}", **overrides
+        )
+
+
+def make_topics(broker: Broker, partitions: int = 3) -> Topics:
+    tag = uuid.uuid4().hex[:10]
+    settings = replace(
+        config.load(env={"IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}),
+        group_id=f"ic-test-{tag}",
+        input_topic=f"listing-created-{tag}",
+        approved_topic=f"listing-decisions-{tag}",
+        rejected_topic=f"listing-decisions-{tag}",
+        dlq_topic=f"listing-created-{tag}.dlq",
+        topic_partitions=partitions,
+    )
+    create_topics(settings)
+    return Topics(settings)
+
+
+@pytest.fixture
+def topics(broker: Broker) -> Topics:
+    return make_topics(broker)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[str]
+    http_port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> WorkerProcess:
+    """`import-closure run` as a real subprocess, logging to a file the test can show on failure."""
+    port = free_port()
+    log_path = tmp_path / f"worker-{port}.log"
+    full_env = {
+        **os.environ,
+        **topics.env,
+        "IMPORT_CLOSURE_HTTP_HOST": "127.0.0.1",
+        "IMPORT_CLOSURE_HTTP_PORT": str(port),
+        "IMPORT_CLOSURE_WORKER_ID": f"test-worker-{port}",
+        **env,
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "consumer", "run", *args],
+            env=full_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    return WorkerProcess(process, port, log_path)
