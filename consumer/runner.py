@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class RunResult:
     def summary_text(self) -> str:
         s = self.summary
         lines = [
-            f"events: {s.events} in {s.finished - s.started:.1f}s ({s.events_per_second:,.0f} events/s)",
+            f"events: {s.events} in {s.busy_seconds:.2f}s of processing ({s.events_per_second:,.0f} events/s)",
             "by outcome: " + _counts(s.outcomes),
             "by cluster: " + _counts(s.clusters),
             "rejections by reason: " + _counts(s.reasons),
@@ -51,6 +52,11 @@ def _counts(counter: dict[str, int]) -> str:
     if not counter:
         return "none"
     return ", ".join(f"{k}={v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def new_registry() -> CollectorRegistry:

@@ -57,7 +57,7 @@ class SampleSpec:
     cross_border_share: float = 0.4
     base_time_ms: int = 1_700_000_000_000
     #: Spacing between consecutive events' event_time, in milliseconds.
-    step_ms: int = 1
+    step_ms: float = 1.0
 
 
 def generate(seed: int, spec: SampleSpec = SampleSpec()) -> Iterator[Listing]:
@@ -86,7 +86,7 @@ def _listing(rng: random.Random, seed: int, n: int, spec: SampleSpec) -> Listing
     title = indonesian if rng.random() < 0.5 else english
     return Listing(
         event_id=f"evt-{seed}-{n}",
-        event_time_ms=spec.base_time_ms + n * spec.step_ms,
+        event_time_ms=spec.base_time_ms + int(n * spec.step_ms),
         listing_id=f"lst-{seed}-{n}",
         seller_id=f"seller-{country.lower()}-{rng.randrange(5000)}",
         site="ID",

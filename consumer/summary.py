@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -15,6 +14,10 @@ class RunSummary:
 
     started: float
     finished: float = 0.0
+    #: Monotonic times of the first consumed input and the last acknowledged output: the busy span,
+    #: which excludes group join and --until-idle waiting, so events/s measures processing.
+    first_input: float = 0.0
+    last_ack: float = 0.0
     outcomes: Counter[str] = field(default_factory=Counter)
     clusters: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -35,6 +38,10 @@ class RunSummary:
         return sum(self.outcomes.values())
 
     @property
+    def busy_seconds(self) -> float:
+        return max(0.0, self.last_ack - self.first_input) if self.first_input else 0.0
+
+    @property
     def events_per_second(self) -> float:
-        elapsed = (self.finished or time.monotonic()) - self.started
-        return self.events / elapsed if elapsed > 0 else 0.0
+        busy = self.busy_seconds
+        return self.events / busy if busy > 0 else 0.0

@@ -119,6 +119,7 @@ class Worker:
         records = self._records(messages)
         if records:
             self._last_input = time.monotonic()
+            self.summary.first_input = self.summary.first_input or self._last_input
             self._process(records)
         self._producer.poll(0)
         self._store_done()
@@ -272,6 +273,7 @@ class Worker:
             for chunk in finished:
                 self._metrics.record(chunk.payload, now_ms)
                 self.summary.add(chunk.payload)
+            self.summary.last_ack = time.monotonic()
             self._health.broker_up = True
         if offsets:
             owned = [
