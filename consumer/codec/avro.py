@@ -1,0 +1,377 @@
+"""AvroCodec: framed Avro bytes to Listing and Decision and back, with fastavro and parsed schemas.
+
+Everything expensive happens once: schemas are parsed in __init__, and each writer schema met on the
+wire (by fingerprint or registry id) is paired with our reader schema the first time it is seen.
+
+Timestamps stay integers of epoch milliseconds. The schemas the codec hands to fastavro are copies
+with the logicalType annotations removed: the bytes on the wire are the same, and no datetime is
+built and taken apart again for every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from io import BytesIO
+from typing import Any, Final, cast
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
+
+from consumer.codec.framing import (
+    CONFLUENT_HEADER_SIZE,
+    SINGLE_OBJECT_HEADER_SIZE,
+    ConfluentHeader,
+    confluent_header,
+    read_header,
+    schema_fingerprint,
+    single_object_header,
+)
+from consumer.codec.schemas import (
+    LISTING_CREATED,
+    LISTING_DECISION,
+    NAMESPACE,
+    BundledSchemas,
+    ParsedSchema,
+    SchemaSource,
+)
+from consumer.errors import DecodeError
+from consumer.events import Decision, Listing, Price, Reason, SourceRef
+
+#: Union branch name for the source record, so fastavro writes it without trying each branch.
+_SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
+#: Keys fastavro adds to a parsed schema; dropped before a stripped copy is parsed again.
+_PARSED_MARKERS: Final = frozenset({"__fastavro_parsed", "__named_schemas"})
+#: Longest excerpt of a library message kept in ours; resolution errors can print whole schemas.
+_DETAIL_LIMIT: Final = 160
+
+
+class _Plan:
+    """How to read values of one writer schema: the (writer, reader) pair, or why it cannot be done."""
+
+    __slots__ = ("error", "label", "reader", "writer")
+
+    def __init__(
+        self, label: str, writer: ParsedSchema, reader: ParsedSchema, error: str | None = None
+    ) -> None:
+        self.label = label
+        self.writer = writer
+        self.reader = reader
+        self.error = error
+
+
+class _Reader:
+    """Reads framed values written with any known writer schema into dicts shaped by one reader."""
+
+    __slots__ = (
+        "_by_fingerprint",
+        "_by_id",
+        "_reader",
+        "_reader_annotated",
+        "_reader_fingerprint",
+        "_source",
+    )
+
+    def __init__(
+        self,
+        reader: ParsedSchema,
+        known_writers: Mapping[bytes, ParsedSchema],
+        source: SchemaSource | None,
+        known_ids: Mapping[int, ParsedSchema],
+    ) -> None:
+        self._reader_annotated = reader
+        self._reader = strip_logical_types(reader)
+        self._reader_fingerprint = schema_fingerprint(reader)
+        self._source = source
+        self._by_fingerprint = {
+            fp: self._plan(f"fingerprint {fp.hex()}", schema)
+            for fp, schema in known_writers.items()
+        }
+        self._by_id = {i: self._plan(f"schema id {i}", schema) for i, schema in known_ids.items()}
+
+    def _plan(self, label: str, writer: ParsedSchema) -> _Plan:
+        error = _mismatch(writer, self._reader_annotated)
+        if error is not None:
+            return _Plan(label, writer, self._reader, error)
+        if schema_fingerprint(writer) == self._reader_fingerprint:
+            # Same schema: passing one object twice lets fastavro skip resolution entirely.
+            return _Plan(label, self._reader, self._reader)
+        return _Plan(label, strip_logical_types(writer), self._reader)
+
+    def _plan_for_id(self, schema_id: int) -> _Plan:
+        if self._source is None:
+            msg = f"schema id {schema_id}: Confluent-framed value, but no schema registry is configured"
+            raise DecodeError("unknown_schema_id", msg)
+        plan = self._plan(f"schema id {schema_id}", self._source.writer_schema(schema_id))
+        self._by_id[schema_id] = plan
+        return plan
+
+    def read(self, value: bytes | None) -> dict[str, Any]:
+        """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
+        if value is None:
+            raise DecodeError("empty", "value is null (tombstone)")
+        header = read_header(value)
+        if isinstance(header, ConfluentHeader):
+            plan = self._by_id.get(header.schema_id) or self._plan_for_id(header.schema_id)
+            offset = CONFLUENT_HEADER_SIZE
+        else:
+            found = self._by_fingerprint.get(header.fingerprint)
+            if found is None:
+                msg = f"no known schema has fingerprint {header.fingerprint.hex()}"
+                raise DecodeError("unknown_fingerprint", msg)
+            plan = found
+            offset = SINGLE_OBJECT_HEADER_SIZE
+        if plan.error is not None:
+            raise DecodeError("schema_mismatch", f"writer {plan.label}: {plan.error}")
+        stream = BytesIO(value)
+        stream.seek(offset)
+        try:
+            record = schemaless_reader(stream, plan.writer, plan.reader)
+        # Hostile bytes make fastavro raise many types (EOFError, IndexError, UnicodeDecodeError,
+        # ValueError, ...); this is the one broad catch, and _read_error maps each to a code.
+        except Exception as exc:
+            raise _read_error(exc, plan.label) from exc
+        left = len(value) - stream.tell()
+        if left:
+            # A datum is the whole value; leftovers mean the writer schema is not what wrote it.
+            msg = f"{left} unread bytes after the record (writer {plan.label})"
+            raise DecodeError("corrupt", msg)
+        return cast(dict[str, Any], record)
+
+
+class AvroCodec:
+    """Decodes ListingCreated and encodes ListingDecision (and the reverse, for producers and tests).
+
+    Single-object values are resolved by fingerprint among the bundled schemas plus
+    `writer_schemas` (e.g. an older version still in flight); Confluent-framed values through
+    `schema_source`. Decisions are written single-object, or Confluent-framed with
+    `decision_schema_id` when one is given.
+    """
+
+    __slots__ = (
+        "_decision_header",
+        "_decision_schema",
+        "_decisions",
+        "_listing_fingerprint",
+        "_listing_schema",
+        "_listings",
+    )
+
+    def __init__(
+        self,
+        schema_source: SchemaSource | None = None,
+        *,
+        decision_schema_id: int | None = None,
+        writer_schemas: Iterable[ParsedSchema] = (),
+        bundled: BundledSchemas | None = None,
+    ) -> None:
+        schemas = bundled if bundled is not None else BundledSchemas.load()
+        listing = schemas[LISTING_CREATED]
+        decision = schemas[LISTING_DECISION]
+        known = {s.fingerprint: s.parsed for s in schemas.by_name.values()}
+        known.update({schema_fingerprint(s): s for s in writer_schemas})
+        own_ids = {} if decision_schema_id is None else {decision_schema_id: decision.parsed}
+        self._listings = _Reader(listing.parsed, known, schema_source, {})
+        self._decisions = _Reader(decision.parsed, known, schema_source, own_ids)
+        self._listing_schema = strip_logical_types(listing.parsed)
+        self._listing_fingerprint = listing.fingerprint
+        self._decision_schema = strip_logical_types(decision.parsed)
+        self._decision_header = (
+            single_object_header(decision.fingerprint)
+            if decision_schema_id is None
+            else confluent_header(decision_schema_id)
+        )
+
+    def decode_listing(self, value: bytes | None) -> Listing:
+        """The listing in a Kafka value; every failure is a DecodeError with a stable code."""
+        return listing_from_record(self._listings.read(value))
+
+    def encode_listing(self, listing: Listing) -> bytes:
+        """Single-object ListingCreated, as the sample producer writes it."""
+        return self._write(
+            single_object_header(self._listing_fingerprint),
+            self._listing_schema,
+            listing_record(listing),
+        )
+
+    def encode_listing_confluent(self, listing: Listing, schema_id: int) -> bytes:
+        """ListingCreated framed for a registry under `schema_id` (written with our schema)."""
+        return self._write(
+            confluent_header(schema_id), self._listing_schema, listing_record(listing)
+        )
+
+    def encode_decision(self, decision: Decision) -> bytes:
+        """ListingDecision bytes ready to produce."""
+        d = decision
+        source = d.source
+        record = {
+            "decision_id": d.decision_id,
+            "event_id": d.event_id,
+            "listing_id": d.listing_id,
+            "seller_id": d.seller_id,
+            "site": d.site,
+            "outcome": d.outcome,
+            "reasons": [
+                {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
+            ],
+            "matched_rules": d.matched_rules,
+            "cluster": d.cluster,
+            "cross_border": d.cross_border,
+            "policy": d.policy,
+            "policy_version": d.policy_version,
+            "event_time": d.event_time_ms,
+            "decided_at": d.decided_at_ms,
+            "source": None
+            if source is None
+            else (
+                _SOURCE_REF,
+                {"topic": source.topic, "partition": source.partition, "offset": source.offset},
+            ),
+        }
+        return self._write(self._decision_header, self._decision_schema, record)
+
+    def decode_decision(self, value: bytes) -> Decision:
+        """The decision in a value this service produced (for checks and end-to-end tests)."""
+        r = self._decisions.read(value)
+        s = r["source"]
+        return Decision(
+            r["decision_id"],
+            r["event_id"],
+            r["listing_id"],
+            r["seller_id"],
+            r["site"],
+            r["outcome"],
+            tuple(Reason(x["code"], x["rule_id"], x["message"]) for x in r["reasons"]),
+            tuple(r["matched_rules"]),
+            r["cluster"],
+            r["cross_border"],
+            r["policy"],
+            r["policy_version"],
+            r["event_time"],
+            r["decided_at"],
+            None if s is None else SourceRef(s["topic"], s["partition"], s["offset"]),
+        )
+
+    @staticmethod
+    def _write(header: bytes, schema: ParsedSchema, record: dict[str, Any]) -> bytes:
+        stream = BytesIO()
+        stream.write(header)
+        try:
+            schemaless_writer(stream, schema, record)
+        except UnicodeEncodeError as exc:
+            raise DecodeError("invalid_utf8", f"cannot encode: {_detail(exc)}") from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            # What fastavro raises for a value outside its schema (wrong type, bad symbol, > 64 bits).
+            raise DecodeError("schema_mismatch", f"cannot encode: {_detail(exc)}") from exc
+        return stream.getvalue()
+
+
+def listing_from_record(r: Mapping[str, Any]) -> Listing:
+    """A Listing from a record shaped by the ListingCreated reader schema (timestamps as ints)."""
+    price = r["price"]
+    # Positional, in Listing's field order: this runs once per message.
+    return Listing(
+        r["event_id"],
+        r["event_time"],
+        r["listing_id"],
+        r["seller_id"],
+        r["site"],
+        r["seller_country"],
+        r["ship_from_country"],
+        r["category_id"],
+        tuple(r["category_path"]),
+        r["title"],
+        Price(price["amount_minor"], price["currency"]),
+        r["channel"],
+        r["brand"],
+        r["hs_code"],
+        # fastavro hands out the schema's own default {} when the writer had no attributes field;
+        # a fresh dict keeps one listing's attributes from being every defaulted listing's.
+        r["attributes"] or {},
+    )
+
+
+def listing_record(listing: Listing) -> dict[str, Any]:
+    """The ListingCreated record for a Listing, in schema field order (timestamps as ints)."""
+    price = listing.price
+    return {
+        "event_id": listing.event_id,
+        "event_time": listing.event_time_ms,
+        "listing_id": listing.listing_id,
+        "seller_id": listing.seller_id,
+        "site": listing.site,
+        "seller_country": listing.seller_country,
+        "ship_from_country": listing.ship_from_country,
+        "channel": listing.channel,
+        "category_id": listing.category_id,
+        "category_path": listing.category_path,
+        "title": listing.title,
+        "brand": listing.brand,
+        "price": {"amount_minor": price.amount_minor, "currency": price.currency},
+        "hs_code": listing.hs_code,
+        "attributes": listing.attributes,
+    }
+
+
+def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:
+    """A parsed copy of `schema` without logicalType annotations: same wire format, plain values."""
+    return parse_schema(_strip(schema))
+
+
+def _strip(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strip(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: value if key == "default" else _strip(value)
+        for key, value in node.items()
+        if key != "logicalType" and key not in _PARSED_MARKERS
+    }
+
+
+def _mismatch(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
+    """Why `writer` can never be read as `reader`, for what is cheap to see up front; else None.
+
+    Catches a different record (e.g. a decision on the listings topic) and a field whose logical
+    type differs (timestamp-micros read as millis would be silently wrong once annotations are gone).
+    fastavro finds the rest when it reads.
+    """
+    if not isinstance(writer, dict) or not isinstance(reader, dict):
+        return None
+    w_name = str(writer.get("name", writer.get("type")))
+    r_name = str(reader.get("name", reader.get("type")))
+    if w_name.rsplit(".", 1)[-1] != r_name.rsplit(".", 1)[-1]:
+        return f"{w_name} cannot be read as {r_name}"
+    writer_logical = _logical_types(writer)
+    for field, logical in _logical_types(reader).items():
+        other = writer_logical.get(field)
+        if other is not None and other != logical:
+            return f"field {field} is {other} in the writer but {logical} in the reader"
+    return None
+
+
+def _logical_types(record: dict[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for field in record.get("fields", ()):
+        kind = field.get("type")
+        if isinstance(kind, dict) and "logicalType" in kind:
+            found[str(field["name"])] = str(kind["logicalType"])
+    return found
+
+
+def _read_error(exc: Exception, label: str) -> DecodeError:
+    """Map what fastavro raised on a body to our code; the message names the writer schema."""
+    detail = f"{_detail(exc)} (writer {label})"
+    if isinstance(exc, UnicodeDecodeError):
+        return DecodeError("invalid_utf8", f"string is not UTF-8: {detail}")
+    if isinstance(exc, SchemaResolutionError):
+        return DecodeError("schema_mismatch", f"cannot resolve against the reader: {detail}")
+    if isinstance(exc, EOFError) and not str(exc).startswith("Expected -"):
+        return DecodeError("truncated", f"value ends inside the record: {detail}")
+    # A negative length ("Expected -3 bytes"), a bad union or enum index, an over-long varint.
+    return DecodeError("corrupt", f"not a valid Avro body: {type(exc).__name__}: {detail}")
+
+
+def _detail(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 3] + "..."

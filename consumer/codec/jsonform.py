@@ -1,0 +1,223 @@
+"""The JSON form of ListingCreated and ListingDecision, for the `check` command and its output.
+
+JSON uses the Avro field names. Times are RFC 3339 UTC strings with milliseconds on output; on
+input `event_time` may also be epoch milliseconds. Types are checked by fastavro against the same
+reader schema the codec uses, so JSON and Avro accept the same listings.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from fastavro.validation import ValidationError, ValidationErrorData, validate
+
+from consumer.codec.avro import listing_from_record, listing_record, strip_logical_types
+from consumer.codec.schemas import LISTING_CREATED, BundledSchemas, ParsedSchema
+from consumer.errors import DecodeError
+from consumer.events import Decision, Listing
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
+#: The epoch-millisecond range that RFC 3339 (years 0001 to 9999) can print.
+_MIN_MS: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_MAX_MS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_PRIMITIVE_NAMES: Final = {
+    "null": "null",
+    "boolean": "true or false",
+    "int": "a 32-bit integer",
+    "long": "a 64-bit integer",
+    "float": "a number",
+    "double": "a number",
+    "string": "a string",
+}
+
+
+@functools.cache
+def _listing_schema() -> ParsedSchema:
+    """The reader schema without logical types; parsed on first use, the same for every call."""
+    return strip_logical_types(BundledSchemas.load()[LISTING_CREATED].parsed)
+
+
+def listing_from_json(obj: object) -> Listing:
+    """A Listing from a decoded JSON object; DecodeError("invalid_listing", "<field>: <problem>")."""
+    schema = _listing_schema()
+    assert isinstance(schema, dict)  # a record, by construction of the bundled schema
+    record = _with_defaults(obj, schema, "")
+    record["event_time"] = _event_time_ms(record["event_time"])
+    price = record["price"]
+    if isinstance(price, dict):
+        record["price"] = _with_defaults(price, _field_types(schema)["price"], "price.")
+    try:
+        validate(record, schema, raise_errors=True)
+    except ValidationError as exc:
+        raise _invalid_from(exc.errors, record) from exc
+    return listing_from_record(record)
+
+
+def listing_to_json(listing: Listing) -> dict[str, Any]:
+    """The JSON form `listing_from_json` reads back to an equal Listing."""
+    record = listing_record(listing)
+    record["event_time"] = format_time(listing.event_time_ms)
+    record["category_path"] = list(listing.category_path)
+    record["attributes"] = dict(listing.attributes)
+    return record
+
+
+def decision_to_json(decision: Decision) -> dict[str, Any]:
+    """Every Decision field under its Avro name; times as RFC 3339 UTC with milliseconds."""
+    d = decision
+    s = d.source
+    return {
+        "decision_id": d.decision_id,
+        "event_id": d.event_id,
+        "listing_id": d.listing_id,
+        "seller_id": d.seller_id,
+        "site": d.site,
+        "outcome": d.outcome,
+        "reasons": [
+            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
+        ],
+        "matched_rules": list(d.matched_rules),
+        "cluster": d.cluster,
+        "cross_border": d.cross_border,
+        "policy": d.policy,
+        "policy_version": d.policy_version,
+        "event_time": format_time(d.event_time_ms),
+        "decided_at": format_time(d.decided_at_ms),
+        "source": None
+        if s is None
+        else {"topic": s.topic, "partition": s.partition, "offset": s.offset},
+    }
+
+
+def format_time(ms: int) -> str:
+    """Epoch milliseconds as RFC 3339 UTC, e.g. 2021-08-03T10:00:00.000Z."""
+    if not _MIN_MS <= ms <= _MAX_MS:
+        msg = f"{ms} ms is outside the years 0001 to 9999"
+        raise ValueError(msg)
+    text = (_EPOCH + ms * _ONE_MS).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 date-time to epoch milliseconds (sub-millisecond digits are dropped)."""
+    try:
+        moment = datetime.fromisoformat(text.upper().replace(" ", "T", 1))
+    except ValueError:
+        msg = f"{text!r} is not an RFC 3339 date-time"
+        raise ValueError(msg) from None
+    if moment.tzinfo is None:
+        msg = f"{text!r} has no UTC offset (add Z or +07:00)"
+        raise ValueError(msg)
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def _invalid(path: str, problem: str) -> DecodeError:
+    return DecodeError("invalid_listing", f"{path}: {problem}")
+
+
+def _field_types(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(f["name"]): f["type"] for f in record["fields"]}
+
+
+def _with_defaults(obj: object, record: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A copy of `obj` with defaults filled in; unknown and missing fields are refused here.
+
+    An unknown field is an error rather than ignored: a typo such as `hs-code` would otherwise
+    silently decide the listing as if it had no HS code.
+    """
+    where = prefix.rstrip(".") or "listing"
+    if not isinstance(obj, dict):
+        raise _invalid(where, f"expected a JSON object, got {_json_kind(obj)}")
+    fields = {str(f["name"]): f for f in record["fields"]}
+    for key in obj:
+        if key not in fields:
+            raise _invalid(f"{prefix}{key}", "unknown field")
+    out: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name in obj:
+            out[name] = obj[name]
+        elif "default" in field:
+            default = field["default"]
+            out[name] = dict(default) if isinstance(default, dict) else default
+        else:
+            raise _invalid(f"{prefix}{name}", "required field missing")
+    return out
+
+
+def _event_time_ms(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            ms = parse_time(value)
+        except ValueError as exc:
+            raise _invalid("event_time", str(exc)) from exc
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    else:
+        msg = f"expected an RFC 3339 string or epoch milliseconds, got {_json_kind(value)}"
+        raise _invalid("event_time", msg)
+    if not _MIN_MS <= ms <= _MAX_MS:
+        raise _invalid("event_time", f"{ms} ms is outside the years 0001 to 9999")
+    return ms
+
+
+def _invalid_from(
+    errors: tuple[ValidationErrorData, ...], record: Mapping[str, Any]
+) -> DecodeError:
+    """One message for the first failing field, listing every type its union would have taken."""
+    first = errors[0].field
+    same = [e for e in errors if e.field == first]
+    record_name, _, field = str(first).rpartition(".")
+    path = field if record_name == LISTING_CREATED else f"price.{field}"
+    holder = record if record_name == LISTING_CREATED else record.get("price", {})
+    whole = holder.get(field)
+    datum = same[0].datum
+    expected = " or ".join(_describe(e.schema) for e in same)
+    if datum is not whole and isinstance(whole, list | dict):
+        part = "item" if isinstance(whole, list) else "value"
+        return _invalid(path, f"each {part} must be {expected}, got {_json_kind(datum)}")
+    return _invalid(path, f"expected {expected}, got {_json_kind(datum)}")
+
+
+def _describe(schema: Any) -> str:
+    if isinstance(schema, str):
+        return _PRIMITIVE_NAMES.get(schema, schema.rpartition(".")[2])
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "enum":
+            return "one of " + ", ".join(schema["symbols"])
+        if kind == "array":
+            return f"a list of {_plural(schema['items'])}"
+        if kind == "map":
+            return f"an object of {_plural(schema['values'])}"
+        if kind == "record":
+            return "an object"
+        return _describe(kind)
+    return str(schema)
+
+
+def _plural(schema: Any) -> str:
+    if schema == "string":
+        return "strings"
+    return f"items of type {_describe(schema)}"
+
+
+def _json_kind(value: object) -> str:
+    """How a JSON value looks, short: null, true, 5, "text" or a type name for containers."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'"{shown}"'
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
