@@ -23,7 +23,9 @@ from consumer.errors import ConfigError, DecodeError, SchemaSourceUnavailable
 log = logging.getLogger(__name__)
 
 try:  # the client picks httpx2 or httpx here; catch the transport errors of the one it uses
-    _httpx: Any = importlib.import_module("confluent_kafka.schema_registry.common._httpx_compat").httpx
+    _httpx: Any = importlib.import_module(
+        "confluent_kafka.schema_registry.common._httpx_compat"
+    ).httpx
 except ImportError:  # releases before that module imported httpx directly
     _httpx = importlib.import_module("httpx")
 

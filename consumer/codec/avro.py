@@ -229,7 +229,7 @@ class AvroCodec:
         }
         return self._write(self._decision_header, self._decision_schema, record)
 
-    def decode_decision(self, value: bytes) -> Decision:
+    def decode_decision(self, value: bytes | None) -> Decision:
         """The decision in a value this service produced (for checks and end-to-end tests)."""
         r = self._decisions.read(value)
         s = r["source"]
