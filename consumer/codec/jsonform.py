@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
 from consumer.codec.avro import listing_from_record, listing_record, strip_logical_types
-from consumer.codec.schemas import LISTING_CREATED, BundledSchemas, ParsedSchema
+from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing
 
@@ -36,15 +36,14 @@ _PRIMITIVE_NAMES: Final = {
 
 
 @functools.cache
-def _listing_schema() -> ParsedSchema:
+def _listing_schema() -> dict[str, Any]:
     """The reader schema without logical types; parsed on first use, the same for every call."""
-    return strip_logical_types(BundledSchemas.load()[LISTING_CREATED].parsed)
+    return cast(dict[str, Any], strip_logical_types(BundledSchemas.load()[LISTING_CREATED].parsed))
 
 
 def listing_from_json(obj: object) -> Listing:
     """A Listing from a decoded JSON object; DecodeError("invalid_listing", "<field>: <problem>")."""
     schema = _listing_schema()
-    assert isinstance(schema, dict)  # a record, by construction of the bundled schema
     record = _with_defaults(obj, schema, "")
     record["event_time"] = _event_time_ms(record["event_time"])
     price = record["price"]

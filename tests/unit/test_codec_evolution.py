@@ -99,6 +99,16 @@ def _renamed(new_name: str) -> Callable[[Raw], Raw]:
     return change
 
 
+def _price_defined_earlier(raw: Raw) -> Raw:
+    """A newer writer that defines Price in an added field first and then refers to it by name."""
+    price = _field(raw, "price")
+    raw["fields"].insert(
+        0, {"name": "list_price", "type": ["null", price["type"]], "default": None}
+    )
+    price["type"] = "Price"
+    return raw
+
+
 def _write(schema: ParsedSchema, record: Raw) -> bytes:
     stream = BytesIO()
     schemaless_writer(stream, schema, record)
@@ -142,6 +152,11 @@ class TestListingWriters:
                 RECORD,
                 EXPECTED,
             ),
+            (
+                _price_defined_earlier,
+                {**RECORD, "list_price": {"amount_minor": 9900, "currency": "MYR"}},
+                EXPECTED,
+            ),
         ],
         ids=[
             "newer-writer-added-optional-field",
@@ -149,6 +164,7 @@ class TestListingWriters:
             "older-writer-without-attributes-and-hs-code",
             "older-writer-without-channel-and-brand",
             "writer-without-logical-type",
+            "named-type-moved-to-an-added-field",
         ],
     )
     def test_compatible_writer_decodes(
@@ -205,6 +221,11 @@ class TestListingWriters:
                 RECORD,
                 "ListingUpdated cannot be read as",
             ),
+            (
+                lambda raw: {"type": "enum", "name": raw["name"], "symbols": ["A"]},
+                "A",
+                "enum ListingCreated cannot be read as record",
+            ),
         ],
         ids=[
             "writer-missing-required-field",
@@ -212,10 +233,11 @@ class TestListingWriters:
             "unknown-channel-symbol",
             "timestamp-micros",
             "other-record",
+            "enum-with-our-name",
         ],
     )
     def test_incompatible_writer_is_schema_mismatch(
-        self, change: Callable[[Raw], Raw], record: Raw, message: str
+        self, change: Callable[[Raw], Raw], record: Any, message: str
     ) -> None:
         """A writer our reader cannot resolve is dead-lettered as schema_mismatch, never misread."""
         writer = parse_schema(change(_schema(LISTING_CREATED)))
@@ -239,6 +261,14 @@ class TestListingWriters:
         )(_schema(LISTING_CREATED))
         writer = parse_schema(raw)
         codec = AvroCodec(writer_schemas=[writer])
+        assert codec.decode_listing(_single_object(writer, RECORD)) == EXPECTED
+
+    def test_writer_named_by_a_reader_alias_decodes(self) -> None:
+        """A record renamed in the writer still decodes when our reader lists the old name."""
+        reader = {**_schema(LISTING_CREATED), "aliases": ["ListingPosted"]}
+        bundled = BundledSchemas.of([json.dumps(reader), BUNDLED[LISTING_DECISION].text])
+        writer = parse_schema(_renamed("ListingPosted")(_schema(LISTING_CREATED)))
+        codec = AvroCodec(writer_schemas=[writer], bundled=bundled)
         assert codec.decode_listing(_single_object(writer, RECORD)) == EXPECTED
 
     def test_defaulted_attributes_are_not_shared(self) -> None:
