@@ -1,0 +1,258 @@
+"""PolicyModel to CompiledPolicy, once per load: sets, prefix index, price thresholds, version hash.
+
+Everything a listing's evaluation needs is decided here, so `evaluate` only does set and dict
+lookups, integer comparisons and calls to the small closures built below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from consumer.events import Listing, Reason
+from consumer.policy.codes import minor_exponent
+from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
+from consumer.policy.taxonomy import TaxonomyIndex, normalise_segment
+
+#: Open window ends; event times are epoch milliseconds, far inside these.
+WINDOW_MIN = -(2**63)
+WINDOW_MAX = 2**63
+
+#: Reason code used when a price condition cannot be checked because the currency has no rate.
+UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
+
+#: test(listing, cross_border, cluster) -> whether the condition holds.
+Test = Callable[[Listing, bool, str | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One non-price `when` condition, as a closure over its precomputed set or tuple."""
+
+    key: str
+    test: Test
+
+
+@dataclass(frozen=True, slots=True)
+class PriceCheck:
+    """A price condition as integer thresholds in each known currency's minor units.
+
+    amount_minor < threshold is exactly "price below the limit" (the threshold is rounded up from
+    the exact rational value), so there is no float rounding at the boundary and no multiply per
+    listing. A currency missing from `thresholds` has no fx rate.
+    """
+
+    key: str
+    below: bool
+    thresholds: Mapping[str, int]
+
+    def holds(self, amount_minor: int, currency: str) -> bool | None:
+        """None when the currency has no rate, so the caller can fail closed."""
+        threshold = self.thresholds.get(currency)
+        if threshold is None:
+            return None
+        return amount_minor < threshold if self.below else amount_minor >= threshold
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    effect: Effect
+    allow: bool
+    from_ms: int
+    until_ms: int
+    checks: tuple[Check, ...]
+    prices: tuple[PriceCheck, ...]
+    #: The reason a match produces (reject rules only), built once.
+    reason: Reason | None
+    rule: Rule
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """What `evaluate` runs on. `scope_sites` None means every site is in scope."""
+
+    model: PolicyModel
+    policy_id: str
+    version: str
+    timezone: str
+    tz: ZoneInfo
+    scope_sites: frozenset[str] | None
+    taxonomy: TaxonomyIndex
+    rules: tuple[CompiledRule, ...]
+    #: Base-currency value of one minor unit per currency (rate / 10**exponent), for explanations.
+    rate_per_minor: Mapping[str, float]
+
+
+def compile_policy(model: PolicyModel) -> CompiledPolicy:
+    """Precompute everything per-listing evaluation needs; call once per loaded policy."""
+    scope = None if model.scope_sites is None else frozenset(model.scope_sites)
+    fx_rates = _rates(model.fx)
+    return CompiledPolicy(
+        model=model,
+        policy_id=model.policy_id,
+        version=f"{model.version}+{content_hash(model)[:8]}",
+        timezone=model.timezone,
+        tz=ZoneInfo(model.timezone),
+        scope_sites=scope,
+        taxonomy=TaxonomyIndex.build(model.clusters),
+        rules=tuple(_compile_rule(rule, fx_rates) for rule in model.rules),
+        rate_per_minor={
+            code: float(rate / 10 ** minor_exponent(code)) for code, rate in fx_rates.items()
+        },
+    )
+
+
+def content_hash(model: PolicyModel) -> str:
+    """sha256 of the model as canonical JSON: comments, layout, key order and equal spellings of a
+    date or number do not change it; any change to what the policy says does."""
+    canonical = json.dumps(
+        dataclasses.asdict(model),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=lambda value: format(value.normalize(), "f"),  # only Decimal reaches here
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _rates(fx: FxTable | None) -> dict[str, Fraction]:
+    if fx is None:
+        return {}
+    rates = {code: Fraction(rate) for code, rate in fx.rates}
+    rates[fx.base] = Fraction(1)
+    return rates
+
+
+def _compile_rule(rule: Rule, rates: Mapping[str, Fraction]) -> CompiledRule:
+    when = rule.when
+    prices = tuple(
+        _price_check(key, money, below=key == "price_below", rates=rates)
+        for key, money in (
+            ("price_below", when.price_below),
+            ("price_at_least", when.price_at_least),
+        )
+        if money is not None
+    )
+    allow = rule.effect == "allow"
+    reason = None
+    if not allow:
+        message = rule.message or f"rejected by rule {rule.id}"
+        reason = Reason(rule.reason or UNKNOWN_CURRENCY, rule.id, message)
+    return CompiledRule(
+        id=rule.id,
+        effect=rule.effect,
+        allow=allow,
+        from_ms=WINDOW_MIN if rule.effective_from_ms is None else rule.effective_from_ms,
+        until_ms=WINDOW_MAX if rule.effective_until_ms is None else rule.effective_until_ms,
+        checks=_checks(when),
+        prices=prices,
+        reason=reason,
+        rule=rule,
+    )
+
+
+def _price_check(
+    key: str, money: Money, *, below: bool, rates: Mapping[str, Fraction]
+) -> PriceCheck:
+    limit_in_base = Fraction(money.amount) * rates[money.currency]
+    thresholds = {
+        code: math.ceil(limit_in_base * 10 ** minor_exponent(code) / rate)
+        for code, rate in rates.items()
+    }
+    return PriceCheck(key, below, thresholds)
+
+
+def normalise_hs_code(hs_code: str) -> str:
+    """HS codes are compared as digits only, so "4901.99" and "4901 99" match prefix "4901"."""
+    return hs_code.replace(".", "").replace(" ", "")
+
+
+def _checks(when: Conditions) -> tuple[Check, ...]:
+    """One closure per set condition, in CONDITION_KEYS order; price conditions are handled apart."""
+    checks: list[Check] = []
+
+    def add(key: str, test: Test) -> None:
+        checks.append(Check(key, test))
+
+    if when.cross_border is not None:
+        wanted = when.cross_border
+        add("cross_border", lambda listing, cross_border, cluster: cross_border is wanted)
+    if when.cluster_in is not None:
+        clusters_in = frozenset(when.cluster_in)
+        add("cluster_in", lambda listing, cross_border, cluster: cluster in clusters_in)
+    if when.cluster_not_in is not None:
+        clusters_out = frozenset(when.cluster_not_in)
+        add("cluster_not_in", lambda listing, cross_border, cluster: cluster not in clusters_out)
+    if when.site_in is not None:
+        sites = frozenset(when.site_in)
+        add("site_in", lambda listing, cross_border, cluster: listing.site in sites)
+    if when.seller_in is not None:
+        sellers_in = frozenset(when.seller_in)
+        add("seller_in", lambda listing, cross_border, cluster: listing.seller_id in sellers_in)
+    if when.seller_not_in is not None:
+        sellers_out = frozenset(when.seller_not_in)
+        add(
+            "seller_not_in",
+            lambda listing, cross_border, cluster: listing.seller_id not in sellers_out,
+        )
+    if when.seller_country_in is not None:
+        seller_countries = frozenset(when.seller_country_in)
+        add(
+            "seller_country_in",
+            lambda listing, cross_border, cluster: listing.seller_country in seller_countries,
+        )
+    if when.ship_from_in is not None:
+        ship_from = frozenset(when.ship_from_in)
+        add(
+            "ship_from_in",
+            lambda listing, cross_border, cluster: listing.ship_from_country in ship_from,
+        )
+    if when.brand_in is not None:
+        brands = frozenset(normalise_segment(brand) for brand in when.brand_in)
+        add("brand_in", lambda listing, cross_border, cluster: _brand_in(listing.brand, brands))
+    if when.hs_code_prefix_in is not None:
+        hs_in = tuple(when.hs_code_prefix_in)
+        add(
+            "hs_code_prefix_in",
+            lambda listing, cross_border, cluster: (
+                listing.hs_code is not None and normalise_hs_code(listing.hs_code).startswith(hs_in)
+            ),
+        )
+    if when.hs_code_prefix_not_in is not None:
+        hs_out = tuple(when.hs_code_prefix_not_in)
+        add(
+            "hs_code_prefix_not_in",
+            lambda listing, cross_border, cluster: (
+                listing.hs_code is None or not normalise_hs_code(listing.hs_code).startswith(hs_out)
+            ),
+        )
+    if when.attribute_equals is not None:
+        pairs = when.attribute_equals
+        add(
+            "attribute_equals",
+            lambda listing, cross_border, cluster: all(
+                listing.attributes.get(name) == value for name, value in pairs
+            ),
+        )
+    return tuple(checks)
+
+
+def _brand_in(brand: str | None, brands: frozenset[str]) -> bool:
+    return brand is not None and normalise_segment(brand) in brands
+
+
+def price_in_base(compiled: CompiledPolicy, amount_minor: int, currency: str) -> Decimal | None:
+    """The listing price in fx.base units for explanations; None when the currency has no rate."""
+    rates = _rates(compiled.model.fx)
+    if currency not in rates:
+        return None
+    exact = Fraction(amount_minor, 10 ** minor_exponent(currency)) * rates[currency]
+    return Decimal(exact.numerator) / Decimal(exact.denominator)

@@ -1,0 +1,103 @@
+"""The policy as frozen data, exactly as the file says it; nothing here is precomputed for speed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+Effect = Literal["reject", "allow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in major units (100 USD is Money(Decimal(100), "USD")); Decimal keeps it exact."""
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class FxTable:
+    """Value of one major unit of each currency in `base` units; the base itself is always 1."""
+
+    base: str
+    rates: tuple[tuple[str, Decimal], ...]
+
+    def rate(self, currency: str) -> Decimal | None:
+        if currency == self.base:
+            return Decimal(1)
+        for code, value in self.rates:
+            if code == currency:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A named part of the category taxonomy: path prefixes (root first) and/or category ids."""
+
+    name: str
+    category_paths: tuple[tuple[str, ...], ...] = ()
+    category_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """A rule's `when`: every field that is not None must hold (AND)."""
+
+    cross_border: bool | None = None
+    cluster_in: tuple[str, ...] | None = None
+    cluster_not_in: tuple[str, ...] | None = None
+    site_in: tuple[str, ...] | None = None
+    seller_in: tuple[str, ...] | None = None
+    seller_not_in: tuple[str, ...] | None = None
+    seller_country_in: tuple[str, ...] | None = None
+    ship_from_in: tuple[str, ...] | None = None
+    brand_in: tuple[str, ...] | None = None
+    hs_code_prefix_in: tuple[str, ...] | None = None
+    hs_code_prefix_not_in: tuple[str, ...] | None = None
+    price_below: Money | None = None
+    price_at_least: Money | None = None
+    attribute_equals: tuple[tuple[str, str], ...] | None = None
+
+    def present(self) -> tuple[str, ...]:
+        """Names of the conditions that are set, in declaration order."""
+        return tuple(name for name in CONDITION_KEYS if getattr(self, name) is not None)
+
+
+#: The `when` keys, in the order they are checked and printed.
+CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule. The window is epoch milliseconds: from inclusive, until exclusive, None = open."""
+
+    id: str
+    effect: Effect
+    when: Conditions
+    reason: str | None = None
+    message: str | None = None
+    effective_from_ms: int | None = None
+    effective_until_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyModel:
+    """A validated policy file. `scope_sites` None means every site is in scope."""
+
+    policy_id: str
+    version: str
+    rules: tuple[Rule, ...]
+    description: str | None = None
+    timezone: str = "UTC"
+    scope_sites: tuple[str, ...] | None = None
+    clusters: tuple[Cluster, ...] = ()
+    fx: FxTable | None = None
+
+    def cluster(self, name: str) -> Cluster | None:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        return None

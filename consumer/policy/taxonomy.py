@@ -1,0 +1,93 @@
+"""Category-path normalisation and the longest-prefix cluster index, built once per policy.
+
+Ranking when several clusters match one listing: the longest matching path prefix wins. A
+`category_ids` match counts as a prefix as long as the listing's whole path (an id names the exact
+category, so nothing can be more specific than it); equal lengths go to the cluster listed first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from consumer.policy.model import Cluster
+
+
+def normalise_segment(segment: str) -> str:
+    """NFKC, casefold, trim and collapse inner whitespace: fullwidth letters, case and spacing vanish.
+
+    NFKC runs again after casefold because casefolding can leave a string un-normalised.
+    """
+    folded = unicodedata.normalize("NFKC", segment).casefold()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKC", folded)
+    return " ".join(folded.split())
+
+
+def normalise_path(path: Iterable[str]) -> tuple[str, ...]:
+    return tuple(normalise_segment(segment) for segment in path)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMatch:
+    """Which cluster a listing falls in and why: `prefix` as written in the policy, or by id."""
+
+    cluster: str
+    prefix: tuple[str, ...] | None
+    by_id: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    order: int
+    match: ClusterMatch
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonomyIndex:
+    """Dicts keyed by normalised prefix tuple and by category id; the first cluster listed keeps a key.
+
+    A lookup walks the listing's own prefixes from longest to shortest, so its cost grows with the
+    depth of the listing's path, not with the number of clusters or paths in the policy.
+    """
+
+    by_prefix: dict[tuple[str, ...], _Entry]
+    by_id: dict[str, _Entry]
+    max_depth: int
+
+    @classmethod
+    def build(cls, clusters: Sequence[Cluster]) -> TaxonomyIndex:
+        by_prefix: dict[tuple[str, ...], _Entry] = {}
+        by_id: dict[str, _Entry] = {}
+        for order, cluster in enumerate(clusters):
+            for path in cluster.category_paths:
+                entry = _Entry(order, ClusterMatch(cluster.name, path, by_id=False))
+                by_prefix.setdefault(normalise_path(path), entry)
+            for category_id in cluster.category_ids:
+                by_id.setdefault(category_id, _Entry(order, ClusterMatch(cluster.name, None, True)))
+        depth = max((len(key) for key in by_prefix), default=0)
+        return cls(by_prefix, by_id, depth)
+
+    def lookup(self, category_id: str, category_path: Sequence[str]) -> ClusterMatch | None:
+        """The winning match for a listing, or None when no cluster claims it."""
+        by_path: _Entry | None = None
+        length = 0
+        if self.by_prefix and category_path:
+            path = normalise_path(category_path[: self.max_depth])
+            for length in range(len(path), 0, -1):
+                by_path = self.by_prefix.get(path[:length])
+                if by_path is not None:
+                    break
+        by_id = self.by_id.get(category_id)
+        if by_id is None:
+            return None if by_path is None else by_path.match
+        # The id match ranks as a full-length prefix; only a full-length path from an earlier
+        # cluster beats it.
+        if by_path is not None and length == len(category_path) and by_path.order < by_id.order:
+            return by_path.match
+        return by_id.match
+
+    def cluster_of(self, category_id: str, category_path: Sequence[str]) -> str | None:
+        match = self.lookup(category_id, category_path)
+        return None if match is None else match.cluster
