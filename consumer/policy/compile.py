@@ -112,9 +112,20 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
 
 def content_hash(model: PolicyModel) -> str:
     """sha256 of the model as canonical JSON: comments, layout, key order and equal spellings of a
-    date or number do not change it; any change to what the policy says does."""
+    date or number do not change it; any change to what the policy says does.
+
+    YAML mappings whose order means nothing (fx.rates, attribute_equals) are hashed as mappings;
+    lists and the clusters mapping keep their order, because order decides cluster ties and the
+    order of reasons.
+    """
+    content = dataclasses.asdict(model)
+    if content["fx"] is not None:
+        content["fx"]["rates"] = dict(content["fx"]["rates"])
+    for rule in content["rules"]:
+        if rule["when"]["attribute_equals"] is not None:
+            rule["when"]["attribute_equals"] = dict(rule["when"]["attribute_equals"])
     canonical = json.dumps(
-        dataclasses.asdict(model),
+        content,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -71,7 +71,10 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
 
 
 def _when(ms: int, tz: ZoneInfo, timespec: str = "milliseconds") -> str:
-    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz).isoformat(timespec=timespec)
+    try:
+        return (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz).isoformat(timespec=timespec)
+    except OverflowError:  # a timestamp-millis outside years 1..9999 is still a valid event
+        return f"{ms} ms since the epoch"
 
 
 def _window(rule: Rule, tz: ZoneInfo) -> str:
