@@ -1,0 +1,58 @@
+"""Finding and running the command-line tools the deploy tests need: promtool, prometheus, kustomize.
+
+A missing tool fails the test with the command that installs it; it never skips.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+ENSURE_TOOLS = "deploy/tools/ensure-tools"
+#: Where ensure-tools builds kustomize when kubectl is missing.
+LOCAL_KUSTOMIZE = ROOT / ".tools" / "bin" / "kustomize"
+
+
+def require(tool: str) -> str:
+    """Absolute path of `tool` on PATH, or fail the test saying how to install it."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} not found on PATH: run {ENSURE_TOOLS} (installs it)", pytrace=False)
+    return path
+
+
+def kustomize_command() -> list[str]:
+    """The pinned kustomize ensure-tools built, else kubectl's embedded one."""
+    if LOCAL_KUSTOMIZE.is_file():
+        return [str(LOCAL_KUSTOMIZE), "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    pytest.fail(f"neither kubectl nor {LOCAL_KUSTOMIZE} found: run {ENSURE_TOOLS}", pytrace=False)
+
+
+def run(
+    args: list[str], *, cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool; a non-zero exit fails the test with its output."""
+    result = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}",
+            pytrace=False,
+        )
+    return result
+
+
+def kustomize_build(path: Path) -> list[dict[str, Any]]:
+    """Render a kustomization and parse every object."""
+    out = run([*kustomize_command(), str(path)]).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc is not None]
