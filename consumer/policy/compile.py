@@ -75,9 +75,13 @@ class CompiledRule:
     rule: Rule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledPolicy:
-    """What `evaluate` runs on. `scope_sites` None means every site is in scope."""
+    """What `evaluate` runs on. `scope_sites` None means every site is in scope.
+
+    Compared by identity: two compilations hold different closures, and `version` is the value
+    to compare when asking whether two policies say the same thing.
+    """
 
     model: PolicyModel
     policy_id: str
@@ -156,7 +160,7 @@ def _compile_rule(rule: Rule, rates: Mapping[str, Fraction]) -> CompiledRule:
     reason = None
     if not allow:
         message = rule.message or f"rejected by rule {rule.id}"
-        reason = Reason(rule.reason or UNKNOWN_CURRENCY, rule.id, message)
+        reason = Reason(rule.reason or "REJECTED", rule.id, message)  # load requires a reason
     return CompiledRule(
         id=rule.id,
         effect=rule.effect,

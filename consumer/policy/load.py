@@ -108,7 +108,7 @@ class _Reader:
         self.keys("", data, _TOP_KEYS, required=("policy", "version", "rules"))
         policy_id = self.ident("policy", data["policy"]) if "policy" in data else None
         version = self.text("version", data["version"]) if "version" in data else None
-        description = self.optional_text("description", data.get("description"))
+        description = self.text("description", data.get("description"), optional=True)
         timezone = self.timezone(data.get("timezone"))
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
@@ -130,22 +130,20 @@ class _Reader:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 more = f" (did you mean '{hint[0]}'?)" if hint else ""
-                self.fail(
-                    f"{prefix}{key}",
-                    f"unknown key{more}; expected one of: {', '.join(sorted(allowed))}",
-                )
+                expected = ", ".join(sorted(allowed))
+                self.fail(f"{prefix}{key}", f"unknown key{more}; expected one of: {expected}")
         for key in required:
             if key not in data:
                 self.fail(f"{prefix}{key}", "missing required key")
 
-    def text(self, path: str, value: object) -> str | None:
+    def text(self, path: str, value: object, optional: bool = False) -> str | None:
+        """A non-empty string; with `optional`, null means not given."""
+        if optional and value is None:
+            return None
         if not isinstance(value, str) or not value.strip():
             self.fail(path, f"expected a non-empty string, got {_kind(value)}")
             return None
         return value
-
-    def optional_text(self, path: str, value: object) -> str | None:
-        return None if value is None else self.text(path, value)
 
     def ident(self, path: str, value: object) -> str | None:
         text = self.text(path, value)
@@ -158,10 +156,8 @@ class _Reader:
         self, path: str, value: object, check: Callable[[str], str | None] | None = None
     ) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
-            self.fail(
-                path,
-                f"expected a non-empty list, got {'an empty list' if value == [] else _kind(value)}",
-            )
+            got = "an empty list" if value == [] else _kind(value)
+            self.fail(path, f"expected a non-empty list, got {got}")
             return None
         out: list[str] = []
         for item in value:
@@ -182,17 +178,13 @@ class _Reader:
     # -- sections -------------------------------------------------------------------------------
 
     def timezone(self, value: object) -> str:
-        if value is None:
-            return "UTC"
-        name = self.text("timezone", value)
-        if name is None:
+        if value is None or (name := self.text("timezone", value)) is None:
             return "UTC"
         try:
             self.tz = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            self.fail(
-                "timezone", f"unknown time zone {name!r} (use an IANA name such as 'Asia/Jakarta')"
-            )
+            msg = f"unknown time zone {name!r} (use an IANA name such as 'Asia/Jakarta')"
+            self.fail("timezone", msg)
         return name
 
     def scope(self, value: object) -> tuple[str, ...] | None:
@@ -202,9 +194,9 @@ class _Reader:
         if data is None:
             return None
         self.keys("scope", data, {"sites"}, required=("sites",))
-        return (
-            self.strings("scope.sites", data["sites"], country_problem) if "sites" in data else None
-        )
+        if "sites" not in data:
+            return None  # reported as missing; a null or empty list is reported by strings()
+        return self.strings("scope.sites", data["sites"], country_problem)
 
     def clusters(self, value: object) -> list[Cluster]:
         data = {} if value is None else self.mapping("clusters", value)
@@ -217,9 +209,8 @@ class _Reader:
             paths: list[tuple[str, ...]] = []
             raw_paths = spec.get("category_paths") or []
             if not isinstance(raw_paths, list):
-                self.fail(
-                    f"{path}.category_paths", f"expected a list of paths, got {_kind(raw_paths)}"
-                )
+                msg = f"expected a list of paths, got {_kind(raw_paths)}"
+                self.fail(f"{path}.category_paths", msg)
                 raw_paths = []
             for i, raw in enumerate(raw_paths):
                 segments = self.strings(f"{path}.category_paths[{i}]", raw)
@@ -288,10 +279,8 @@ class _Reader:
                 out.append(rule)
             rule_id = raw.get("id") if isinstance(raw, dict) else None
             if isinstance(rule_id, str) and rule_id in first_seen:
-                first = first_seen[rule_id]
-                self.fail(
-                    f"rules[{i}].id", f"duplicate rule id {rule_id!r} (first at rules[{first}])"
-                )
+                msg = f"duplicate rule id {rule_id!r} (first at rules[{first_seen[rule_id]}])"
+                self.fail(f"rules[{i}].id", msg)
             elif isinstance(rule_id, str):
                 first_seen[rule_id] = i
         return tuple(out)
@@ -305,22 +294,18 @@ class _Reader:
         effect = data.get("effect")
         if effect not in ("reject", "allow") and "effect" in data:
             self.fail(f"{path}.effect", f"expected 'reject' or 'allow', got {_kind(effect)}")
-        reason = self.optional_text(f"{path}.reason", data.get("reason"))
+        reason = self.text(f"{path}.reason", data.get("reason"), optional=True)
         if reason is not None and not _REASON.fullmatch(reason):
-            self.fail(
-                f"{path}.reason",
-                f"{reason!r} is not an UPPER_SNAKE code (e.g. IMPORT_CLOSED_CATEGORY)",
-            )
+            msg = f"{reason!r} is not an UPPER_SNAKE code (e.g. IMPORT_CLOSED_CATEGORY)"
+            self.fail(f"{path}.reason", msg)
         if effect == "reject" and data.get("reason") is None:
             self.fail(f"{path}.reason", "a reject rule needs a reason code")
-        message = self.optional_text(f"{path}.message", data.get("message"))
+        message = self.text(f"{path}.message", data.get("message"), optional=True)
         start = self.instant(f"{path}.effective_from", data.get("effective_from"))
         end = self.instant(f"{path}.effective_until", data.get("effective_until"))
         if start is not None and end is not None and end <= start:
-            self.fail(
-                f"{path}.effective_until",
-                f"must be after effective_from ({data['effective_from']})",
-            )
+            msg = f"must be after effective_from ({data['effective_from']})"
+            self.fail(f"{path}.effective_until", msg)
         when = self.when(f"{path}.when", data["when"], clusters, fx) if "when" in data else None
         if rule_id is None or effect not in ("reject", "allow") or when is None:
             return None
@@ -331,19 +316,16 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, str):
+            parse = date.fromisoformat if len(value) == 10 else datetime.fromisoformat
             try:
-                value = (
-                    date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-                )
+                value = parse(value)
             except ValueError:
                 self.fail(path, f"{value!r} is not a date (2021-08-03) or RFC 3339 datetime")
                 return None
         if isinstance(value, datetime):
             if value.tzinfo is None:
-                self.fail(
-                    path,
-                    f"datetime {value.isoformat()} needs an offset (Z or +07:00), or use a plain date",
-                )
+                msg = f"datetime {value.isoformat()} needs an offset (Z or +07:00), or use a plain date"
+                self.fail(path, msg)
                 return None
             return (value - _EPOCH) // _MS
         if isinstance(value, date):

@@ -81,8 +81,11 @@ class TestLoadValid:
         )
 
     def test_optional_sections_take_their_defaults(self) -> None:
-        """No timezone means UTC, no scope means every site, no clusters or fx means none."""
-        text = "policy: p\nversion: v\nrules:\n  - {id: a, effect: allow, when: {site_in: [SG]}}\n"
+        """No timezone means UTC, no scope means every site, no clusters or fx; null means not given."""
+        text = (
+            "policy: p\nversion: v\ndescription: null\nrules:\n"
+            "  - {id: a, effect: allow, effective_until: null, when: {site_in: [SG]}}\n"
+        )
         model = load_policy(text)
         assert (model.timezone, model.scope_sites, model.clusters, model.fx) == (
             "UTC",
@@ -92,6 +95,7 @@ class TestLoadValid:
         )
         assert model.rules[0].effective_from_ms is None
         assert model.rules[0].effective_until_ms is None
+        assert model.description is None
 
     @pytest.mark.parametrize(
         ("written", "expected"),
