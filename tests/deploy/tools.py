@@ -56,3 +56,19 @@ def kustomize_build(path: Path) -> list[dict[str, Any]]:
     """Render a kustomization and parse every object."""
     out = run([*kustomize_command(), str(path)]).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc is not None]
+
+
+def promtool_check_metrics(exposition: str) -> str:
+    """`promtool check metrics` on a /metrics text (naming and help lint); its complaints, if any.
+
+    promtool exits 1 when it finds problems and prints them; an empty string means clean.
+    """
+    result = subprocess.run(
+        [require("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return (result.stdout + result.stderr).strip() if result.returncode else ""
