@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,3 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 def rule_groups() -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text())["groups"]
     return groups
-
-
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())

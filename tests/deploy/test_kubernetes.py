@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -17,9 +18,9 @@ from consumer import config
 from consumer.errors import ConfigError
 from consumer.policy import bundled_policy_text
 from tests.deploy import contract, crd_schemas
-from tests.deploy.conftest import KUSTOMIZATIONS, RULES
+from tests.deploy.conftest import KUSTOMIZATIONS
 from tests.deploy.k8s import container_env, named, one, resolve_port, worker_container
-from tests.deploy.tools import ROOT, run
+from tests.deploy.tools import ROOT, require, run
 
 #: The oldest Kubernetes minor we support, and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
@@ -109,11 +110,9 @@ class TestPrometheusRule:
         run([str(ROOT / "deploy" / "tools" / "sync-prometheusrule"), "--check"])
 
     def test_rules_pass_promtool_as_the_operator_loads_them(
-        self, rendered: dict[str, list[dict[str, Any]]], tmp_path: Any
+        self, rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
     ) -> None:
         """The groups as rendered (after kustomize) are a valid Prometheus rule file."""
-        from tests.deploy.tools import require
-
         rule = one(rendered["example"], "PrometheusRule")
         path = tmp_path / "rendered-rules.yaml"
         path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
@@ -309,7 +308,3 @@ class TestKeda:
         refs = auth["spec"]["secretTargetRef"]
         assert {ref["name"] for ref in refs} == secrets
         assert {ref["parameter"] for ref in refs} == {"username", "password"}
-
-
-def test_rules_file_is_where_the_fixtures_read_it() -> None:
-    assert RULES.is_file()
