@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,9 +103,22 @@ class Decision:
     source: SourceRef | None
 
 
+_NAMESPACE_BYTES = DECISION_ID_NAMESPACE.bytes
+
+
 def decision_id_for(event_id: str, policy_version: str) -> str:
-    """Deterministic id, so re-deciding the same event under the same policy gives the same id."""
-    return str(uuid.uuid5(DECISION_ID_NAMESPACE, f"{event_id}|{policy_version}"))
+    """Deterministic id, so re-deciding the same event under the same policy gives the same id.
+
+    Equal to str(uuid.uuid5(DECISION_ID_NAMESPACE, f"{event_id}|{policy_version}")), computed
+    without building a UUID object: this runs once per event and uuid5 costs twice as much.
+    """
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}|{policy_version}".encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_decision(

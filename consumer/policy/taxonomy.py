@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consumer.policy.model import Cluster
+
+MEMO_LIMIT = 100_000
 
 
 def normalise_segment(segment: str) -> str:
@@ -55,6 +57,9 @@ class TaxonomyIndex:
     by_prefix: dict[tuple[str, ...], _Entry]
     by_id: dict[str, _Entry]
     max_depth: int
+    #: Results by (category_id, raw path). A marketplace has a bounded set of categories, so after
+    #: warm-up a lookup is one dict hit instead of Unicode normalisation of every segment.
+    _memo: dict[tuple[str, tuple[str, ...]], str | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, clusters: Sequence[Cluster]) -> TaxonomyIndex:
@@ -88,6 +93,15 @@ class TaxonomyIndex:
             return by_path.match
         return by_id.match
 
-    def cluster_of(self, category_id: str, category_path: Sequence[str]) -> str | None:
+    def cluster_of(self, category_id: str, category_path: tuple[str, ...]) -> str | None:
+        """The cluster name, memoised (a pure function of its arguments, so the memo is invisible)."""
+        key = (category_id, category_path)
+        memo = self._memo
+        if key in memo:
+            return memo[key]
         match = self.lookup(category_id, category_path)
-        return None if match is None else match.cluster
+        cluster = None if match is None else match.cluster
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()  # bounded memory against a stream of ever-new categories
+        memo[key] = cluster
+        return cluster
