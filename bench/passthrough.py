@@ -16,7 +16,9 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from consumer import config
+from consumer.events import RawRecord
 from consumer.offsets import OffsetLedger
+from consumer.worker import raw_record
 
 
 def main() -> None:
@@ -41,23 +43,24 @@ def main() -> None:
             messages = consumer.consume(num_messages=settings.batch_size, timeout=0.5)
             if messages and not first:
                 first = time.monotonic()
-            by_partition: dict[tuple[str, int], list[Message]] = {}
+            by_partition: dict[tuple[str, int], list[RawRecord]] = {}
             for m in messages:
                 if m.error() is None:
-                    by_partition.setdefault((m.topic(), m.partition()), []).append(m)
+                    r = raw_record(m)
+                    by_partition.setdefault((r.topic, r.partition), []).append(r)
             for (topic, partition), group in by_partition.items():
                 chunk = ledger.open(
-                    topic, partition, group[0].offset(), group[-1].offset(), len(group), None
+                    topic, partition, group[0].offset, group[-1].offset, len(group), None
                 )
                 on_delivery = _callback(chunk.ack)
-                for m in group:
+                for record in group:
                     while True:
                         try:
                             producer.produce(
                                 args.output,
-                                value=m.value(),
-                                key=m.key(),
-                                headers=m.headers(),
+                                value=record.value,
+                                key=record.key,
+                                headers=list(record.headers),
                                 on_delivery=on_delivery,
                             )
                             break

@@ -22,9 +22,13 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import (
+    NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
+)
 
 from consumer import config
 from consumer.codec import AvroCodec
@@ -250,7 +254,7 @@ def _decision_latencies_ms(settings: Settings, topic: str) -> list[float]:
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        eof.add(m.partition())
+                        eof.add(cast(int, m.partition()))
                     continue
                 decision = codec.decode_decision(m.value())
                 out.append(m.timestamp()[1] - decision.event_time_ms)

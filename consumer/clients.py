@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import (
+    NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
+)
 
 from consumer import config
 from consumer.config import Settings
@@ -79,7 +82,7 @@ def build_producer(settings: Settings, **callbacks: object) -> Producer:
     return _build(Producer, config.producer_conf(settings, **callbacks))
 
 
-def _build(cls: type[_Client], conf: dict[str, object]) -> _Client:
+def _build(cls: type[_Client], conf: config.ClientConf) -> _Client:
     try:
         return cls(conf)
     except (KafkaException, ValueError, TypeError) as exc:

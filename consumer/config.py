@@ -35,6 +35,8 @@ _SECRET_MARKERS = (
     "credentials",
 )
 REDACTED = "***"
+#: A librdkafka configuration: property names to str/int/float/bool values or callbacks.
+ClientConf = dict[str, Any]
 
 
 def _default_worker_id() -> str:
@@ -106,7 +108,7 @@ def _coerce(name: str, raw: object, origin: str) -> object:
             return value
         if kind == "float":
             value = float(str(raw))
-            if value <= 0:  # type: ignore[operator]
+            if value <= 0:
                 raise ValueError(raw)
             return value
         if kind == "bool":
@@ -262,14 +264,14 @@ _PRODUCER_DEFAULTS = {
 }
 
 
-def _merge(*layers: Mapping[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _merge(*layers: Mapping[str, Any]) -> ClientConf:
+    out: ClientConf = {}
     for layer in layers:
         out.update(layer)
     return out
 
 
-def consumer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+def consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """librdkafka consumer config: defaults < settings.kafka < overrides < owned keys."""
     base = _merge(
         _CONSUMER_DEFAULTS,
@@ -281,24 +283,24 @@ def consumer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
     return _merge(base, _dotted(overrides), _CONSUMER_OWNED)
 
 
-def producer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+def producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """librdkafka producer config: defaults < settings.kafka < overrides < owned keys."""
     common = _without_consumer_keys(settings.kafka)
     base = _merge(_PRODUCER_DEFAULTS, {"client.id": settings.worker_id}, common)
     return _merge(base, _dotted(overrides), _PRODUCER_OWNED)
 
 
-def admin_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+def admin_conf(settings: Settings, **overrides: Any) -> ClientConf:
     return _merge(_without_consumer_keys(settings.kafka), _dotted(overrides))
 
 
-def plain_consumer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+def plain_consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """A consumer for tools and tests (no owned keys): defaults < settings.kafka < overrides."""
     base = _merge(_CONSUMER_DEFAULTS, {"group.id": settings.group_id}, settings.kafka)
     return _merge(base, _dotted(overrides))
 
 
-def plain_producer_conf(settings: Settings, **overrides: object) -> dict[str, object]:
+def plain_producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """A producer for tools and tests: our defaults without the forever-retry owned keys."""
     base = _merge(_PRODUCER_DEFAULTS, _without_consumer_keys(settings.kafka))
     return _merge(base, {"enable.idempotence": True}, _dotted(overrides))
@@ -338,6 +340,6 @@ _CALLBACK_KEYS = (
 )
 
 
-def _dotted(overrides: Mapping[str, object]) -> dict[str, object]:
+def _dotted(overrides: Mapping[str, Any]) -> ClientConf:
     """Accept `auto_offset_reset=` as well as `**{"auto.offset.reset": ...}`; callbacks keep their names."""
     return {k if k in _CALLBACK_KEYS else k.replace("_", "."): v for k, v in overrides.items()}

@@ -17,10 +17,10 @@ MAX_MESSAGE_BYTES = 1000
 
 def dead_letter_headers(
     record: RawRecord, code: str, message: str, worker_id: str
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, bytes | None]]:
     """Original headers first (so a re-drive can copy them back), then ours."""
     text = message.encode("utf-8", "replace")[:MAX_MESSAGE_BYTES]
-    ours = [
+    ours: list[tuple[str, bytes | None]] = [
         (ERROR_CODE, code.encode()),
         (ERROR_MESSAGE, text),
         (SOURCE_TOPIC, record.topic.encode()),

@@ -37,7 +37,7 @@ class Decided:
     record: RawRecord
     decision: Decision
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def decide_batch(
     encode = codec.encode_decision
     policy_id = policy.policy_id
     version = policy.version
-    version_headers = (
+    version_headers: tuple[tuple[str, bytes | None], ...] = (
         (POLICY_HEADER, policy_id.encode()),
         (POLICY_VERSION_HEADER, version.encode()),
     )

@@ -52,7 +52,9 @@ def produce_samples(
         if bad_fraction and rng.random() < bad_fraction:
             value = malformed(rng, value)
             bad += 1
-        headers = [("traceparent", f"00-{n:032x}-{seed:016x}-01".encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("traceparent", f"00-{n:032x}-{seed:016x}-01".encode())
+        ]
         _produce(producer, topic, listing.listing_id.encode(), value, headers)
         if rate:
             _pace(started, n + 1, rate)
@@ -64,7 +66,11 @@ def produce_samples(
 
 
 def _produce(
-    producer: Producer, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    producer: Producer,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    headers: list[tuple[str, str | bytes | None]],
 ) -> None:
     while True:
         try:

@@ -123,6 +123,8 @@ def run_worker(
         extra={
             "events": summary.events,
             "events_per_second": round(summary.events_per_second),
+            "busy_seconds": round(summary.busy_seconds, 3),
+            "peak_rss_mb": peak_rss_mb(),
             "outcomes": dict(summary.outcomes),
             "dead_letters": dict(summary.dead_letters),
         },

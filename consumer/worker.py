@@ -13,14 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.client_events import ClientEvents, partition_names
 from consumer.config import Settings
 from consumer.deadletter import dead_letter_headers, describe
-from consumer.errors import DeliveryError, RebalanceError, SchemaSourceUnavailable
+from consumer.errors import ConfigError, DeliveryError, RebalanceError, SchemaSourceUnavailable
 from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
@@ -34,6 +34,8 @@ Clock = Callable[[], float]
 #: How often lag is refreshed and the dead-letter summary logged (seconds).
 REPORT_INTERVAL = 2.0
 DLQ_SUMMARY_INTERVAL = 30.0
+#: --until-idle waits this long for a first assignment before it counts idle time (seconds).
+JOIN_GRACE = 30.0
 #: Back-off while the schema registry is unreachable (seconds).
 REGISTRY_RETRY_DELAY = 1.0
 
@@ -69,6 +71,7 @@ class Worker:
         self._ledger: OffsetLedger[Tally] = OffsetLedger()
         self._assigned: set[tuple[str, int]] = set()
         self._paused = False
+        self._ever_assigned = False
         self._events = telemetry.events
         self._retry: list[tuple[Chunk[Tally], Message]] = []
         self._last_input = time.monotonic()
@@ -81,6 +84,7 @@ class Worker:
 
     def run(self, until_idle: float | None = None) -> RunSummary:
         """Process until stop is set (signal) or, with until_idle, until the input has been quiet that long."""
+        self._check_input_topic()
         self._consumer.subscribe(
             [self._settings.input_topic],
             on_assign=self._on_assign,
@@ -103,6 +107,30 @@ class Worker:
             self._consumer.close()
         self.summary.finished = time.monotonic()
         return self.summary
+
+    def _check_input_topic(self) -> None:
+        """A missing input topic is a setting error: say so at start instead of idling silently."""
+        topic = self._settings.input_topic
+        try:
+            metadata = self._consumer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            log.warning("cannot read topic metadata yet; continuing", extra={"detail": str(exc)})
+            return
+        found = metadata.topics.get(topic)
+        if (
+            found is not None
+            and found.error is not None
+            and found.error.code()
+            in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError._UNKNOWN_TOPIC,
+            )
+        ):
+            msg = (
+                f"input topic {topic!r} does not exist (create it with `import-closure topics "
+                f"create`, or start with `run --create-topics`)"
+            )
+            raise ConfigError(msg)
 
     def _turn(self) -> None:
         self._health.beat()
@@ -135,18 +163,7 @@ class Worker:
                 log.warning("consume error", extra={"code": err.name(), "detail": err.str()})
                 continue
             self._health.broker_up = True
-            ts_type, ts = m.timestamp()
-            records.append(
-                RawRecord(
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    ts if ts_type else None,
-                    m.key(),
-                    m.value(),
-                    tuple(m.headers() or ()),
-                )
-            )
+            records.append(raw_record(m))
         return records
 
     def _process(self, records: list[RawRecord]) -> None:
@@ -243,7 +260,7 @@ class Worker:
                 continue  # partition moved on; its new owner re-processes from the committed offset
             log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
             self._producer.produce(
-                message.topic(),
+                cast(str, message.topic()),
                 value=message.value(),
                 key=message.key(),
                 headers=message.headers() or [],
@@ -319,7 +336,16 @@ class Worker:
         self._metrics.set_lag(lag)
 
     def _idle_for(self, seconds: float) -> bool:
-        quiet = time.monotonic() - self._last_input >= seconds
+        """Quiet for `seconds` since the last input or assignment, with all work acknowledged.
+
+        Before the first assignment the clock does not run (joining a group can take longer than
+        the idle time), unless no partition arrives within JOIN_GRACE: then this worker has none
+        to wait for (more workers than partitions).
+        """
+        now = time.monotonic()
+        if not self._ever_assigned and now - self.summary.started < max(seconds, JOIN_GRACE):
+            return False
+        quiet = now - self._last_input >= seconds
         return quiet and not self._ledger.pending() and not self._retry
 
     # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
@@ -328,6 +354,7 @@ class Worker:
         try:
             self._assigned.update((tp.topic, tp.partition) for tp in partitions)
             self._last_input = time.monotonic()  # a new assignment restarts the idle clock
+            self._ever_assigned = True
             self._metrics.rebalances.labels("assigned").inc()
             self._metrics.assigned_partitions.set(len(self._assigned))
             self._health.joined = True
@@ -429,3 +456,18 @@ class Worker:
     @staticmethod
     def _tps_at(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+
+
+def raw_record(m: Message) -> RawRecord:
+    """Copy a consumed message out of librdkafka's object; the core never sees a Message."""
+    ts_type, ts = m.timestamp()
+    # A message without error always has topic, partition and offset; the stubs allow None.
+    return RawRecord(
+        cast(str, m.topic()),
+        cast(int, m.partition()),
+        cast(int, m.offset()),
+        ts if ts_type else None,
+        m.key(),
+        m.value(),
+        tuple(cast(list[tuple[str, bytes | None]], m.headers() or ())),
+    )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from consumer.config import ClientConf
+from consumer.worker import raw_record
 
 T = TypeVar("T")
 
@@ -51,7 +54,7 @@ class Record:
     headers: dict[str, bytes]
 
 
-def drain(conf: dict[str, object], topic: str, seconds: float = 60.0) -> list[Record]:
+def drain(conf: ClientConf, topic: str, seconds: float = 60.0) -> list[Record]:
     """Read `topic` from the beginning to the end of every partition (partition EOF), then stop."""
     consumer = Consumer(
         {
@@ -74,26 +77,21 @@ def drain(conf: dict[str, object], topic: str, seconds: float = 60.0) -> list[Re
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        at_eof.add(m.partition())
+                        at_eof.add(cast(int, m.partition()))
                         continue
                     raise AssertionError(f"consume error: {err}")
-                at_eof.discard(m.partition())
+                raw = raw_record(m)
+                at_eof.discard(raw.partition)
+                headers = {k: v for k, v in raw.headers if v is not None}
                 records.append(
-                    Record(
-                        m.topic(),
-                        m.partition(),
-                        m.offset(),
-                        m.key(),
-                        m.value(),
-                        dict(m.headers() or ()),
-                    )
+                    Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers)
                 )
         return records
     finally:
         consumer.close()
 
 
-def committed(conf: dict[str, object], group: str, topic: str) -> dict[int, int]:
+def committed(conf: ClientConf, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition (-1001 where none)."""
     consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
     try:
@@ -104,7 +102,7 @@ def committed(conf: dict[str, object], group: str, topic: str) -> dict[int, int]
         consumer.close()
 
 
-def end_offsets(conf: dict[str, object], topic: str) -> dict[int, int]:
+def end_offsets(conf: ClientConf, topic: str) -> dict[int, int]:
     consumer = Consumer({**conf, "group.id": "end-offsets-probe", "enable.auto.commit": False})
     try:
         metadata = consumer.list_topics(topic, timeout=10)

@@ -62,12 +62,14 @@ def broker() -> Iterator[Broker]:
         "KAFKA_LOCAL_DATA": str(ROOT / ".run" / "test-kafka"),
         # KIP-848 heartbeats and session are broker-side: shorten them so failover tests take
         # seconds (a SIGKILLed member is noticed after 10 s instead of 45 s).
-        "KAFKA_LOCAL_EXTRA_PROPS": "\n".join([
-            "group.consumer.heartbeat.interval.ms=1000",
-            "group.consumer.min.heartbeat.interval.ms=1000",
-            "group.consumer.session.timeout.ms=10000",
-            "group.consumer.min.session.timeout.ms=10000",
-        ]),
+        "KAFKA_LOCAL_EXTRA_PROPS": "\n".join(
+            [
+                "group.consumer.heartbeat.interval.ms=1000",
+                "group.consumer.min.heartbeat.interval.ms=1000",
+                "group.consumer.session.timeout.ms=10000",
+                "group.consumer.min.session.timeout.ms=10000",
+            ]
+        ),
     }
     b = Broker(f"127.0.0.1:{TEST_PORT}", managed=True, env=env)
     b._verb("reset")
@@ -97,7 +99,7 @@ class Topics:
             "IMPORT_CLOSURE_DLQ_TOPIC": s.dlq_topic,
         }
 
-    def client_conf(self, **overrides: object) -> dict[str, object]:
+    def client_conf(self, **overrides: object) -> config.ClientConf:
         return config.plain_consumer_conf(
             self.settings, group_id=f"probe-{uuid.uuid4().hex[:8]}", **overrides
         )

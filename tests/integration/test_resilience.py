@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,7 @@ class TestGroupFailover:
         assert len(ids) >= count
 
 
-def _safe(predicate) -> bool:  # type: ignore[no-untyped-def]
+def _safe(predicate: Callable[[], bool]) -> bool:
     try:
         return bool(predicate())
     except OSError:

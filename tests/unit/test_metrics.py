@@ -95,3 +95,37 @@ class TestMetrics:
             )
             is None
         )
+
+
+class TestBatchHistogram:
+    @pytest.mark.parametrize(
+        ("values", "le", "expected"),
+        [
+            ([0.005], "0.005", 1),
+            ([0.0051], "0.005", 0),
+            ([0.0051], "0.01", 1),
+            ([1000.0], "900.0", 0),
+            ([1000.0], "+Inf", 1),
+        ],
+        ids=["on-bound", "just-above", "next-bucket", "beyond-last", "inf"],
+    )
+    def test_buckets_are_cumulative_and_include_their_bound(
+        self, registry, values, le, expected
+    ) -> None:
+        """Same bucket semantics as prometheus_client's Histogram: le is inclusive, counts cumulative."""
+        metrics = Metrics(registry)
+        metrics.decision_latency.observe_many(values)
+        assert (
+            registry.get_sample_value("import_closure_decision_latency_seconds_bucket", {"le": le})
+            == expected
+        )
+
+    def test_batches_add_up(self, registry: CollectorRegistry) -> None:
+        """Two batches give the count and sum of all their observations."""
+        metrics = Metrics(registry)
+        metrics.decision_latency.observe_many([0.1, 0.2])
+        metrics.decision_latency.observe_many([0.3])
+        assert registry.get_sample_value("import_closure_decision_latency_seconds_count") == 3
+        assert registry.get_sample_value(
+            "import_closure_decision_latency_seconds_sum"
+        ) == pytest.approx(0.6)
