@@ -22,6 +22,8 @@ ENV_PREFIX = "IMPORT_CLOSURE_"
 KAFKA_ENV_PREFIX = "IMPORT_CLOSURE_KAFKA_"
 SCHEMA_REGISTRY_ENV_PREFIX = "IMPORT_CLOSURE_SCHEMA_REGISTRY_"
 CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
+#: Variables of the test suite (e.g. IMPORT_CLOSURE_TEST_BOOTSTRAP), not settings of the service.
+TEST_ENV_PREFIX = "IMPORT_CLOSURE_TEST_"
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 
 #: Substrings of librdkafka/registry keys whose values are never printed or logged.
@@ -181,7 +183,11 @@ def _from_env(env: Mapping[str, str]) -> tuple[dict[str, object], dict[str, str]
     kafka: dict[str, str] = {}
     registry: dict[str, str] = {}
     for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX) or key == CONFIG_FILE_ENV:
+        if (
+            not key.startswith(ENV_PREFIX)
+            or key == CONFIG_FILE_ENV
+            or key.startswith(TEST_ENV_PREFIX)
+        ):
             continue
         if key.startswith(KAFKA_ENV_PREFIX):
             kafka[key[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")] = raw

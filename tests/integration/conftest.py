@@ -59,7 +59,7 @@ def broker() -> Iterator[Broker]:
         **os.environ,
         "KAFKA_LOCAL_PORT": str(TEST_PORT),
         "KAFKA_LOCAL_CONTROLLER_PORT": str(TEST_PORT + 1),
-        "KAFKA_LOCAL_DATA": str(ROOT / ".run" / "test-kafka"),
+        "KAFKA_LOCAL_DATA": str(ROOT / ".run" / f"test-kafka-{TEST_PORT}"),
         # KIP-848 heartbeats and session are broker-side: shorten them so failover tests take
         # seconds (a SIGKILLed member is noticed after 10 s instead of 45 s).
         "KAFKA_LOCAL_EXTRA_PROPS": "\n".join(
@@ -143,6 +143,12 @@ class WorkerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def assert_running(self) -> None:
+        """Fail at once, with the worker's log, when the process has exited."""
+        code = self.process.poll()
+        if code is not None:
+            raise AssertionError(f"worker exited with {code}:\n{self.logs()[-3000:]}")
 
 
 def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> WorkerProcess:

@@ -37,6 +37,7 @@ class TestMetricsEndpoint:
             assert status(f"{worker.base_url}/healthz") == 200
 
             def total() -> float:
+                worker.assert_running()
                 got = samples(worker.base_url)
                 return sum(
                     v for (name, _l), v in got.items() if name == "import_closure_events_total"

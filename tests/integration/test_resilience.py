@@ -22,6 +22,7 @@ SPEC = SampleSpec(base_time_ms=1_700_000_000_000)
 
 
 def _events_done(worker: WorkerProcess) -> float:
+    worker.assert_running()
     total = 0.0
     for outcome in ("approved", "rejected", "dead_lettered"):
         try:

@@ -153,3 +153,10 @@ class TestRedaction:
         assert shown["kafka"]["sasl.username"] == "svc"
         assert shown["schema_registry"]["basic.auth.user.info"] == "***"
         assert "hunter2" not in repr(shown)
+
+
+class TestTestVariables:
+    def test_suite_variables_are_not_settings(self) -> None:
+        """IMPORT_CLOSURE_TEST_* belong to the test suite; a worker started by it must accept them."""
+        settings = config.load(env={"IMPORT_CLOSURE_TEST_BOOTSTRAP": "x:1"})
+        assert settings.kafka["bootstrap.servers"] == "127.0.0.1:9092"
