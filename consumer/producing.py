@@ -35,7 +35,10 @@ def produce_samples(
     """Produce `count` messages, `bad_fraction` of them malformed; waits until all are acknowledged."""
     codec = AvroCodec()
     rng = random.Random(seed ^ 0x5EED)
-    spec = spec or SampleSpec(base_time_ms=int(time.time() * 1000) - count)
+    # event_time follows the production schedule, so decision latency measures real waiting.
+    spec = spec or SampleSpec(
+        base_time_ms=int(time.time() * 1000), step_ms=1000.0 / rate if rate else 0.0
+    )
     failures: list[str] = []
 
     def delivered(error: KafkaError | None, _message: Message) -> None:
