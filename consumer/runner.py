@@ -19,6 +19,7 @@ from consumer.codec import AvroCodec
 from consumer.config import Settings
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
+from consumer.outputs import Outputs
 from consumer.pipeline import Decider
 from consumer.policy import CompiledPolicy
 from consumer.registry_client import RegistrySchemaSource
@@ -108,7 +109,7 @@ def run_worker(
     worker = Worker(
         settings,
         consumer,
-        producer,
+        Outputs(producer, settings, events),
         Decider(build_codec(settings), policy),
         Telemetry(metrics, health, events),
         stop,

@@ -13,19 +13,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumer.client_events import ClientEvents, partition_names
 from consumer.config import Settings
-from consumer.deadletter import dead_letter_headers, describe
-from consumer.errors import ConfigError, DeliveryError, RebalanceError, SchemaSourceUnavailable
+from consumer.errors import ConfigError, RebalanceError, SchemaSourceUnavailable
 from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
-from consumer.offsets import Chunk, OffsetLedger
-from consumer.pipeline import Decided, Decider, Result, Tally, tally
+from consumer.offsets import OffsetLedger
+from consumer.outputs import Outputs
+from consumer.pipeline import Decider, Result, Tally, tally
 from consumer.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Worker:
         self,
         settings: Settings,
         consumer: Consumer,
-        producer: Producer,
+        outputs: Outputs,
         decider: Decider,
         telemetry: Telemetry,
         stop: threading.Event,
@@ -62,7 +62,7 @@ class Worker:
     ) -> None:
         self._settings = settings
         self._consumer = consumer
-        self._producer = producer
+        self._outputs = outputs
         self._decider = decider
         self._metrics = telemetry.metrics
         self._health = telemetry.health
@@ -73,7 +73,6 @@ class Worker:
         self._paused = False
         self._ever_assigned = False
         self._events = telemetry.events
-        self._retry: list[tuple[Chunk[Tally], Message]] = []
         self._last_input = time.monotonic()
         self._last_report = 0.0
         self._dlq_window: Counter[str] = Counter()
@@ -136,7 +135,7 @@ class Worker:
         self._health.beat()
         if self._events.fatal is not None:
             raise self._events.fatal
-        self._resend_failed()
+        self._outputs.resend_failed(self._assigned)
         self._apply_backpressure()
         messages = self._consumer.consume(
             num_messages=self._settings.batch_size,
@@ -149,7 +148,7 @@ class Worker:
             self._last_input = time.monotonic()
             self.summary.first_input = self.summary.first_input or self._last_input
             self._process(records)
-        self._producer.poll(0)
+        self._outputs.poll(0)
         self._store_done()
         self._report()
 
@@ -183,7 +182,8 @@ class Worker:
                 len(group),
                 tally(group),
             )
-            self._produce_all(group, chunk)
+            self._dlq_window.update(chunk.payload.dead_letters)
+            self._outputs.send(group, chunk)
 
     def _decide(self, records: list[RawRecord]) -> list[Result]:
         """Decide a batch; while the schema registry is away, wait and retry rather than dead-letter."""
@@ -194,78 +194,9 @@ class Worker:
                 log.warning(
                     "schema registry unavailable, retrying batch", extra={"detail": str(exc)}
                 )
-                self._producer.poll(REGISTRY_RETRY_DELAY)
+                self._outputs.poll(REGISTRY_RETRY_DELAY)
                 if self._stop.is_set():
                     raise
-
-    def _produce_all(self, group: list[Result], chunk: Chunk[Tally]) -> None:
-        settings = self._settings
-        on_delivery = self._delivery_callback(chunk)
-        produce = self._producer.produce
-        for result in group:
-            if isinstance(result, Decided):
-                d = result.decision
-                topic = (
-                    settings.approved_topic if d.outcome == "APPROVED" else settings.rejected_topic
-                )
-                args: tuple[Any, ...] = (
-                    topic,
-                    result.value,
-                    d.listing_id.encode(),
-                    list(result.headers),
-                )
-            else:
-                r = result.record
-                self._dlq_window[result.code] += 1
-                log.debug("dead letter", extra={"detail": describe(r, result.code, result.message)})
-                headers = dead_letter_headers(r, result.code, result.message, settings.worker_id)
-                args = (settings.dlq_topic, r.value, r.key, headers)
-            while True:
-                try:
-                    produce(
-                        args[0],
-                        value=args[1],
-                        key=args[2],
-                        headers=args[3],
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:
-                    # Local queue full: serve delivery reports until there is room. Never drop.
-                    self._producer.poll(0.1)
-
-    def _delivery_callback(
-        self, chunk: Chunk[Tally]
-    ) -> Callable[[KafkaError | None, Message], None]:
-        """One closure per chunk. Callbacks never raise: they record, and the loop acts."""
-        ack = chunk.ack
-        retry = self._retry
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                ack()
-            elif error.retriable() or error.code() == KafkaError._MSG_TIMED_OUT:
-                retry.append((chunk, message))
-            elif self._events.fatal is None:
-                self._events.fatal = DeliveryError(
-                    f"{message.topic()}: broker refused output: {error.str()} ({error.name()})"
-                )
-
-        return delivered
-
-    def _resend_failed(self) -> None:
-        pending, self._retry[:] = list(self._retry), []
-        for chunk, message in pending:
-            if (chunk.topic, chunk.partition) not in self._assigned:
-                continue  # partition moved on; its new owner re-processes from the committed offset
-            log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
-            self._producer.produce(
-                cast(str, message.topic()),
-                value=message.value(),
-                key=message.key(),
-                headers=message.headers() or [],
-                on_delivery=self._delivery_callback(chunk),
-            )
 
     def _apply_backpressure(self) -> None:
         """Stop fetching while too much output is unacknowledged (e.g. the broker is away)."""
@@ -280,7 +211,7 @@ class Worker:
             self._paused = False
             log.info("backpressure released: resuming fetch", extra={"in_flight": in_flight})
         if self._paused:
-            self._producer.poll(0.1)
+            self._outputs.poll(0.1)
 
     def _store_done(self) -> dict[tuple[str, int], int]:
         """Store offsets of finished work for the auto-committer; count it in metrics."""
@@ -346,7 +277,7 @@ class Worker:
         if not self._ever_assigned and now - self.summary.started < max(seconds, JOIN_GRACE):
             return False
         quiet = now - self._last_input >= seconds
-        return quiet and not self._ledger.pending() and not self._retry
+        return quiet and not self._ledger.pending() and not self._outputs.retrying
 
     # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
 
@@ -406,13 +337,13 @@ class Worker:
         """Serve delivery reports until the given partitions' (or all) outputs are acknowledged."""
         deadline = time.monotonic() + timeout
         while True:
-            self._resend_failed()
+            self._outputs.resend_failed(self._assigned)
             if self._ledger.in_flight(partitions) == 0:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._events.fatal is not None:
                 return False
-            self._producer.poll(min(0.1, remaining))
+            self._outputs.poll(min(0.1, remaining))
 
     def _commit_sync(self, offsets: dict[tuple[str, int], int] | None, consumer: Consumer) -> None:
         """Synchronous commit of stored offsets (or the given ones); failures are counted, not raised."""
