@@ -282,6 +282,7 @@ class Worker:
     # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Joined (possibly with no partitions, when replicas outnumber partitions): ready."""
         try:
             self._assigned.update((tp.topic, tp.partition) for tp in partitions)
             self._last_input = time.monotonic()  # a new assignment restarts the idle clock
@@ -315,6 +316,7 @@ class Worker:
         try:
             lost = {(tp.topic, tp.partition) for tp in partitions}
             self._metrics.rebalances.labels("lost").inc()
+            self._health.joined = False  # the group dropped us; ready again at the next assignment
             self._release(lost)
             log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
         except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
@@ -330,8 +332,6 @@ class Worker:
         self._assigned -= partitions
         self._metrics.assigned_partitions.set(len(self._assigned))
         self._metrics.set_lag({})
-        if not self._assigned:
-            self._health.joined = False
 
     def _drain(self, partitions: set[tuple[str, int]] | None, timeout: float) -> bool:
         """Serve delivery reports until the given partitions' (or all) outputs are acknowledged."""

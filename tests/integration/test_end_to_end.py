@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from consumer.codec.jsonform import listing_to_json
 
 from consumer import config
 from consumer.codec import AvroCodec
+from consumer.codec.jsonform import listing_to_json
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec, generate
 from tests.integration.conftest import ROOT, Topics, start_worker
