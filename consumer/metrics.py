@@ -150,7 +150,7 @@ class Metrics:
         )
         self.last_progress = Gauge(
             "import_closure_last_progress_timestamp_seconds",
-            "Unix time at which the processing loop last completed a turn.",
+            "Unix time at which the worker last had output acknowledged by the broker (or started).",
             registry=registry,
         )
         self._lag = _LagCollector()

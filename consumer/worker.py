@@ -90,6 +90,7 @@ class Worker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self._metrics.last_progress.set(self._clock())
         log.info(
             "worker started",
             extra={"topic": self._settings.input_topic, "group": self._settings.group_id},
@@ -222,6 +223,7 @@ class Worker:
                 self._metrics.record(chunk.payload, now_ms)
                 self.summary.add(chunk.payload)
             self.summary.last_ack = time.monotonic()
+            self._metrics.last_progress.set(self._clock())  # progress = acknowledged work
             self._health.broker_up = True
         if offsets:
             owned = [
@@ -236,7 +238,6 @@ class Worker:
         if now - self._last_report < REPORT_INTERVAL:
             return
         self._last_report = now
-        self._metrics.last_progress.set(self._clock())
         self._refresh_lag()
         if now - self._dlq_window_start >= DLQ_SUMMARY_INTERVAL:
             self._log_dead_letter_summary(now)
