@@ -218,32 +218,10 @@ class AvroCodec:
 
     def encode_decision(self, decision: Decision) -> bytes:
         """ListingDecision bytes ready to produce."""
-        d = decision
-        source = d.source
-        record = {
-            "decision_id": d.decision_id,
-            "event_id": d.event_id,
-            "listing_id": d.listing_id,
-            "seller_id": d.seller_id,
-            "site": d.site,
-            "outcome": d.outcome,
-            "reasons": [
-                {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
-            ],
-            "matched_rules": d.matched_rules,
-            "cluster": d.cluster,
-            "cross_border": d.cross_border,
-            "policy": d.policy,
-            "policy_version": d.policy_version,
-            "event_time": d.event_time_ms,
-            "decided_at": d.decided_at_ms,
-            "source": None
-            if source is None
-            else (
-                _SOURCE_REF,
-                {"topic": source.topic, "partition": source.partition, "offset": source.offset},
-            ),
-        }
+        record = decision_record(decision)
+        if record["source"] is not None:
+            # Tuple notation names the union branch, so fastavro need not try each one.
+            record["source"] = (_SOURCE_REF, record["source"])
         return self._write(self._decision_header, self._decision_schema, record)
 
     def decode_decision(self, value: bytes | None) -> Decision:
@@ -280,6 +258,32 @@ class AvroCodec:
             # What fastavro raises for a value outside its schema (wrong type, bad symbol, > 64 bits).
             raise DecodeError("schema_mismatch", f"cannot encode: {_detail(exc)}") from exc
         return stream.getvalue()
+
+
+def decision_record(d: Decision) -> dict[str, Any]:
+    """A Decision shaped as a ListingDecision record (times as epoch ms, source as a plain dict)."""
+    s = d.source
+    return {
+        "decision_id": d.decision_id,
+        "event_id": d.event_id,
+        "listing_id": d.listing_id,
+        "seller_id": d.seller_id,
+        "site": d.site,
+        "outcome": d.outcome,
+        "reasons": [
+            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
+        ],
+        "matched_rules": list(d.matched_rules),
+        "cluster": d.cluster,
+        "cross_border": d.cross_border,
+        "policy": d.policy,
+        "policy_version": d.policy_version,
+        "event_time": d.event_time_ms,
+        "decided_at": d.decided_at_ms,
+        "source": None
+        if s is None
+        else {"topic": s.topic, "partition": s.partition, "offset": s.offset},
+    }
 
 
 def listing_from_record(r: Mapping[str, Any]) -> Listing:

@@ -14,7 +14,12 @@ from typing import Any, Final, cast
 
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
-from consumer.codec.avro import listing_from_record, listing_record, strip_logical_types
+from consumer.codec.avro import (
+    decision_record,
+    listing_from_record,
+    listing_record,
+    strip_logical_types,
+)
 from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing
@@ -67,29 +72,10 @@ def listing_to_json(listing: Listing) -> dict[str, Any]:
 
 def decision_to_json(decision: Decision) -> dict[str, Any]:
     """Every Decision field under its Avro name; times as RFC 3339 UTC with milliseconds."""
-    d = decision
-    s = d.source
-    return {
-        "decision_id": d.decision_id,
-        "event_id": d.event_id,
-        "listing_id": d.listing_id,
-        "seller_id": d.seller_id,
-        "site": d.site,
-        "outcome": d.outcome,
-        "reasons": [
-            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
-        ],
-        "matched_rules": list(d.matched_rules),
-        "cluster": d.cluster,
-        "cross_border": d.cross_border,
-        "policy": d.policy,
-        "policy_version": d.policy_version,
-        "event_time": format_time(d.event_time_ms),
-        "decided_at": format_time(d.decided_at_ms),
-        "source": None
-        if s is None
-        else {"topic": s.topic, "partition": s.partition, "offset": s.offset},
-    }
+    record = decision_record(decision)
+    record["event_time"] = format_time(decision.event_time_ms)
+    record["decided_at"] = format_time(decision.decided_at_ms)
+    return record
 
 
 def format_time(ms: int) -> str:
