@@ -312,8 +312,28 @@ def plain_producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     return _merge(base, {"enable.idempotence": True}, _dotted(overrides))
 
 
-def registry_conf(settings: Settings) -> dict[str, str]:
-    return dict(settings.schema_registry)
+#: SchemaRegistryClient settings it wants as numbers; file and environment values arrive as text.
+_REGISTRY_NUMBERS = (
+    "max.retries",
+    "retries.wait.ms",
+    "retries.max.wait.ms",
+    "timeout",
+    "cache.capacity",
+    "cache.latest.ttl.sec",
+)
+
+
+def registry_conf(settings: Settings) -> dict[str, Any]:
+    """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number."""
+    conf: dict[str, Any] = dict(settings.schema_registry)
+    for key in _REGISTRY_NUMBERS:
+        if key in conf:
+            try:
+                conf[key] = float(conf[key]) if "." in str(conf[key]) else int(conf[key])
+            except ValueError as exc:
+                msg = f"schema_registry {key}: expected a number, got {conf[key]!r}"
+                raise ConfigError(msg) from exc
+    return conf
 
 
 _CONSUMER_ONLY = (

@@ -17,6 +17,7 @@ from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
 from consumer.codec import AvroCodec
 from consumer.config import Settings
+from consumer.errors import ConfigError
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
 from consumer.outputs import Outputs
@@ -72,7 +73,11 @@ def new_registry() -> CollectorRegistry:
 def build_codec(settings: Settings) -> AvroCodec:
     if not settings.schema_registry:
         return AvroCodec()
-    source = RegistrySchemaSource(config.registry_conf(settings))
+    try:
+        source = RegistrySchemaSource(config.registry_conf(settings))
+    except (TypeError, ValueError) as exc:  # what SchemaRegistryClient raises for a bad setting
+        msg = f"schema registry settings: {exc}"
+        raise ConfigError(msg) from exc
     decision_id = source.register_decision_schema(f"{settings.approved_topic}-value")
     return AvroCodec(source, decision_schema_id=decision_id)
 

@@ -160,3 +160,31 @@ class TestTestVariables:
         """IMPORT_CLOSURE_TEST_* belong to the test suite; a worker started by it must accept them."""
         settings = config.load(env={"IMPORT_CLOSURE_TEST_BOOTSTRAP": "x:1"})
         assert settings.kafka["bootstrap.servers"] == "127.0.0.1:9092"
+
+
+class TestRegistryConf:
+    def test_numbers_from_the_environment_become_numbers(self) -> None:
+        """SchemaRegistryClient rejects '0' for max.retries; the settings layer converts it."""
+        settings = config.load(
+            env={
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081",
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_MAX_RETRIES": "0",
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_TIMEOUT": "2.5",
+            }
+        )
+        assert config.registry_conf(settings) == {
+            "url": "http://sr:8081",
+            "max.retries": 0,
+            "timeout": 2.5,
+        }
+
+    def test_non_numeric_number_is_a_config_error(self) -> None:
+        """A typo in a numeric registry setting names the setting."""
+        settings = config.load(
+            env={
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081",
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_MAX_RETRIES": "three",
+            }
+        )
+        with pytest.raises(ConfigError, match=r"schema_registry max\.retries: expected a number"):
+            config.registry_conf(settings)

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -17,95 +12,30 @@ from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.errors import ConfigError, DecodeError, SchemaSourceUnavailable
 from consumer.events import Listing, Price
 from consumer.registry_client import RegistrySchemaSource
+from tests.registry_standin import (
+    DECISION_ID,
+    FAILING_ID,
+    INCOMPATIBLE_SUBJECT,
+    Registry,
+    running_registry,
+)
 
 BUNDLED = BundledSchemas.load()
 LISTING_ID = 1
 PROTOBUF_ID = 2
 BROKEN_ID = 3
-FAILING_ID = 500
-DECISION_ID = 41
-INCOMPATIBLE_SUBJECT = "incompatible-value"
-
-
-@dataclass
-class Registry:
-    """What the stand-in serves and what it was asked."""
-
-    schemas: dict[int, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    registered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    url: str = ""
-
-    def gets(self, schema_id: int) -> int:
-        return self.requests.count(("GET", f"/schemas/ids/{schema_id}"))
-
-
-def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test output is not the place for access logs."""
-
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            registry.requests.append(("GET", path))
-            match = re.fullmatch(r"/schemas/ids/(\d+)", path)
-            if match is None:
-                self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
-                return
-            schema_id = int(match.group(1))
-            if schema_id == FAILING_ID:
-                self._reply(500, {"error_code": 50001, "message": "Error in the backend store"})
-            elif schema_id in registry.schemas:
-                self._reply(200, registry.schemas[schema_id])
-            else:
-                self._reply(404, {"error_code": 40403, "message": f"Schema {schema_id} not found"})
-
-        def do_POST(self) -> None:
-            path = self.path.split("?", 1)[0]
-            registry.requests.append(("POST", path))
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            match = re.fullmatch(r"/subjects/([^/]+)/versions", path)
-            if match is None:
-                self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
-            elif match.group(1) == INCOMPATIBLE_SUBJECT:
-                self._reply(
-                    409, {"error_code": 409, "message": "Schema being registered is incompatible"}
-                )
-            else:
-                registry.registered.append((match.group(1), body))
-                self._reply(200, {"id": DECISION_ID})
-
-    return Handler
 
 
 @pytest.fixture
 def registry() -> Iterator[Registry]:
     """A registry stand-in on a free local port, stopped after the test."""
-    state = Registry(
-        schemas={
-            LISTING_ID: {"schema": BUNDLED[LISTING_CREATED].text},
-            PROTOBUF_ID: {"schemaType": "PROTOBUF", "schema": 'syntax = "proto3";'},
-            BROKEN_ID: {"schema": '{"type": "record", "name": "X", "fields": [{"name": "a"}]}'},
-        }
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    schemas = {
+        LISTING_ID: {"schema": BUNDLED[LISTING_CREATED].text},
+        PROTOBUF_ID: {"schemaType": "PROTOBUF", "schema": 'syntax = "proto3";'},
+        BROKEN_ID: {"schema": '{"type": "record", "name": "X", "fields": [{"name": "a"}]}'},
+    }
+    with running_registry(schemas) as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _source(url: str) -> RegistrySchemaSource:
