@@ -249,10 +249,11 @@ _CONSUMER_OWNED = {
 _CONSUMER_DEFAULTS = {
     # KIP-848: incremental, broker-driven rebalances (Kafka 4 and librdkafka >= 2.10).
     "group.protocol": "consumer",
+    # A new group starts at the beginning: no listing created before the first deploy is skipped.
     "auto.offset.reset": "earliest",
+    # How often stored (acknowledged) offsets are committed in the background.
     "auto.commit.interval.ms": 1000,
-    # Fetch big batches; Python pays per call, not per byte.
-    "fetch.min.bytes": 1,
+    # Keep a few batches pre-fetched per partition so consume() rarely waits on the network.
     "queued.min.messages": 20000,
 }
 _PRODUCER_OWNED = {
