@@ -27,6 +27,7 @@ from consumer.codec.framing import (
     schema_fingerprint,
     single_object_header,
 )
+from consumer.codec.records import decision_record, listing_from_record, listing_record
 from consumer.codec.schemas import (
     LISTING_CREATED,
     LISTING_DECISION,
@@ -36,7 +37,7 @@ from consumer.codec.schemas import (
     SchemaSource,
 )
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from consumer.events import Decision, Listing, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
@@ -258,79 +259,6 @@ class AvroCodec:
             # What fastavro raises for a value outside its schema (wrong type, bad symbol, > 64 bits).
             raise DecodeError("schema_mismatch", f"cannot encode: {_detail(exc)}") from exc
         return stream.getvalue()
-
-
-def decision_record(d: Decision) -> dict[str, Any]:
-    """A Decision shaped as a ListingDecision record (times as epoch ms, source as a plain dict)."""
-    s = d.source
-    return {
-        "decision_id": d.decision_id,
-        "event_id": d.event_id,
-        "listing_id": d.listing_id,
-        "seller_id": d.seller_id,
-        "site": d.site,
-        "outcome": d.outcome,
-        "reasons": [
-            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
-        ],
-        "matched_rules": list(d.matched_rules),
-        "cluster": d.cluster,
-        "cross_border": d.cross_border,
-        "policy": d.policy,
-        "policy_version": d.policy_version,
-        "event_time": d.event_time_ms,
-        "decided_at": d.decided_at_ms,
-        "source": None
-        if s is None
-        else {"topic": s.topic, "partition": s.partition, "offset": s.offset},
-    }
-
-
-def listing_from_record(r: Mapping[str, Any]) -> Listing:
-    """A Listing from a record shaped by the ListingCreated reader schema (timestamps as ints)."""
-    price = r["price"]
-    # Positional, in Listing's field order: this runs once per message.
-    return Listing(
-        r["event_id"],
-        r["event_time"],
-        r["listing_id"],
-        r["seller_id"],
-        r["site"],
-        r["seller_country"],
-        r["ship_from_country"],
-        r["category_id"],
-        tuple(r["category_path"]),
-        r["title"],
-        Price(price["amount_minor"], price["currency"]),
-        r["channel"],
-        r["brand"],
-        r["hs_code"],
-        # fastavro hands out the schema's own default {} when the writer had no attributes field;
-        # a fresh dict keeps one listing's attributes from being every defaulted listing's.
-        r["attributes"] or {},
-    )
-
-
-def listing_record(listing: Listing) -> dict[str, Any]:
-    """The ListingCreated record for a Listing, in schema field order (timestamps as ints)."""
-    price = listing.price
-    return {
-        "event_id": listing.event_id,
-        "event_time": listing.event_time_ms,
-        "listing_id": listing.listing_id,
-        "seller_id": listing.seller_id,
-        "site": listing.site,
-        "seller_country": listing.seller_country,
-        "ship_from_country": listing.ship_from_country,
-        "channel": listing.channel,
-        "category_id": listing.category_id,
-        "category_path": listing.category_path,
-        "title": listing.title,
-        "brand": listing.brand,
-        "price": {"amount_minor": price.amount_minor, "currency": price.currency},
-        "hs_code": listing.hs_code,
-        "attributes": listing.attributes,
-    }
 
 
 def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:
