@@ -15,26 +15,10 @@ from consumer.codec.framing import CONFLUENT_HEADER_SIZE, SINGLE_OBJECT_HEADER_S
 from consumer.codec.schemas import ParsedSchema
 from consumer.errors import DecodeError, SchemaSourceUnavailable
 from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from tests.unit.listings import make_listing
 
 BUNDLED = BundledSchemas.load()
 LISTING_SCHEMA = BUNDLED[LISTING_CREATED].parsed
-
-
-def _listing(**overrides: Any) -> Listing:
-    base = Listing(
-        event_id="evt-1",
-        event_time_ms=1_628_000_000_000,
-        listing_id="lst-1",
-        seller_id="seller-cn-7",
-        site="ID",
-        seller_country="CN",
-        ship_from_country="CN",
-        category_id="c-101",
-        category_path=("Women's Fashion", "Dresses"),
-        title="Gaun Midi Motif Bunga",
-        price=Price(15_000_000, "IDR"),
-    )
-    return replace(base, **overrides)
 
 
 def _decision(**overrides: Any) -> Decision:
@@ -81,17 +65,17 @@ class FakeSource:
 
 
 LISTINGS = [
-    _listing(),
-    _listing(
+    make_listing(),
+    make_listing(
         channel="CROSS_BORDER",
         brand="Uniqlo",
         hs_code="620442",
         attributes={"condition": "new", "size": "M"},
     ),
-    _listing(channel="DOMESTIC", seller_country="ID", ship_from_country="ID"),
-    _listing(title="한국 김 스낵 🍙", price=Price(12_500, "KRW"), category_path=()),
-    _listing(event_time_ms=-1, price=Price(-5, "USD"), title=""),
-    _listing(event_time_ms=2**63 - 1, price=Price(-(2**63), "IDR")),
+    make_listing(channel="DOMESTIC", seller_country="ID", ship_from_country="ID"),
+    make_listing(title="한국 김 스낵 🍙", price=Price(12_500, "KRW"), category_path=()),
+    make_listing(event_time_ms=-1, price=Price(-5, "USD"), title=""),
+    make_listing(event_time_ms=2**63 - 1, price=Price(-(2**63), "IDR")),
 ]
 LISTING_IDS = ["required-only", "all-optional", "domestic", "unicode-empty-path", "neg", "extremes"]
 
@@ -117,14 +101,14 @@ class TestListingRoundTrip:
         """No datetime on the hot path: the decoded time is the int that was encoded."""
         codec = AvroCodec()
         decoded = codec.decode_listing(
-            codec.encode_listing(_listing(event_time_ms=1_628_000_000_123))
+            codec.encode_listing(make_listing(event_time_ms=1_628_000_000_123))
         )
         assert type(decoded.event_time_ms) is int
         assert decoded.event_time_ms == 1_628_000_000_123
 
     def test_single_object_header_carries_the_schema_fingerprint(self) -> None:
         """The fingerprint in the header is the one of the bundled ListingCreated schema."""
-        value = AvroCodec().encode_listing(_listing())
+        value = AvroCodec().encode_listing(make_listing())
         assert read_header(value) == read_header(b"\xc3\x01" + BUNDLED[LISTING_CREATED].fingerprint)
 
 
@@ -172,18 +156,18 @@ def _single_object(body: bytes) -> bytes:
 
 
 def _bad_utf8_title() -> bytes:
-    value = AvroCodec().encode_listing(_listing(title="XXXX"))
+    value = AvroCodec().encode_listing(make_listing(title="XXXX"))
     return value.replace(b"XXXX", b"X\xffXX")
 
 
 def _negative_length() -> bytes:
-    body = _body_of(_listing(event_id="e"))
+    body = _body_of(make_listing(event_id="e"))
     assert body[:2] == b"\x02e"  # zigzag 1 = length 1, then "e"
     return _single_object(b"\x01" + body[1:])  # zigzag -1: a negative length
 
 
 def _bad_union_index() -> bytes:
-    value = AvroCodec().encode_listing(_listing(ship_from_country="ZZ", channel=None))
+    value = AvroCodec().encode_listing(make_listing(ship_from_country="ZZ", channel=None))
     at = value.index(b"\x04ZZ") + 3  # channel's union index follows ship_from_country
     assert value[at] == 0  # branch 0: null
     return value[:at] + b"\x12" + value[at + 1 :]  # zigzag 9: a branch the union does not have
@@ -197,18 +181,18 @@ class TestDecodeErrors:
             (b"", "empty", "empty"),
             (b'{"listing_id": "lst-1"}', "unknown_magic", "neither Confluent"),
             (b"\xc3\x01\x00", "truncated", "header needs 10 bytes"),
-            (_single_object(_body_of(_listing())[:-3]), "truncated", "ends inside the record"),
+            (_single_object(_body_of(make_listing())[:-3]), "truncated", "ends inside the record"),
             (_single_object(b""), "truncated", "ends inside the record"),
-            (_single_object(_body_of(_listing()) + b"\x00"), "corrupt", "1 unread bytes"),
+            (_single_object(_body_of(make_listing()) + b"\x00"), "corrupt", "1 unread bytes"),
             (_negative_length(), "corrupt", "not a valid Avro body"),
             (_bad_union_index(), "corrupt", "not a valid Avro body"),
             (
-                b"\xc3\x01" + bytes(8) + _body_of(_listing()),
+                b"\xc3\x01" + bytes(8) + _body_of(make_listing()),
                 "unknown_fingerprint",
                 "0000000000000000",
             ),
             (
-                b"\x00\x00\x00\x00\x07" + _body_of(_listing()),
+                b"\x00\x00\x00\x00\x07" + _body_of(make_listing()),
                 "unknown_schema_id",
                 "no schema registry",
             ),
@@ -248,7 +232,7 @@ class TestDecodeErrors:
             if field["name"] == "title":
                 field["type"] = "long"
         codec = AvroCodec(FakeSource({5: parse_schema(raw)}))
-        value = b"\x00\x00\x00\x00\x05" + _body_of(_listing())
+        value = b"\x00\x00\x00\x00\x05" + _body_of(make_listing())
         with pytest.raises(DecodeError, match="cannot resolve against the reader") as info:
             codec.decode_listing(value)
         assert info.value.code == "schema_mismatch"
@@ -263,10 +247,10 @@ class TestEncodeErrors:
     @pytest.mark.parametrize(
         ("listing", "code", "message"),
         [
-            (_listing(price=Price(2**63, "IDR")), "schema_mismatch", "cannot encode"),
-            (_listing(channel="SIDEWAYS"), "schema_mismatch", "cannot encode"),
-            (_listing(title=None), "schema_mismatch", "cannot encode"),
-            (_listing(title="\ud800"), "invalid_utf8", "surrogates"),
+            (make_listing(price=Price(2**63, "IDR")), "schema_mismatch", "cannot encode"),
+            (make_listing(channel="SIDEWAYS"), "schema_mismatch", "cannot encode"),
+            (make_listing(title=None), "schema_mismatch", "cannot encode"),
+            (make_listing(title="\ud800"), "invalid_utf8", "surrogates"),
         ],
         ids=["amount-over-64-bits", "unknown-channel", "null-title", "lone-surrogate"],
     )
@@ -289,7 +273,7 @@ class TestSchemaSourceSeam:
         source = FakeSource({8: LISTING_SCHEMA, 9: LISTING_SCHEMA})
         codec = AvroCodec(source)
         for n in range(50):
-            value = codec.encode_listing_confluent(_listing(event_id=f"e{n}"), 8 + n % 2)
+            value = codec.encode_listing_confluent(make_listing(event_id=f"e{n}"), 8 + n % 2)
             assert codec.decode_listing(value).event_id == f"e{n}"
         assert sorted(source.calls) == [8, 9]
 
@@ -297,24 +281,24 @@ class TestSchemaSourceSeam:
         """A miss is not cached: the id may be registered by the time the next record comes."""
         source = FakeSource({})
         codec = AvroCodec(source)
-        value = codec.encode_listing_confluent(_listing(), 77)
+        value = codec.encode_listing_confluent(make_listing(), 77)
         for _ in range(2):
             with pytest.raises(DecodeError, match="77 is not in the registry"):
                 codec.decode_listing(value)
         assert source.calls == [77, 77]
         source.schemas[77] = LISTING_SCHEMA
-        assert codec.decode_listing(value) == _listing()
+        assert codec.decode_listing(value) == make_listing()
 
     def test_registry_outage_propagates(self) -> None:
         """SchemaSourceUnavailable is not a DecodeError: the batch is retried, not dead-lettered."""
         source = FakeSource({4: LISTING_SCHEMA})
         source.down = True
         codec = AvroCodec(source)
-        value = codec.encode_listing_confluent(_listing(), 4)
+        value = codec.encode_listing_confluent(make_listing(), 4)
         with pytest.raises(SchemaSourceUnavailable):
             codec.decode_listing(value)
         source.down = False
-        assert codec.decode_listing(value) == _listing()
+        assert codec.decode_listing(value) == make_listing()
 
 
 class TestBundledSchemas:
