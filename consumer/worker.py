@@ -7,6 +7,7 @@ broker (see offsets.py). Revocation and shutdown wait for in-flight outputs, the
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -45,6 +46,23 @@ class Telemetry:
     metrics: Metrics
     health: Health
     events: ClientEvents
+
+
+Callback = Callable[["Worker", Consumer, list[TopicPartition]], None]
+
+
+def _wrap_rebalance_errors(callback: Callback) -> Callback:
+    """Any exception in a rebalance callback becomes one RebalanceError naming the callback."""
+
+    @functools.wraps(callback)
+    def wrapped(worker: Worker, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            callback(worker, consumer, partitions)
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            msg = f"{callback.__name__.lstrip('_')} failed: {exc}"
+            raise RebalanceError(msg) from exc
+
+    return wrapped
 
 
 class Worker:
@@ -282,46 +300,38 @@ class Worker:
 
     # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
 
+    @_wrap_rebalance_errors
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Joined (possibly with no partitions, when replicas outnumber partitions): ready."""
-        try:
-            self._assigned.update((tp.topic, tp.partition) for tp in partitions)
-            self._last_input = time.monotonic()  # a new assignment restarts the idle clock
-            self._ever_assigned = True
-            self._metrics.rebalances.labels("assigned").inc()
-            self._metrics.assigned_partitions.set(len(self._assigned))
-            self._health.joined = True
-            if self._paused and partitions:
-                consumer.pause(partitions)
-            log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
-        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
-            raise RebalanceError(f"on_assign failed: {exc}") from exc
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._last_input = time.monotonic()  # a new assignment restarts the idle clock
+        self._ever_assigned = True
+        self._metrics.rebalances.labels("assigned").inc()
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._health.joined = True
+        if self._paused and partitions:
+            consumer.pause(partitions)
+        log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
 
+    @_wrap_rebalance_errors
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Finish and commit the revoked partitions' in-flight work before giving them up."""
-        try:
-            revoked = {(tp.topic, tp.partition) for tp in partitions}
-            self._metrics.rebalances.labels("revoked").inc()
-            self._drain(revoked, self._settings.shutdown_timeout)
-            offsets = self._store_done()
-            self._commit_sync(
-                {tp: o for tp, o in offsets.items() if tp in revoked} or None, consumer
-            )
-            self._release(revoked)
-            log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
-        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
-            raise RebalanceError(f"on_revoke failed: {exc}") from exc
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._metrics.rebalances.labels("revoked").inc()
+        self._drain(revoked, self._settings.shutdown_timeout)
+        offsets = self._store_done()
+        self._commit_sync({tp: o for tp, o in offsets.items() if tp in revoked} or None, consumer)
+        self._release(revoked)
+        log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
 
+    @_wrap_rebalance_errors
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Lost partitions already belong to someone else: do not commit; their new owner redoes the work."""
-        try:
-            lost = {(tp.topic, tp.partition) for tp in partitions}
-            self._metrics.rebalances.labels("lost").inc()
-            self._health.joined = False  # the group dropped us; ready again at the next assignment
-            self._release(lost)
-            log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
-        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
-            raise RebalanceError(f"on_lost failed: {exc}") from exc
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._metrics.rebalances.labels("lost").inc()
+        self._health.joined = False  # the group dropped us; ready again at the next assignment
+        self._release(lost)
+        log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
 
     def _release(self, partitions: set[tuple[str, int]]) -> None:
         dropped = self._ledger.forget(partitions)
