@@ -51,12 +51,14 @@ def main() -> None:
         "--latency-rate", type=float, default=5000, help="events/s in the latency phase"
     )
     parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument("--latency-only", action="store_true", help="skip the throughput phase")
     args = parser.parse_args()
 
     settings = config.load()
     started_broker = _ensure_broker(settings)
     try:
-        _throughput(settings, args)
+        if not args.latency_only:
+            _throughput(settings, args)
         _latency(settings, args)
     finally:
         if started_broker:

@@ -64,7 +64,7 @@ class Settings:
     worker_id: str = field(default_factory=_default_worker_id)
     #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
     batch_size: int = 1000
-    poll_timeout: float = 0.5
+    poll_timeout: float = 0.1
     #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
     max_in_flight: int = 50_000
     topic_partitions: int = 6
