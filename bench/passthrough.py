@@ -16,6 +16,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from consumer import config
+from consumer.clients import produce_waiting
 from consumer.events import RawRecord
 from consumer.offsets import OffsetLedger
 from consumer.worker import raw_record
@@ -54,18 +55,14 @@ def main() -> None:
                 )
                 on_delivery = _callback(chunk.ack)
                 for record in group:
-                    while True:
-                        try:
-                            producer.produce(
-                                args.output,
-                                value=record.value,
-                                key=record.key,
-                                headers=list(record.headers),
-                                on_delivery=on_delivery,
-                            )
-                            break
-                        except BufferError:
-                            producer.poll(0.1)
+                    produce_waiting(
+                        producer,
+                        args.output,
+                        record.value,
+                        record.key,
+                        list(record.headers),
+                        on_delivery,
+                    )
             producer.poll(0)
             offsets, finished = ledger.pop_done()
             if finished:

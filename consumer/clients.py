@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import (
     NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
@@ -88,3 +88,32 @@ def _build(cls: type[_Client], conf: config.ClientConf) -> _Client:
     except (KafkaException, ValueError, TypeError) as exc:
         msg = f"invalid Kafka client setting: {exc}"
         raise ConfigError(msg) from exc
+
+
+Headers = list[tuple[str, str | bytes | None]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    headers: Headers,
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """produce(), and while the local queue is full serve delivery reports until there is room.
+
+    confluent-kafka's examples only report BufferError; we may not drop anything, so we wait.
+    """
+    while True:
+        try:
+            if on_delivery is None:
+                producer.produce(topic, value=value, key=key, headers=headers)
+            else:
+                producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                )
+            return
+        except BufferError:
+            producer.poll(0.1)

@@ -8,12 +8,13 @@ failure is recorded as fatal in ClientEvents and raised by the loop at its next 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Container
 from typing import cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.client_events import ClientEvents
+from consumer.clients import DeliveryCallback, Headers, produce_waiting
 from consumer.config import Settings
 from consumer.deadletter import dead_letter_headers, describe
 from consumer.errors import DeliveryError
@@ -21,9 +22,6 @@ from consumer.offsets import Chunk
 from consumer.pipeline import Decided, Result, Tally
 
 log = logging.getLogger(__name__)
-
-Headers = list[tuple[str, str | bytes | None]]
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 class Outputs:
@@ -45,12 +43,16 @@ class Outputs:
                 approved = d.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
                 headers: Headers = list(result.headers)
-                self._produce(topic, result.value, d.listing_id.encode(), headers, on_delivery)
+                produce_waiting(
+                    self._producer, topic, result.value, d.listing_id.encode(), headers, on_delivery
+                )
             else:
                 r = result.record
                 log.debug("dead letter", extra={"detail": describe(r, result.code, result.message)})
                 dlq = dead_letter_headers(r, result.code, result.message, settings.worker_id)
-                self._produce(settings.dlq_topic, r.value, r.key, list(dlq), on_delivery)
+                produce_waiting(
+                    self._producer, settings.dlq_topic, r.value, r.key, list(dlq), on_delivery
+                )
 
     def resend_failed(self, owned: Container[tuple[str, int]]) -> None:
         """Re-produce outputs whose delivery failed retriably, for partitions we still own."""
@@ -59,7 +61,8 @@ class Outputs:
             if (chunk.topic, chunk.partition) not in owned:
                 continue  # partition moved on; its new owner re-processes from the committed offset
             log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
-            self._produce(
+            produce_waiting(
+                self._producer,
                 cast(str, message.topic()),
                 message.value(),
                 message.key(),
@@ -74,24 +77,6 @@ class Outputs:
     def poll(self, timeout: float) -> None:
         """Serve delivery reports (which acknowledge chunks) for up to `timeout` seconds."""
         self._producer.poll(timeout)
-
-    def _produce(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None,
-        headers: Headers,
-        on_delivery: DeliveryCallback,
-    ) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
-                )
-                return
-            except BufferError:
-                # Local queue full: serve delivery reports until there is room. Never drop.
-                self._producer.poll(0.1)
 
     def _callback(self, chunk: Chunk[Tally]) -> DeliveryCallback:
         """One closure per chunk, not per message."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer import config
+from consumer.clients import produce_waiting
 from consumer.codec import AvroCodec
 from consumer.config import Settings
 from consumer.errors import DeliveryError
@@ -58,7 +59,8 @@ def produce_samples(
         headers: list[tuple[str, str | bytes | None]] = [
             ("traceparent", f"00-{n:032x}-{seed:016x}-01".encode())
         ]
-        _produce(producer, topic, listing.listing_id.encode(), value, headers)
+        produce_waiting(producer, topic, value, listing.listing_id.encode(), headers)
+        producer.poll(0)
         if rate:
             _pace(started, n + 1, rate)
     producer.flush()
@@ -66,22 +68,6 @@ def produce_samples(
         msg = f"{topic}: producing samples failed: {failures[0]}"
         raise DeliveryError(msg)
     return Produced(count, bad, time.monotonic() - started)
-
-
-def _produce(
-    producer: Producer,
-    topic: str,
-    key: bytes,
-    value: bytes,
-    headers: list[tuple[str, str | bytes | None]],
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, headers=headers)
-            producer.poll(0)
-            return
-        except BufferError:
-            producer.poll(0.1)  # queue full: wait for deliveries, never drop
 
 
 def _pace(started: float, sent: int, rate: float) -> None:

@@ -13,7 +13,6 @@ class RunSummary:
     """Totals of acknowledged work, for the demo's summary and the CLI's last log line."""
 
     started: float
-    finished: float = 0.0
     #: Monotonic times of the first consumed input and the last acknowledged output: the busy span,
     #: which excludes group join and --until-idle waiting, so events/s measures processing.
     first_input: float = 0.0

@@ -123,7 +123,6 @@ class Worker:
         finally:
             self._health.stopping = True
             self._consumer.close()
-        self.summary.finished = time.monotonic()
         return self.summary
 
     def _check_input_topic(self) -> None:
@@ -135,15 +134,8 @@ class Worker:
             log.warning("cannot read topic metadata yet; continuing", extra={"detail": str(exc)})
             return
         found = metadata.topics.get(topic)
-        if (
-            found is not None
-            and found.error is not None
-            and found.error.code()
-            in (
-                KafkaError.UNKNOWN_TOPIC_OR_PART,
-                KafkaError._UNKNOWN_TOPIC,
-            )
-        ):
+        missing = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+        if found is not None and found.error is not None and found.error.code() in missing:
             msg = (
                 f"input topic {topic!r} does not exist (create it with `import-closure topics "
                 f"create`, or start with `run --create-topics`)"
@@ -180,8 +172,9 @@ class Worker:
                     raise KafkaException(err)
                 log.warning("consume error", extra={"code": err.name(), "detail": err.str()})
                 continue
-            self._health.broker_up = True
             records.append(raw_record(m))
+        if records:
+            self._health.broker_up = True  # a fetch arrived: a broker answered
         return records
 
     def _process(self, records: list[RawRecord]) -> None:
