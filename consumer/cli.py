@@ -326,7 +326,10 @@ def _run(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT ask the loop to stop; a second signal exits at once."""
+    """SIGTERM/SIGINT ask the loop to stop; a second signal exits at once.
+
+    SIGHUP does the same for now (its default would kill the worker with no commit and no log).
+    """
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
@@ -336,3 +339,4 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, handler)

@@ -65,6 +65,8 @@ class Settings:
     #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
     batch_size: int = 1000
     poll_timeout: float = 0.1
+    #: Seconds between progress lines in the log (events/s, lag, in flight); 0 turns them off.
+    progress_interval: float = 30.0
     #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
     max_in_flight: int = 50_000
     topic_partitions: int = 6
@@ -93,6 +95,8 @@ def is_secret(key: str) -> bool:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _MAPPING_FIELDS = ("kafka", "schema_registry")
+#: Settings where 0 means "off" rather than a bad value.
+_ZERO_TURNS_OFF = ("progress_interval",)
 
 
 def _coerce(name: str, raw: object, origin: str) -> object:
@@ -110,7 +114,7 @@ def _coerce(name: str, raw: object, origin: str) -> object:
             return value
         if kind == "float":
             value = float(str(raw))
-            if value <= 0:
+            if not value > 0 and not (value == 0 and name in _ZERO_TURNS_OFF):
                 raise ValueError(raw)
             return value
         if kind == "bool":
@@ -255,6 +259,10 @@ _CONSUMER_DEFAULTS = {
     "auto.commit.interval.ms": 1000,
     # Keep a few batches pre-fetched per partition so consume() rarely waits on the network.
     "queued.min.messages": 20000,
+    # ...but bound the pre-fetch queue by size (librdkafka's default is 64 MiB, and fetch
+    # buffers come on top): with huge records the count alone would blow the pod's memory.
+    "queued.max.messages.kbytes": 16384,
+    "fetch.max.bytes": 16 * 1024 * 1024,
 }
 _PRODUCER_OWNED = {
     # Idempotence implies acks=all and ordered, de-duplicated retries per partition.
@@ -268,6 +276,8 @@ _PRODUCER_DEFAULTS = {
     "compression.type": "lz4",
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 200000,
+    # librdkafka's default is 1 GiB of queued output; dead letters copy whole input values.
+    "queue.buffering.max.kbytes": 65536,
 }
 
 

@@ -56,3 +56,9 @@ class RebalanceError(ImportClosureError):
     """An exception raised inside a rebalance callback, wrapped so the loop can see it."""
 
     code = "rebalance_failed"
+
+
+class KafkaClientError(ImportClosureError):
+    """An error no message can get past (authorization, fencing, fatal client state): stop."""
+
+    code = "kafka_error"

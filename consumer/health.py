@@ -27,6 +27,10 @@ class Health:
     joined: bool = False
     broker_up: bool = True
     stopping: bool = False
+    #: A client error readiness reports by name (e.g. authentication failed), until it heals.
+    client_problem: str | None = None
+    #: Why start-up is waiting (e.g. the schema registry is unreachable), until it is done.
+    waiting_for: str | None = None
     last_turn: float = field(default=0.0)
 
     def beat(self) -> None:
@@ -46,6 +50,10 @@ class Health:
             return False, "policy not loaded"
         if self.stopping:
             return False, "shutting down"
+        if self.waiting_for is not None:
+            return False, self.waiting_for
+        if self.client_problem is not None:
+            return False, self.client_problem
         if not self.broker_up:
             return False, "broker unreachable"
         if not self.joined:

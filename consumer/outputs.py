@@ -1,65 +1,135 @@
 """The producing side of the loop: routes each result to its topic and tracks its acknowledgement.
 
 Each chunk of work gets one delivery callback, which acknowledges the chunk in the offset ledger.
-Callbacks never raise: a retriable failure is queued for re-sending by the loop, any other
-failure is recorded as fatal in ClientEvents and raised by the loop at its next turn.
+Callbacks never raise: a retriable failure is queued for re-sending by the loop; a failure that
+belongs to one record (too large, refused by the topic) queues that record for the dead-letter
+topic; anything else is recorded as fatal in ClientEvents and raised by the loop at its next turn.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Container
+from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer import kafka_errors
 from consumer.client_events import ClientEvents
 from consumer.clients import DeliveryCallback, Headers, produce_waiting
 from consumer.config import Settings
-from consumer.deadletter import dead_letter_headers, describe
+from consumer.deadletter import (
+    ERROR_CODE,
+    ERROR_MESSAGE,
+    SOURCE_OFFSET,
+    describe,
+    fitted_dead_letter,
+)
 from consumer.errors import DeliveryError
+from consumer.events import RawRecord
 from consumer.offsets import Chunk
 from consumer.pipeline import Decided, Result, Tally
 
 log = logging.getLogger(__name__)
 
+#: librdkafka's default message.max.bytes, used when the settings do not name one.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+#: A dead letter the broker refused for its size is tried again at most this large.
+SMALL_DEAD_LETTER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Reroute:
+    """A record whose output was refused for reasons of its own: it goes to the dead-letter topic."""
+
+    chunk: Chunk[Tally]
+    record: RawRecord
+    code: str
+    message: str
+    max_bytes: int
+
 
 class Outputs:
     """Decisions to the approved/rejected topics keyed by listing_id; failures to the dead-letter topic."""
 
-    def __init__(self, producer: Producer, settings: Settings, events: ClientEvents) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        settings: Settings,
+        events: ClientEvents,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self._producer = producer
         self._settings = settings
         self._events = events
+        self._max_bytes = max_message_bytes
         self._retry: list[tuple[Chunk[Tally], Message]] = []
+        self._reroute: list[_Reroute] = []
 
     def send(self, group: list[Result], chunk: Chunk[Tally]) -> None:
         """Produce one output per result of `group`, all acknowledged into `chunk`."""
         settings = self._settings
-        on_delivery = self._callback(chunk)
+        on_delivery = self._callback(chunk, group)
         for result in group:
             if isinstance(result, Decided):
                 d = result.decision
                 approved = d.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
-                headers: Headers = list(result.headers)
-                produce_waiting(
-                    self._producer, topic, result.value, d.listing_id.encode(), headers, on_delivery
+                refused = self._produce(
+                    topic, result.value, d.listing_id.encode(), list(result.headers), on_delivery
                 )
+                if refused is not None:
+                    code, detail = refused
+                    msg = f"decision of {len(result.value)} bytes refused: {detail}"
+                    self._dead_letter(result.record, code, msg, chunk, self._max_bytes)
             else:
-                r = result.record
-                log.debug("dead letter", extra={"detail": describe(r, result.code, result.message)})
-                dlq = dead_letter_headers(r, result.code, result.message, settings.worker_id)
-                produce_waiting(
-                    self._producer, settings.dlq_topic, r.value, r.key, list(dlq), on_delivery
+                self._dead_letter(
+                    result.record, result.code, result.message, chunk, self._max_bytes
                 )
 
+    def _dead_letter(
+        self, record: RawRecord, code: str, message: str, chunk: Chunk[Tally], max_bytes: int
+    ) -> None:
+        log.debug("dead letter", extra={"detail": describe(record, code, message)})
+        letter = fitted_dead_letter(record, code, message, self._settings.worker_id, max_bytes)
+        refused = self._produce(
+            self._settings.dlq_topic,
+            letter.value,
+            letter.key,
+            cast(Headers, letter.headers),
+            self._callback(chunk, [record]),
+        )
+        if refused is not None:
+            msg = f"{self._settings.dlq_topic}: dead-letter topic refused a record: {refused[1]}"
+            raise DeliveryError(msg)
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers,
+        on_delivery: DeliveryCallback,
+    ) -> tuple[str, str] | None:
+        """produce(); (dead-letter code, detail) when librdkafka refuses this record at once."""
+        try:
+            produce_waiting(self._producer, topic, value, key, headers, on_delivery)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            code = kafka_errors.per_message_code(error)
+            if code is None:
+                raise
+            return code, kafka_errors.describe(error)
+        return None
+
     def resend_failed(self, owned: Container[tuple[str, int]]) -> None:
-        """Re-produce outputs whose delivery failed retriably, for partitions we still own."""
+        """Re-produce outputs whose delivery failed retriably, and dead-letter refused records,
+        for partitions we still own (a partition that moved on is re-processed by its new owner)."""
         pending, self._retry[:] = list(self._retry), []
         for chunk, message in pending:
             if (chunk.topic, chunk.partition) not in owned:
-                continue  # partition moved on; its new owner re-processes from the committed offset
+                continue
             log.info("re-sending output after retriable failure", extra={"topic": message.topic()})
             produce_waiting(
                 self._producer,
@@ -67,31 +137,77 @@ class Outputs:
                 message.value(),
                 message.key(),
                 cast(Headers, message.headers() or []),
-                self._callback(chunk),
+                self._callback(chunk, []),
             )
+        reroutes, self._reroute[:] = list(self._reroute), []
+        for r in reroutes:
+            if (r.chunk.topic, r.chunk.partition) in owned:
+                self._dead_letter(r.record, r.code, r.message, r.chunk, r.max_bytes)
 
     @property
     def retrying(self) -> bool:
-        return bool(self._retry)
+        return bool(self._retry or self._reroute)
 
     def poll(self, timeout: float) -> None:
         """Serve delivery reports (which acknowledge chunks) for up to `timeout` seconds."""
         self._producer.poll(timeout)
 
-    def _callback(self, chunk: Chunk[Tally]) -> DeliveryCallback:
-        """One closure per chunk, not per message."""
+    def _callback(
+        self, chunk: Chunk[Tally], sources: list[Result] | list[RawRecord]
+    ) -> DeliveryCallback:
+        """One closure per chunk, not per message; `sources` finds the input of a refused output."""
         ack = chunk.ack
         retry = self._retry
         events = self._events
+        dlq_topic = self._settings.dlq_topic
 
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is None:
                 ack()
             elif error.retriable() or error.code() == KafkaError._MSG_TIMED_OUT:
                 retry.append((chunk, message))
+            elif (code := kafka_errors.per_message_code(error)) is not None:
+                reroute = self._refused(chunk, sources, message, code, error, dlq_topic)
+                if reroute is not None:
+                    self._reroute.append(reroute)
+                elif events.fatal is None:
+                    events.fatal = DeliveryError(
+                        f"{message.topic()}: broker refused even a minimal dead letter: "
+                        f"{kafka_errors.describe(error)}"
+                    )
             elif events.fatal is None:
                 events.fatal = DeliveryError(
-                    f"{message.topic()}: broker refused output: {error.str()} ({error.name()})"
+                    f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
                 )
 
         return delivered
+
+    def _refused(
+        self,
+        chunk: Chunk[Tally],
+        sources: list[Result] | list[RawRecord],
+        message: Message,
+        code: str,
+        error: KafkaError,
+        dlq_topic: str,
+    ) -> _Reroute | None:
+        """What to produce instead of a refused output; None when nothing smaller is left to try."""
+        detail = kafka_errors.describe(error)
+        if message.topic() != dlq_topic:
+            value = message.value()
+            for result in sources:
+                if isinstance(result, Decided) and result.value == value:
+                    msg = f"decision of {len(value or b'')} bytes refused by the broker: {detail}"
+                    return _Reroute(chunk, result.record, code, msg, self._max_bytes)
+            return None
+        headers = dict(cast(list[tuple[str, bytes]], message.headers() or []))
+        offset = headers.get(SOURCE_OFFSET)
+        for source in sources:
+            record = source if isinstance(source, RawRecord) else source.record
+            too_big = len(message.value() or b"") > SMALL_DEAD_LETTER_BYTES
+            if offset == str(record.offset).encode() and too_big:
+                # Keep the record's own error; only its size changes.
+                original = (headers.get(ERROR_CODE) or code.encode()).decode()
+                text = (headers.get(ERROR_MESSAGE) or b"").decode("utf-8", "replace")
+                return _Reroute(chunk, record, original, text, SMALL_DEAD_LETTER_BYTES)
+        return None

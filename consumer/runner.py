@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import resource
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -17,10 +18,10 @@ from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
 from consumer.codec import AvroCodec
 from consumer.config import Settings
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
-from consumer.outputs import Outputs
+from consumer.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.pipeline import Decider
 from consumer.policy import CompiledPolicy
 from consumer.registry_client import RegistrySchemaSource
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: librdkafka statistics feed readiness (broker connection state); every few seconds is plenty.
 STATS_INTERVAL_MS = 5000
+#: Waits between attempts to reach the schema registry at start (seconds): doubling, capped.
+REGISTRY_BACKOFF = (1.0, 30.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,16 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def build_codec(settings: Settings) -> AvroCodec:
+def build_codec(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    on_wait: Callable[[str | None], None] = lambda _why: None,
+) -> AvroCodec | None:
+    """The codec; with a registry, waits for it (like for the broker) until it answers or `stop`.
+
+    `on_wait` hears why start-up is waiting (readiness says so), then None once it is done.
+    Returns None only when stopped while waiting.
+    """
     if not settings.schema_registry:
         return AvroCodec()
     try:
@@ -78,8 +90,32 @@ def build_codec(settings: Settings) -> AvroCodec:
     except (TypeError, ValueError) as exc:  # what SchemaRegistryClient raises for a bad setting
         msg = f"schema registry settings: {exc}"
         raise ConfigError(msg) from exc
-    decision_id = source.register_decision_schema(f"{settings.approved_topic}-value")
-    return AvroCodec(source, decision_schema_id=decision_id)
+    subject = f"{settings.approved_topic}-value"
+    delay, longest = REGISTRY_BACKOFF
+    stop = stop or threading.Event()
+    while True:
+        try:
+            decision_id = source.register_decision_schema(subject)
+        except SchemaSourceUnavailable as exc:
+            why = f"waiting for the schema registry: {exc}"
+            on_wait(why)
+            log.warning(why, extra={"retry_in_seconds": delay})
+            if stop.wait(delay):
+                return None
+            delay = min(delay * 2, longest)
+            continue
+        on_wait(None)
+        return AvroCodec(source, decision_schema_id=decision_id)
+
+
+def max_message_bytes(settings: Settings) -> int:
+    """The producer's message.max.bytes: what a dead letter must fit in."""
+    raw = config.producer_conf(settings).get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    try:
+        return int(raw)
+    except ValueError as exc:
+        msg = f"kafka message.max.bytes: expected a number of bytes, got {raw!r}"
+        raise ConfigError(msg) from exc
 
 
 def run_worker(
@@ -102,7 +138,7 @@ def run_worker(
     server.start()
     log.info("http server listening", extra={"host": settings.http_host, "port": server.port})
     events = ClientEvents(metrics, health)
-    callbacks = {"error_cb": events.on_error}
+    callbacks = {"error_cb": events.on_error, "logger": events.logger}
     consumer = build_consumer(
         settings,
         on_commit=events.on_commit,
@@ -111,15 +147,19 @@ def run_worker(
         **callbacks,
     )
     producer = build_producer(settings, **callbacks)
-    worker = Worker(
-        settings,
-        consumer,
-        Outputs(producer, settings, events),
-        Decider(build_codec(settings), policy),
-        Telemetry(metrics, health, events),
-        stop,
-    )
     try:
+        codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
+        if codec is None:
+            consumer.close()
+            return RunResult(RunSummary(started=0.0), generate_latest(registry).decode())
+        worker = Worker(
+            settings,
+            consumer,
+            Outputs(producer, settings, events, max_message_bytes(settings)),
+            Decider(codec, policy),
+            Telemetry(metrics, health, events),
+            stop,
+        )
         summary = worker.run(until_idle=until_idle)
     finally:
         producer.flush(5)

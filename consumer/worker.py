@@ -18,11 +18,18 @@ from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumer import kafka_errors
 from consumer.client_events import ClientEvents, partition_names
 from consumer.config import Settings
-from consumer.errors import ConfigError, RebalanceError, SchemaSourceUnavailable
+from consumer.errors import (
+    ConfigError,
+    KafkaClientError,
+    RebalanceError,
+    SchemaSourceUnavailable,
+)
 from consumer.events import RawRecord
 from consumer.health import Health
+from consumer.lag import Offsets, partition_lag
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetLedger
 from consumer.outputs import Outputs
@@ -96,6 +103,9 @@ class Worker:
         self._dlq_window: Counter[str] = Counter()
         self._dlq_window_start = time.monotonic()
         self.summary = RunSummary(started=time.monotonic())
+        self._progress_start = time.monotonic()
+        self._progress_counts: dict[str, int] = {}
+        self._lag_total = 0
 
     # ---- the loop ----
 
@@ -168,14 +178,22 @@ class Worker:
         for m in messages:
             err = m.error()
             if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                log.warning("consume error", extra={"code": err.name(), "detail": err.str()})
+                self._consume_error(err, m.topic())
                 continue
             records.append(raw_record(m))
         if records:
             self._health.broker_up = True  # a fetch arrived: a broker answered
         return records
+
+    def _consume_error(self, error: KafkaError, topic: str | None) -> None:
+        """Fatal, authorization and fencing errors stop the worker; the rest are logged, throttled."""
+        if kafka_errors.stops_worker(error):
+            where = f"{topic}: " if topic else ""
+            msg = f"{where}cannot consume: {kafka_errors.describe(error)}"
+            raise KafkaClientError(msg)
+        if error.code() in kafka_errors.AUTHENTICATION:
+            self._health.client_problem = f"authentication failed: {kafka_errors.describe(error)}"
+        self._events.report(logging.WARNING, "consume error", error)
 
     def _process(self, records: list[RawRecord]) -> None:
         started = time.perf_counter()
@@ -252,6 +270,31 @@ class Worker:
         self._refresh_lag()
         if now - self._dlq_window_start >= DLQ_SUMMARY_INTERVAL:
             self._log_dead_letter_summary(now)
+        interval = self._settings.progress_interval
+        if interval and now - self._progress_start >= interval:
+            self._log_progress(now)
+
+    def _log_progress(self, now: float) -> None:
+        """A heartbeat line, so a quiet log still says the worker is at work and how fast."""
+        counts = dict(self.summary.outcomes)
+        seconds = now - self._progress_start
+        rates = {
+            outcome: round((n - self._progress_counts.get(outcome, 0)) / seconds, 1)
+            for outcome, n in sorted(counts.items())
+        }
+        log.info(
+            "progress",
+            extra={
+                "seconds": round(seconds),
+                "events_per_second": rates,
+                "lag": self._lag_total,
+                "in_flight": self._ledger.in_flight(),
+                "assigned_partitions": len(self._assigned),
+                "paused": self._paused,
+            },
+        )
+        self._progress_start = now
+        self._progress_counts = counts
 
     def _log_dead_letter_summary(self, now: float) -> None:
         if self._dlq_window:
@@ -267,15 +310,14 @@ class Worker:
         self._dlq_window_start = now
 
     def _refresh_lag(self) -> None:
-        if not self._assigned:
-            self._metrics.set_lag({})
-            return
-        lag: dict[tuple[str, int], int] = {}
-        positions = self._consumer.position(self._tps(self._assigned))
-        for tp in positions:
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
-                lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        """Lag of every assigned partition from local positions and cached watermarks (no I/O)."""
+        known: dict[tuple[str, int], Offsets] = {}
+        if self._assigned:
+            for tp in self._consumer.position(self._tps(self._assigned)):
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                known[(tp.topic, tp.partition)] = Offsets(tp.offset, low, high)
+        lag = partition_lag(known, self._events.partition_stats, self._assigned)
+        self._lag_total = sum(lag.values())
         self._metrics.set_lag(lag)
 
     def _idle_for(self, seconds: float) -> bool:

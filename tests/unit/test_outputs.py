@@ -1,0 +1,167 @@
+"""Outputs: no single record can stop a partition; only errors no record can pass stop the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message
+from prometheus_client import CollectorRegistry
+
+from consumer import config
+from consumer.client_events import ClientEvents
+from consumer.codec import AvroCodec
+from consumer.errors import DeliveryError
+from consumer.events import RawRecord
+from consumer.health import Health
+from consumer.metrics import Metrics
+from consumer.offsets import OffsetLedger
+from consumer.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
+from consumer.pipeline import Decider, Result, Tally, tally
+from consumer.policy import bundled_policy_text, compile_policy, load_policy
+from tests.unit.listings import make_listing
+
+SETTINGS = replace(config.load(env={}), worker_id="w-1")
+Refusal = Callable[[str, bytes | None], KafkaError | None]
+
+
+class FakeProducer:
+    """librdkafka's producer as far as Outputs uses it: produce() checks the size, poll() reports."""
+
+    def __init__(self, max_bytes: int = 1_000_000, refuse: Refusal | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.limits: dict[str, int] = {}
+        self.refuse = refuse or (lambda _topic, _value: None)
+        self.sent: list[Message] = []
+        self._reports: list[tuple[Callable[..., None], KafkaError | None, Message]] = []
+
+    def produce(self, topic, value=None, key=None, headers=None, on_delivery=None) -> None:
+        size = len(value or b"") + len(key or b"") + sum(len(k) + len(v or b"") for k, v in headers)
+        if size > self.limits.get(topic, self.max_bytes):
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        message = Message(topic=topic, value=value, key=key, headers=headers)
+        error = self.refuse(topic, value)
+        if error is None:
+            self.sent.append(message)
+        self._reports.append((on_delivery, error, message))
+
+    def poll(self, _timeout: float = 0) -> int:
+        reports, self._reports = self._reports, []
+        for callback, error, message in reports:
+            callback(error, message)
+        return len(reports)
+
+
+def results(*values: bytes) -> list[Result]:
+    decider = Decider(AvroCodec(), compile_policy(load_policy(bundled_policy_text())))
+    records = [RawRecord("in", 0, n, None, b"key", v, ()) for n, v in enumerate(values)]
+    return decider.decide(records, 0)
+
+
+def good_value() -> bytes:
+    return AvroCodec().encode_listing(make_listing())
+
+
+def run(producer: FakeProducer, group: list[Result], max_bytes: int = 1_000_000):
+    events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
+    outputs = Outputs(producer, SETTINGS, events, max_bytes)  # type: ignore[arg-type]
+    ledger: OffsetLedger[Tally] = OffsetLedger()
+    chunk = ledger.open("in", 0, 0, len(group) - 1, len(group), tally(group))
+    outputs.send(group, chunk)
+    for _ in range(5):
+        producer.poll()
+        outputs.resend_failed({("in", 0)})
+    return chunk, events
+
+
+class TestOversizedDeadLetters:
+    def test_a_1mb_poison_message_is_dead_lettered_truncated_and_acknowledged(self) -> None:
+        """The copy would exceed message.max.bytes: it is cut to fit, and the chunk completes."""
+        producer = FakeProducer()
+        chunk, events = run(producer, results(b"\x07" * 999_900), max_bytes=1_000_000)
+        assert chunk.done
+        assert events.fatal is None
+        [letter] = producer.sent
+        headers = headers_of(letter)
+        assert letter.topic() == SETTINGS.dlq_topic
+        assert headers["ic.error.code"] == b"unknown_magic"
+        assert headers["ic.value.truncated"] == b"true"
+        assert headers["ic.value.original.size"] == b"999900"
+
+    def test_a_decision_the_client_refuses_for_its_size_is_dead_lettered(self) -> None:
+        """produce() raising MSG_SIZE_TOO_LARGE for a decision becomes a dead letter, not a crash."""
+        value = good_value()
+        producer = FakeProducer(refuse=None)
+        group = results(value)
+        producer.limits[SETTINGS.approved_topic] = len(group[0].value) - 1  # type: ignore[union-attr]
+        chunk, events = run(producer, group, max_bytes=100_000)
+        assert chunk.done
+        assert events.fatal is None
+        [letter] = producer.sent
+        assert letter.topic() == SETTINGS.dlq_topic
+        assert headers_of(letter)["ic.error.code"] == b"output_too_large"
+        assert letter.value() == value
+
+    @pytest.mark.parametrize(
+        ("error", "code"),
+        [
+            (KafkaError.MSG_SIZE_TOO_LARGE, b"output_too_large"),
+            (KafkaError.INVALID_RECORD, b"output_rejected"),
+            (KafkaError.POLICY_VIOLATION, b"output_rejected"),
+        ],
+        ids=["too-large", "invalid-record", "policy-violation"],
+    )
+    def test_a_decision_the_broker_refuses_is_dead_lettered(self, error: int, code: bytes) -> None:
+        """A per-record refusal in the delivery report re-routes that record, with its own code."""
+
+        def refuse_decisions(topic, _v):
+            return KafkaError(error) if topic != SETTINGS.dlq_topic else None
+
+        producer = FakeProducer(refuse=refuse_decisions)
+        value = good_value()
+        chunk, events = run(producer, results(value))
+        assert chunk.done
+        assert events.fatal is None
+        [letter] = producer.sent
+        assert headers_of(letter)["ic.error.code"] == code
+        assert letter.value() == value
+
+    def test_a_dead_letter_the_broker_refuses_for_size_is_sent_again_smaller(self) -> None:
+        """A topic whose max.message.bytes is below ours: the dead letter shrinks to 64 KiB."""
+
+        def refuse(topic: str, value: bytes | None) -> KafkaError | None:
+            big = len(value or b"") > SMALL_DEAD_LETTER_BYTES
+            return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if big else None
+
+        producer = FakeProducer(refuse=refuse)
+        chunk, events = run(producer, results(b"\x07" * 500_000))
+        assert chunk.done
+        assert events.fatal is None
+        [letter] = producer.sent
+        headers = headers_of(letter)
+        assert headers["ic.error.code"] == b"unknown_magic"
+        assert headers["ic.value.original.size"] == b"500000"
+        assert len(letter.value() or b"") <= SMALL_DEAD_LETTER_BYTES
+
+    def test_authorization_failure_stops_the_worker_with_one_line(self) -> None:
+        """No record can get past a missing WRITE permission: fatal, naming the error."""
+        refuse = lambda _t, _v: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)  # noqa: E731
+        chunk, events = run(FakeProducer(refuse=refuse), results(good_value()))
+        assert not chunk.done
+        assert isinstance(events.fatal, DeliveryError)
+        assert "TOPIC_AUTHORIZATION_FAILED" in str(events.fatal)
+
+    def test_retriable_failures_are_sent_again(self) -> None:
+        """A timed-out or retriable delivery is re-produced, never dropped or dead-lettered."""
+        failures = [KafkaError(KafkaError._MSG_TIMED_OUT)]
+        refuse = lambda _t, _v: failures.pop() if failures else None  # noqa: E731
+        producer = FakeProducer(refuse=refuse)
+        chunk, events = run(producer, results(good_value()))
+        assert chunk.done
+        assert events.fatal is None
+        assert [m.topic() for m in producer.sent] == [SETTINGS.approved_topic]
+
+
+def headers_of(message: Message) -> dict[str, bytes]:
+    return dict(message.headers() or [])  # type: ignore[arg-type]
