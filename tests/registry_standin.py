@@ -86,10 +86,10 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_registry(schemas: dict[int, dict[str, Any]]) -> Iterator[Registry]:
-    """A registry stand-in on a free local port serving `schemas`, stopped on exit."""
+def running_registry(schemas: dict[int, dict[str, Any]], port: int = 0) -> Iterator[Registry]:
+    """A registry stand-in on `port` (default: a free one) serving `schemas`, stopped on exit."""
     state = Registry(schemas=schemas)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
