@@ -150,17 +150,15 @@ class TestStartUp:
             IMPORT_CLOSURE_SCHEMA_REGISTRY_URL=f"http://127.0.0.1:{port}",
             IMPORT_CLOSURE_SCHEMA_REGISTRY_MAX_RETRIES="0",
         )
-        _status, detail = wait_until(
-            lambda: (r := readiness(worker))[0] == 503 and r, 30, "readiness to answer"
-        )
+
+        def waiting() -> bool:
+            worker.assert_running()
+            return "waiting for the schema registry" in worker.logs()
+
+        wait_until(waiting, 30, "the worker to say it waits for the registry")
+        status, detail = readiness(worker)
+        assert status == 503
         assert "schema registry" in detail, detail
-        wait_until(
-            lambda: (worker.assert_running(), "waiting for the schema registry" in worker.logs())[
-                1
-            ],
-            30,
-            "the worker to say it waits for the registry",
-        )
         with running_registry({}, port=port):
             assert finish(worker, 120) == 0, worker.logs()[-3000:]
         assert len(drain(topics.client_conf(), s.approved_topic)) == 100
@@ -170,12 +168,13 @@ class TestStartUp:
         topics = make_topics(broker, partitions=1)
         workers = [start_worker(topics, tmp_path) for _ in range(2)]
         try:
-            for worker in workers:
-                wait_until(
-                    lambda w=worker: (w.assert_running(), readiness(w)[0] == 200)[1],
-                    30,
-                    "both replicas to be ready",
-                )
+
+            def all_ready() -> bool:
+                for worker in workers:
+                    worker.assert_running()
+                return all(readiness(worker)[0] == 200 for worker in workers)
+
+            wait_until(all_ready, 30, "both replicas to be ready")
         finally:
             for worker in workers:
                 worker.process.send_signal(signal.SIGTERM)
