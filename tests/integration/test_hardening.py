@@ -13,6 +13,8 @@ import pytest
 from confluent_kafka import Producer
 
 from consumer import config
+from consumer.clients import produce_waiting
+from consumer.codec import AvroCodec
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
 from tests.integration.conftest import (
@@ -25,6 +27,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.scrape import samples
 from tests.registry_standin import running_registry
+from tests.unit.listings import make_listing
 from tests.waiting import committed, drain, end_offsets, wait_until
 
 pytestmark = pytest.mark.integration
@@ -206,3 +209,22 @@ class TestLag:
         finally:
             worker.process.send_signal(signal.SIGTERM)
             finish(worker, 60)
+
+
+class TestMemory:
+    def test_huge_category_paths_keep_rss_bounded(self, topics: Topics, tmp_path: Path) -> None:
+        """1,000 valid listings with unique ~450 KB category paths: dead-lettered too_large, RSS < 200 MB."""
+        s = topics.settings
+        codec = AvroCodec()
+        producer = Producer(config.plain_producer_conf(s))
+        for n in range(1000):
+            path = (f"{n}-" + "x" * 448, *(f"{n}-{i}-" + "y" * 440 for i in range(1000)))
+            listing = make_listing(event_id=f"e-{n}", category_path=path)
+            produce_waiting(producer, s.input_topic, codec.encode_listing(listing), None, [])
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        worker = start_worker(topics, tmp_path, "--until-idle", "3")
+        assert finish(worker, 300) == 0, worker.logs()[-3000:]
+        [stopped] = [line for line in json_lines(worker) if line.get("event") == "worker stopped"]
+        assert stopped["dead_letters"] == {"too_large": 1000}, stopped
+        assert float(stopped["peak_rss_mb"]) < 200, stopped  # type: ignore[arg-type]
