@@ -19,7 +19,7 @@ from consumer import config
 from consumer.clients import produce_waiting
 from consumer.events import RawRecord
 from consumer.offsets import OffsetLedger
-from consumer.worker import raw_record
+from consumer.source import raw_record
 
 
 def main() -> None:

@@ -63,10 +63,17 @@ class ClientEvents:
 
     def report(self, level: int, event: str, error: KafkaError) -> None:
         """One log line per kind of error and interval, with the number suppressed since."""
-        suppressed = self._throttle.admit(("error", error.code()))
+        fields = {"code": error.name(), "detail": error.str()}
+        self._log(level, event, ("error", error.code()), fields)
+
+    def throttled(self, event: str, detail: str) -> None:
+        """A warning that may repeat every turn during an outage: once per interval."""
+        self._log(logging.WARNING, event, ("event", event), {"detail": detail})
+
+    def _log(self, level: int, event: str, kind: object, fields: dict[str, Any]) -> None:
+        suppressed = self._throttle.admit(kind)
         if suppressed is None:
             return
-        fields: dict[str, Any] = {"code": error.name(), "detail": error.str()}
         if suppressed:
             fields["suppressed"] = suppressed
         log.log(level, event, extra=fields)

@@ -19,6 +19,9 @@ import yaml
 from consumer.errors import ConfigError
 
 ENV_PREFIX = "IMPORT_CLOSURE_"
+AT_LEAST_ONCE = "at-least-once"
+EXACTLY_ONCE = "exactly-once"
+GUARANTEES = (AT_LEAST_ONCE, EXACTLY_ONCE)
 KAFKA_ENV_PREFIX = "IMPORT_CLOSURE_KAFKA_"
 SCHEMA_REGISTRY_ENV_PREFIX = "IMPORT_CLOSURE_SCHEMA_REGISTRY_"
 CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
@@ -65,6 +68,12 @@ class Settings:
     #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
     batch_size: int = 1000
     poll_timeout: float = 0.1
+    #: at-least-once (offsets stored after acknowledgement) or exactly-once (Kafka transactions).
+    processing_guarantee: str = "at-least-once"
+    #: exactly-once: the producer's transactional.id; unique and stable per replica.
+    transactional_id: str | None = None
+    #: exactly-once: how long one transaction collects batches before it commits (milliseconds).
+    transaction_interval_ms: int = 100
     #: Seconds between progress lines in the log (events/s, lag, in flight); 0 turns them off.
     progress_interval: float = 30.0
     #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
@@ -134,6 +143,12 @@ def _coerce(name: str, raw: object, origin: str) -> object:
     if not isinstance(raw, str) or not raw.strip():
         msg = f"{origin}: {name} must be a non-empty string, got {raw!r}"
         raise ConfigError(msg)
+    if name == "processing_guarantee":
+        mode = raw.strip().lower()
+        if mode not in GUARANTEES:
+            msg = f"{origin}: processing_guarantee must be one of {', '.join(GUARANTEES)}, got {raw!r}"
+            raise ConfigError(msg)
+        return mode
     if name == "log_level":
         level = raw.strip().upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -242,13 +257,24 @@ def load(
 
 
 # Keys the worker's guarantees depend on; user extras cannot override them.
-_CONSUMER_OWNED = {
-    # Offsets are stored by hand only after the decision or dead letter is acknowledged.
-    "enable.auto.offset.store": False,
-    # The background committer commits only what we stored: durable work, never more.
-    "enable.auto.commit": True,
-    # Messages carry our own fields; librdkafka must not fabricate EOF events in the loop.
-    "enable.partition.eof": False,
+# Keys each delivery guarantee depends on; user extras cannot override them.
+_CONSUMER_OWNED: dict[str, dict[str, Any]] = {
+    AT_LEAST_ONCE: {
+        # Offsets are stored by hand only after the decision or dead letter is acknowledged.
+        "enable.auto.offset.store": False,
+        # The background committer commits only what we stored: durable work, never more.
+        "enable.auto.commit": True,
+        # Messages carry our own fields; librdkafka must not fabricate EOF events in the loop.
+        "enable.partition.eof": False,
+    },
+    EXACTLY_ONCE: {
+        # Offsets are committed inside the producer's transaction, never by the consumer.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # A transactional upstream's aborted records are never decided.
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    },
 }
 _CONSUMER_DEFAULTS = {
     # KIP-848: incremental, broker-driven rebalances (Kafka 4 and librdkafka >= 2.10).
@@ -264,13 +290,22 @@ _CONSUMER_DEFAULTS = {
     "queued.max.messages.kbytes": 16384,
     "fetch.max.bytes": 16 * 1024 * 1024,
 }
-_PRODUCER_OWNED = {
-    # Idempotence implies acks=all and ordered, de-duplicated retries per partition.
-    "enable.idempotence": True,
-    "acks": "all",
-    # 0 = retry forever: a decision must never be dropped because the broker was away.
-    "message.timeout.ms": 0,
+_PRODUCER_OWNED: dict[str, dict[str, Any]] = {
+    AT_LEAST_ONCE: {
+        # Idempotence implies acks=all and ordered, de-duplicated retries per partition.
+        "enable.idempotence": True,
+        "acks": "all",
+        # 0 = retry forever: a decision must never be dropped because the broker was away.
+        "message.timeout.ms": 0,
+    },
+    EXACTLY_ONCE: {
+        "enable.idempotence": True,
+        "acks": "all",
+    },
 }
+#: exactly-once: a transaction left open by a killed worker blocks read_committed readers of its
+#: partitions until the coordinator times it out; 10 s bounds that (a transaction lasts ~100 ms).
+TRANSACTION_TIMEOUT_MS = 10_000
 _PRODUCER_DEFAULTS = {
     "linger.ms": 20,
     "compression.type": "lz4",
@@ -297,14 +332,29 @@ def consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     )
     if base.get("group.protocol") == "classic":
         base.setdefault("partition.assignment.strategy", "cooperative-sticky")
-    return _merge(base, _dotted(overrides), _CONSUMER_OWNED)
+    return _merge(base, _dotted(overrides), _CONSUMER_OWNED[settings.processing_guarantee])
 
 
 def producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """librdkafka producer config: defaults < settings.kafka < overrides < owned keys."""
     common = _without_consumer_keys(settings.kafka)
-    base = _merge(_PRODUCER_DEFAULTS, {"client.id": settings.worker_id}, common)
-    return _merge(base, _dotted(overrides), _PRODUCER_OWNED)
+    mode = settings.processing_guarantee
+    defaults: dict[str, Any] = dict(_PRODUCER_DEFAULTS)
+    owned = dict(_PRODUCER_OWNED[mode])
+    if mode == EXACTLY_ONCE:
+        defaults["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+        owned["transactional.id"] = transactional_id(settings)
+    base = _merge(defaults, {"client.id": settings.worker_id}, common)
+    conf = _merge(base, _dotted(overrides), owned)
+    if mode == EXACTLY_ONCE:
+        # A message must not outlive its transaction: it fails and the transaction aborts.
+        conf["message.timeout.ms"] = conf["transaction.timeout.ms"]
+    return conf
+
+
+def transactional_id(settings: Settings) -> str:
+    """Configured, or `<group>-<worker id>`: unique per replica, stable while it lives."""
+    return settings.transactional_id or f"{settings.group_id}-{settings.worker_id}"
 
 
 def admin_conf(settings: Settings, **overrides: Any) -> ClientConf:

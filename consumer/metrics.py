@@ -153,12 +153,26 @@ class Metrics:
             "Unix time at which the worker last had output acknowledged by the broker (or started).",
             registry=registry,
         )
+        self.transactions = PromCounter(
+            "import_closure_transactions",
+            "Kafka transactions ended, by result (exactly-once mode only).",
+            ["result"],
+            registry=registry,
+        )
+        self.transaction_duration = Histogram(
+            "import_closure_transaction_duration_seconds",
+            "Time to flush, send the offsets of and commit one transaction (exactly-once mode).",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
         self._lag = _LagCollector()
         registry.register(self._lag)
         for outcome in ("approved", "rejected", "dead_lettered"):
             self.events.labels(outcome)  # present at 0 from the start, so rate() works at once
         for event in ("assigned", "revoked", "lost"):
             self.rebalances.labels(event)
+        for result in ("committed", "aborted"):
+            self.transactions.labels(result)
 
     def set_policy(self, policy: str, version: str) -> None:
         self.policy_info.clear()

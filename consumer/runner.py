@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -18,13 +19,16 @@ from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
 from consumer.codec import AvroCodec
 from consumer.config import Settings
+from consumer.delivery import Delivery
+from consumer.delivery.at_least_once import AtLeastOnce
+from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
-from consumer.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.pipeline import Decider
 from consumer.policy import CompiledPolicy
 from consumer.registry_client import RegistrySchemaSource
+from consumer.source import GroupSource
 from consumer.summary import RunSummary
 from consumer.worker import Telemetry, Worker
 
@@ -108,6 +112,18 @@ def build_codec(
         return AvroCodec(source, decision_schema_id=decision_id)
 
 
+def build_delivery(
+    settings: Settings,
+    consumer: Consumer,
+    producer: Producer,
+    outputs: Outputs,
+    events: ClientEvents,
+    metrics: Metrics,
+) -> Delivery:
+    """The Delivery of the configured guarantee: the one place that looks at the mode."""
+    return AtLeastOnce(consumer, outputs, events, metrics)
+
+
 def max_message_bytes(settings: Settings) -> int:
     """The producer's message.max.bytes: what a dead letter must fit in."""
     raw = config.producer_conf(settings).get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)
@@ -152,10 +168,11 @@ def run_worker(
         if codec is None:
             consumer.close()
             return RunResult(RunSummary(started=0.0), generate_latest(registry).decode())
+        outputs = Outputs(producer, settings, events, max_message_bytes(settings))
         worker = Worker(
             settings,
-            consumer,
-            Outputs(producer, settings, events, max_message_bytes(settings)),
+            GroupSource(consumer, settings.input_topic, events, health),
+            build_delivery(settings, consumer, producer, outputs, events, metrics),
             Decider(codec, policy),
             Telemetry(metrics, health, events),
             stop,

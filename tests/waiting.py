@@ -10,7 +10,7 @@ from typing import TypeVar, cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumer.config import ClientConf
-from consumer.worker import raw_record
+from consumer.source import raw_record
 
 T = TypeVar("T")
 

@@ -92,6 +92,6 @@ class TestSchemaRegistry:
             )
             _run(worker)
             assert registry.gets(LISTING_ID) == 4
-        assert "schema registry unavailable, retrying batch" in worker.logs()
+        assert "schema registry unavailable, batch held" in worker.logs()
         assert len(drain(topics.client_conf(), topics.settings.approved_topic)) == 200
         assert drain(topics.client_conf(), topics.settings.dlq_topic) == []

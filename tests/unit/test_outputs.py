@@ -12,12 +12,12 @@ from prometheus_client import CollectorRegistry
 from consumer import config
 from consumer.client_events import ClientEvents
 from consumer.codec import AvroCodec
+from consumer.delivery.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
 from consumer.errors import DeliveryError
 from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetLedger
-from consumer.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
 from consumer.pipeline import Decider, Result, Tally, tally
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
 from tests.unit.listings import make_listing

@@ -152,6 +152,15 @@ class Outputs:
         """Serve delivery reports (which acknowledge chunks) for up to `timeout` seconds."""
         self._producer.poll(timeout)
 
+    def flush(self, timeout: float) -> None:
+        self._producer.flush(timeout)
+
+    def take_refused(self) -> list[tuple[RawRecord, str, str]]:
+        """Records the broker refused for reasons of their own, to be dead-lettered (and forgotten here)."""
+        refused, self._reroute[:] = [(r.record, r.code, r.message) for r in self._reroute], []
+        self._retry.clear()
+        return refused
+
     def _callback(
         self, chunk: Chunk[Tally], sources: list[Result] | list[RawRecord]
     ) -> DeliveryCallback:
