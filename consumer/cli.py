@@ -211,7 +211,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate-policy":
         return _validate(args)
     settings = config.load(config_file=args.config, log_level=args.log_level)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, libraries=settings.log_libraries)
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return EXIT_OK

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -58,6 +59,8 @@ class Settings:
     http_host: str = "0.0.0.0"
     http_port: int = 9400
     log_level: str = "INFO"
+    #: Other libraries' INFO/DEBUG lines (httpx, librdkafka wrappers...); only with log_level DEBUG.
+    log_libraries: bool = False
     shutdown_timeout: float = 25.0
     #: /healthz turns 503 when the loop has not turned for this long (seconds).
     stall_timeout: float = 60.0
@@ -325,8 +328,21 @@ _REGISTRY_NUMBERS = (
 
 
 def registry_conf(settings: Settings) -> dict[str, Any]:
-    """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number."""
+    """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number.
+
+    Credentials in the url (`http://user:secret@host`) move to `basic.auth.user.info`: the HTTP
+    library logs every request URL, and the client sends the same auth to each url of a list.
+    """
     conf: dict[str, Any] = dict(settings.schema_registry)
+    if "url" in conf:
+        conf["url"], user_info = _split_userinfo(str(conf["url"]))
+        if user_info is not None:
+            if "basic.auth.user.info" in conf:
+                msg = "schema_registry: credentials both in url and basic.auth.user.info; keep one"
+                raise ConfigError(msg)
+            # SchemaRegistryClient takes user.info as its only basic-auth source; it rejects the
+            # `basic.auth.credentials.source` key of the older CachedSchemaRegistryClient.
+            conf["basic.auth.user.info"] = user_info
     for key in _REGISTRY_NUMBERS:
         if key in conf:
             try:
@@ -335,6 +351,24 @@ def registry_conf(settings: Settings) -> dict[str, Any]:
                 msg = f"schema_registry {key}: expected a number, got {conf[key]!r}"
                 raise ConfigError(msg) from exc
     return conf
+
+
+def _split_userinfo(urls: str) -> tuple[str, str | None]:
+    """`urls` (comma-separated) without userinfo, and the decoded `user:password` they carried."""
+    clean: list[str] = []
+    found: set[str] = set()
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        userinfo, at, host = parts.netloc.rpartition("@")
+        if at:
+            user, _, password = userinfo.partition(":")
+            found.add(f"{unquote(user)}:{unquote(password)}")
+            parts = parts._replace(netloc=host)
+        clean.append(urlunsplit(parts))
+    if len(found) > 1:
+        msg = "schema_registry url: the urls carry different credentials; the client sends one set"
+        raise ConfigError(msg)
+    return ",".join(clean), (found.pop() if found else None)
 
 
 _CONSUMER_ONLY = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer import config
 from consumer.errors import ConfigError
@@ -188,3 +189,65 @@ class TestRegistryConf:
         )
         with pytest.raises(ConfigError, match=r"schema_registry max\.retries: expected a number"):
             config.registry_conf(settings)
+
+
+class TestRegistryUrlCredentials:
+    @pytest.mark.parametrize(
+        ("url", "clean_url", "user_info"),
+        [
+            ("http://user:s3cret@sr:8081", "http://sr:8081", "user:s3cret"),
+            ("https://svc%40corp:p%3As%2Fw@sr:8081/", "https://sr:8081/", "svc@corp:p:s/w"),
+            (
+                "http://u:s3cret@sr1:8081, http://u:s3cret@sr2:8081",
+                "http://sr1:8081,http://sr2:8081",
+                "u:s3cret",
+            ),
+            ("http://apikey@sr:8081", "http://sr:8081", "apikey:"),
+            ("http://sr:8081", "http://sr:8081", None),
+        ],
+        ids=["user-password", "percent-encoded", "url-list", "user-only", "no-userinfo"],
+    )
+    def test_userinfo_moves_out_of_the_url(
+        self, url: str, clean_url: str, user_info: str | None
+    ) -> None:
+        """Credentials in the url become basic.auth.user.info, decoded; the url keeps only the host."""
+        settings = config.load(env={"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": url})
+        conf = config.registry_conf(settings)
+        assert conf["url"] == clean_url
+        assert "@" not in conf["url"]
+        assert conf.get("basic.auth.user.info") == user_info
+
+    def test_the_client_accepts_the_result_and_sends_the_credentials(self) -> None:
+        """SchemaRegistryClient takes the moved credentials as its basic auth (no extra keys)."""
+        settings = config.load(
+            env={"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://user:s3cret@sr:8081"}
+        )
+        with SchemaRegistryClient(config.registry_conf(settings)) as client:
+            assert client._rest_client.auth == ("user", "s3cret")
+            assert client._rest_client.base_urls == ["http://sr:8081"]
+
+    @pytest.mark.parametrize(
+        ("env", "match"),
+        [
+            (
+                {
+                    "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://u:s3cret@sr:8081",
+                    "IMPORT_CLOSURE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "u:s3cret",
+                },
+                "credentials both in url and basic.auth.user.info",
+            ),
+            (
+                {"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://a:s3cret@sr1,http://b:s3cret@sr2"},
+                "different credentials",
+            ),
+        ],
+        ids=["url-and-user-info", "different-per-url"],
+    )
+    def test_conflicting_credentials_are_refused_without_echoing_them(
+        self, env: dict[str, str], match: str
+    ) -> None:
+        """Two sources of credentials is a ConfigError whose message holds no secret."""
+        settings = config.load(env=env)
+        with pytest.raises(ConfigError, match=match) as info:
+            config.registry_conf(settings)
+        assert "s3cret" not in str(info.value)
