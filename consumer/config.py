@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,16 +28,29 @@ CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
 TEST_ENV_PREFIX = "IMPORT_CLOSURE_TEST_"
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 
-#: Substrings of librdkafka/registry keys whose values are never printed or logged.
+#: Substrings of librdkafka/registry property names whose values are never printed or logged.
+#: Covers librdkafka's _RK_SENSITIVE properties except three that hold no secret (sasl.username,
+#: an identity; ssl.key.location, a path; ssl.ca.pem, public certificates), the Schema Registry
+#: client's credentials, and Java's sasl.jaas.config. Over-matching a harmless key
+#: (bearer.auth.credentials.source) is the safe side of the trade.
 _SECRET_MARKERS = (
     "password",
     "secret",
-    "sasl.jaas",
-    "key.pem",
+    "passphrase",
     "token",
+    "key.pem",
+    "private.key",
+    "ssl_key",
+    "jaas",
     "user.info",
     "credentials",
+    "oauthbearer.config",
+    "provider.config",
 )
+#: Keys ending so hold an endpoint (sasl.oauthbearer.token.endpoint.url): only userinfo is hidden.
+_URL_SUFFIX = ".url"
+#: scheme://userinfo@ in any value; userinfo runs to the last @ before the path (or a space).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 REDACTED = "***"
 #: A librdkafka configuration: property names to str/int/float/bool values or callbacks.
 ClientConf = dict[str, Any]
@@ -46,9 +60,12 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
-    """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`."""
+    """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`.
+
+    Its repr is the redacted form, so a Settings in a log line or traceback shows no secret.
+    """
 
     group_id: str = "import-closure"
     input_topic: str = "listing-created"
@@ -82,16 +99,36 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
-                value = {k: (REDACTED if is_secret(k) else v) for k, v in sorted(value.items())}
-            elif isinstance(value, Path):
-                value = str(value)
-            out[f.name] = value
+                out[f.name] = redact_conf(value)
+            else:
+                out[f.name] = redact(f.name, str(value) if isinstance(value, Path) else value)
         return out
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
+        return f"Settings({fields})"
 
 
 def is_secret(key: str) -> bool:
+    """Whether a client property's value is a credential (see _SECRET_MARKERS)."""
     lowered = key.lower()
+    if lowered.endswith(_URL_SUFFIX):
+        return False
     return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def redact(key: str, value: Any) -> Any:
+    """`value` fit to print: *** for a secret property, else with any URL userinfo as ***."""
+    if is_secret(key):
+        return REDACTED
+    if isinstance(value, str):
+        return _USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)
+    return value
+
+
+def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """A client config (or settings map) fit to print or log, keys sorted; the one redactor."""
+    return {key: redact(key, value) for key, value in sorted(conf.items())}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
