@@ -7,6 +7,7 @@ Merge order for client configs (later wins): library defaults we choose, then th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -135,48 +136,63 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _MAPPING_FIELDS = ("kafka", "schema_registry")
 
 
+#: What a value of each field type must look like, for the error message.
+_EXPECTED = {
+    "int": "a positive whole number",
+    "float": "a positive number of seconds",  # every float setting is a duration
+    "bool": "true or false",
+}
+_PORT_FIELDS = ("http_port",)
+_PORT_RANGE = "a port 0\N{EN DASH}65535"  # 0: the OS picks a free port (tests, sidecars)
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _coerce(name: str, raw: object, origin: str) -> object:
     """Turn a file or env value into the field's type; one clear message when it does not fit."""
     kind = _FIELDS[name].type
-    try:
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            value: object = int(str(raw))
-            if value <= 0 and name != "http_port":  # type: ignore[operator]
-                raise ValueError(raw)
-            if name == "http_port" and not 0 <= value <= 65535:  # type: ignore[operator]
-                raise ValueError(raw)
-            return value
-        if kind == "float":
-            value = float(str(raw))
-            if value <= 0:
-                raise ValueError(raw)
-            return value
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind == "Path | None":
-            return Path(str(raw)) if raw not in (None, "") else None
-    except ValueError as exc:
-        msg = f"{origin}: invalid value {raw!r} for {name} (expected a positive {kind})"
-        raise ConfigError(msg) from exc
+    if kind in _EXPECTED:
+        value = _convert(name, kind, raw)
+        if value is None:
+            expected = _PORT_RANGE if name in _PORT_FIELDS else _EXPECTED[str(kind)]
+            msg = f"{origin}: invalid value {raw!r} for {name} (expected {expected})"
+            raise ConfigError(msg)
+        return value
+    if kind == "Path | None":
+        return Path(str(raw)) if raw not in (None, "") else None
     if not isinstance(raw, str) or not raw.strip():
-        msg = f"{origin}: {name} must be a non-empty string, got {raw!r}"
+        msg = f"{origin}: invalid value {raw!r} for {name} (expected a non-empty string)"
         raise ConfigError(msg)
     if name == "log_level":
         level = raw.strip().upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            msg = f"{origin}: log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        if level not in _LEVELS:
+            msg = f"{origin}: invalid value {raw!r} for log_level (expected {', '.join(_LEVELS)})"
             raise ConfigError(msg)
         return level
     return raw
+
+
+def _convert(name: str, kind: object, raw: object) -> int | float | bool | None:
+    """`raw` as an int, float or bool setting, or None when it does not fit."""
+    text = str(raw).strip()
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        return None
+    if isinstance(raw, bool):  # YAML `true` is no number
+        return None
+    try:
+        number: int | float = int(text) if kind == "int" else float(text)
+    except ValueError:
+        return None
+    if name in _PORT_FIELDS:
+        return number if 0 <= number <= 65535 else None
+    return number if 0 < number < math.inf else None  # also refuses nan
 
 
 def _from_file(path: Path) -> dict[str, object]:

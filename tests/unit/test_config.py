@@ -67,7 +67,11 @@ class TestLoad:
                 "IMPORT_CLOSURE_HTTP_PORT: invalid value 'eighty'",
             ),
             ({"IMPORT_CLOSURE_BATCH_SIZE": "0"}, "invalid value '0' for batch_size"),
-            ({"IMPORT_CLOSURE_LOG_LEVEL": "LOUD"}, "log_level must be one of"),
+            (
+                {"IMPORT_CLOSURE_LOG_LEVEL": "LOUD"},
+                r"invalid value 'LOUD' for log_level \(expected DEBUG, INFO, WARNING, ERROR, CRITICAL\)",
+            ),
+            ({"IMPORT_CLOSURE_GROUP_ID": " "}, r"for group_id \(expected a non-empty string\)"),
             ({"IMPORT_CLOSURE_GRUOP_ID": "x"}, "unknown setting IMPORT_CLOSURE_GRUOP_ID"),
             ({"IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": ""}, "bootstrap.servers is empty"),
             ({"IMPORT_CLOSURE_CONFIG": "/nonexistent/c.yaml"}, "cannot read"),
@@ -76,6 +80,7 @@ class TestLoad:
             "port-not-a-number",
             "zero-batch",
             "bad-level",
+            "blank-string",
             "typo",
             "empty-bootstrap",
             "missing-file",
@@ -102,6 +107,62 @@ class TestLoad:
         path.write_text(text)
         with pytest.raises(ConfigError, match=match):
             config.load(env={}, config_file=path)
+
+
+class TestCoercionMessages:
+    @pytest.mark.parametrize(
+        ("variable", "raw", "expected"),
+        [
+            ("HTTP_PORT", "99999", "a port 0\N{EN DASH}65535"),
+            ("HTTP_PORT", "-1", "a port 0\N{EN DASH}65535"),
+            ("HTTP_PORT", "http", "a port 0\N{EN DASH}65535"),
+            ("BATCH_SIZE", "0", "a positive whole number"),
+            ("BATCH_SIZE", "1.5", "a positive whole number"),
+            ("SHUTDOWN_TIMEOUT", "soon", "a positive number of seconds"),
+            ("POLL_TIMEOUT", "-0.1", "a positive number of seconds"),
+            ("STALL_TIMEOUT", "nan", "a positive number of seconds"),
+            ("STALL_TIMEOUT", "inf", "a positive number of seconds"),
+            ("CREATE_TOPICS", "maybe", "true or false"),
+            ("LOG_LIBRARIES", "2", "true or false"),
+        ],
+        ids=[
+            "port-too-high",
+            "port-negative",
+            "port-not-a-number",
+            "int-zero",
+            "int-fraction",
+            "float-word",
+            "float-negative",
+            "float-nan",
+            "float-inf",
+            "bool-word",
+            "bool-number",
+        ],
+    )
+    def test_message_says_what_was_expected(self, variable: str, raw: str, expected: str) -> None:
+        """The message names the variable, the value and the kind of value that would fit."""
+        env = {f"IMPORT_CLOSURE_{variable}": raw}
+        name = variable.lower()
+        message = f"environment IMPORT_CLOSURE_{variable}: invalid value {raw!r} for {name} (expected {expected})"
+        with pytest.raises(ConfigError) as info:
+            config.load(env=env)
+        assert str(info.value) == message
+
+    @pytest.mark.parametrize(
+        ("variable", "raw", "name", "value"),
+        [
+            ("HTTP_PORT", "0", "http_port", 0),
+            ("HTTP_PORT", "65535", "http_port", 65535),
+            ("CREATE_TOPICS", "yes", "create_topics", True),
+            ("CREATE_TOPICS", "OFF", "create_topics", False),
+            ("POLL_TIMEOUT", "0.05", "poll_timeout", 0.05),
+        ],
+        ids=["port-zero-is-any-free-port", "port-max", "bool-yes", "bool-off", "float"],
+    )
+    def test_edge_values_that_fit(self, variable: str, raw: str, name: str, value: object) -> None:
+        """Port 0 (pick a free port) and the spelled-out booleans are accepted."""
+        settings = config.load(env={f"IMPORT_CLOSURE_{variable}": raw})
+        assert getattr(settings, name) == value
 
 
 class TestClientConfigs:
