@@ -211,6 +211,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate-policy":
         return _validate(args)
     settings = config.load(config_file=args.config, log_level=args.log_level)
+    # Every command from here on uses Kafka: name a bad client property before anything runs.
+    config.validate_client_conf(settings)
     logs.configure(settings.log_level, libraries=settings.log_libraries)
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))

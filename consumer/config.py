@@ -7,6 +7,7 @@ Merge order for client configs (later wins): library defaults we choose, then th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.errors import ConfigError
 
@@ -266,7 +269,8 @@ def load(
 ) -> Settings:
     """Settings from defaults < YAML file < environment < explicit overrides (CLI flags).
 
-    The file is `config_file`, else the path in IMPORT_CLOSURE_CONFIG, else none.
+    The file is `config_file`, else the path in IMPORT_CLOSURE_CONFIG, else none. Client
+    properties are not checked here; callers about to use Kafka run `validate_client_conf`.
     """
     env = os.environ if env is None else env
     if config_file is None and env.get(CONFIG_FILE_ENV):
@@ -422,6 +426,78 @@ def _split_userinfo(urls: str) -> tuple[str, str | None]:
         msg = "schema_registry url: the urls carry different credentials; the client sends one set"
         raise ConfigError(msg)
     return ",".join(clean), (found.pop() if found else None)
+
+
+#: Laid over the real configs when only checking them: nothing connects, resolves, loads TLS
+#: files or runs SASL (kinit, OIDC token requests) while property names and values are checked.
+_PROBE: ClientConf = {
+    "bootstrap.servers": "",
+    "security.protocol": "plaintext",  # its real value is checked by _check_security_protocol
+    "logger": logging.Logger("consumer.config.probe", logging.CRITICAL + 1),  # librdkafka's lines
+}
+_SECURITY_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+_NO_SUCH_PROPERTY = re.compile(r'No such configuration property: "(?P<name>[^"]+)"')
+_UNRECOGNISED = "Unrecognized properties: "
+
+
+def validate_client_conf(settings: Settings) -> None:
+    """Reject unknown or invalid client properties with their names, before any client is used.
+
+    librdkafka checks properties only when a client is built, so this builds the worker's
+    consumer and producer with the merged configs over _PROBE and closes them at once (about
+    20 ms, no broker needed); the registry client is built and closed likewise. Not checked:
+    what only a connection shows (TLS files, credentials, broker versions).
+    """
+    _check_security_protocol(settings.kafka)
+    probes = (
+        ("consumer", Consumer, consumer_conf(settings)),
+        ("producer", Producer, producer_conf(settings)),
+    )
+    for kind, client_class, conf in probes:
+        try:
+            client = client_class({**conf, **_PROBE})
+        except KafkaException as exc:
+            detail = exc.args[0].str()
+            unknown = _NO_SUCH_PROPERTY.search(detail)
+            if unknown:
+                msg = f"kafka: unknown property {unknown['name']!r}"
+            else:
+                msg = f"kafka ({kind}): {detail.removeprefix(f'Failed to create {kind}: ')}"
+            raise ConfigError(redact("", msg)) from exc
+        if kind == "consumer":
+            client.close()  # a producer has nothing to close; it is destroyed when dropped
+    if settings.schema_registry:
+        _validate_registry_conf(registry_conf(settings))
+
+
+def _check_security_protocol(kafka: Mapping[str, str]) -> None:
+    """The one property _PROBE replaces, so checked here the way librdkafka would."""
+    value = kafka.get("security.protocol")
+    if value is not None and value.lower() not in _SECURITY_PROTOCOLS:
+        expected = ", ".join(_SECURITY_PROTOCOLS)
+        msg = f"kafka: invalid value {value!r} for security.protocol (expected {expected})"
+        raise ConfigError(msg)
+
+
+def _validate_registry_conf(conf: Mapping[str, Any]) -> None:
+    """SchemaRegistryClient checks its keys and TLS files when built; it connects only on use."""
+    try:
+        with SchemaRegistryClient(dict(conf)):
+            pass
+    except ValueError as exc:  # unknown keys, malformed url or user.info
+        detail = str(exc)
+        if detail.startswith(_UNRECOGNISED):
+            names = detail.removeprefix(_UNRECOGNISED).split(", ")
+            label = "property" if len(names) == 1 else "properties"
+            msg = f"schema_registry: unknown {label} {', '.join(repr(n) for n in names)}"
+        else:
+            msg = f"schema_registry: {detail}"
+        raise ConfigError(redact("", msg)) from exc
+    except TypeError as exc:  # a non-number where it wants one
+        raise ConfigError(redact("", f"schema_registry: {exc}")) from exc
+    except OSError as exc:  # ssl.* files: missing, unreadable, or not a key/certificate
+        msg = f"schema_registry: cannot load TLS files: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
 
 
 _CONSUMER_ONLY = (

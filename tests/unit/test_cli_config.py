@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.unit.test_cli import run
 
 
@@ -24,3 +26,24 @@ class TestConfigOutput:
         assert shown["schema_registry"]["url"] == "https://***@sr.example:8081"
         assert shown["kafka"]["sasl.oauthbearer.config"] == "***"
         assert shown["kafka"]["sasl.oauthbearer.assertion.private.key.passphrase"] == "***"
+
+
+class TestPropertyValidation:
+    @pytest.mark.parametrize(
+        "command",
+        [["config"], ["topics", "create"], ["produce-sample", "--count", "1"], ["run"]],
+        ids=["config", "topics-create", "produce-sample", "run"],
+    )
+    def test_unknown_property_stops_every_kafka_command(self, command: list[str]) -> None:
+        """An unknown librdkafka property is named and exits 2 before any client is used."""
+        result = run(
+            *command,
+            env={
+                "IMPORT_CLOSURE_KAFKA_FETCH_WAIT_MAX": "100",
+                # nothing listens here: were a client started, the command would hang or fail later
+                "IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            },
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == "import-closure: kafka: unknown property 'fetch.wait.max'"
+        assert result.stdout == ""
