@@ -138,7 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--topic", help="target topic (default: the input topic)")
 
-    show = sub.add_parser("config", help="print the effective configuration, secrets redacted")
+    show = sub.add_parser(
+        "config",
+        help="print the effective configuration, secrets redacted",
+        description="Print the effective settings as JSON, secrets as ***.\n"
+        "An unknown or invalid Kafka or Schema Registry property exits 2 with its name.",
+        epilog=config.settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(show)
     return parser
 

@@ -64,6 +64,11 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _doc(meaning: str, shown: str | None = None) -> dict[str, str]:
+    """Field metadata: the one-line meaning, and the default to print when not the field's own."""
+    return {"doc": meaning} if shown is None else {"doc": meaning, "shown": shown}
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`.
@@ -71,31 +76,76 @@ class Settings:
     Its repr is the redacted form, so a Settings in a log line or traceback shows no secret.
     """
 
-    group_id: str = "import-closure"
-    input_topic: str = "listing-created"
-    approved_topic: str = "listing-decisions"
-    rejected_topic: str = "listing-decisions"
-    dlq_topic: str = "listing-created.dlq"
-    policy: Path | None = None
-    http_host: str = "0.0.0.0"
-    http_port: int = 9400
-    log_level: str = "INFO"
-    #: Other libraries' INFO/DEBUG lines (httpx, librdkafka wrappers...); only with log_level DEBUG.
-    log_libraries: bool = False
-    shutdown_timeout: float = 25.0
-    #: /healthz turns 503 when the loop has not turned for this long (seconds).
-    stall_timeout: float = 60.0
-    worker_id: str = field(default_factory=_default_worker_id)
-    #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
-    batch_size: int = 1000
-    poll_timeout: float = 0.1
-    #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
-    max_in_flight: int = 50_000
-    topic_partitions: int = 6
-    topic_replication: int = 1
-    create_topics: bool = False
-    kafka: Mapping[str, str] = field(default_factory=lambda: {"bootstrap.servers": LOCAL_BOOTSTRAP})
-    schema_registry: Mapping[str, str] = field(default_factory=dict)
+    # Each field's `doc` is its line in `import-closure config --help`; `shown` overrides the
+    # default printed there when the real one is computed or empty.
+    group_id: str = field(default="import-closure", metadata=_doc("consumer group"))
+    input_topic: str = field(
+        default="listing-created", metadata=_doc("topic of the ListingCreated events")
+    )
+    approved_topic: str = field(
+        default="listing-decisions", metadata=_doc("where approved decisions go")
+    )
+    rejected_topic: str = field(
+        default="listing-decisions", metadata=_doc("where rejected decisions go")
+    )
+    dlq_topic: str = field(
+        default="listing-created.dlq", metadata=_doc("dead letters: records that cannot be decided")
+    )
+    policy: Path | None = field(
+        default=None,
+        metadata=_doc("policy YAML file", shown="bundled id-akar-import-closure"),
+    )
+    http_host: str = field(default="0.0.0.0", metadata=_doc("address of /metrics and the probes"))
+    http_port: int = field(default=9400, metadata=_doc("port of /metrics and the probes (0: any)"))
+    log_level: str = field(
+        default="INFO", metadata=_doc("DEBUG, INFO, WARNING, ERROR or CRITICAL; JSON on stderr")
+    )
+    log_libraries: bool = field(
+        default=False,
+        metadata=_doc("with log_level DEBUG, also other libraries' lines below WARNING"),
+    )
+    shutdown_timeout: float = field(
+        default=25.0,
+        metadata=_doc("seconds to deliver in-flight work and commit on SIGTERM"),
+    )
+    stall_timeout: float = field(
+        default=60.0,
+        metadata=_doc("seconds without a loop turn before /healthz answers 503"),
+    )
+    worker_id: str = field(
+        default_factory=_default_worker_id,
+        metadata=_doc("written into dead-letter headers and client.id", shown="hostname-pid"),
+    )
+    batch_size: int = field(
+        default=1000,
+        metadata=_doc("messages per consume() call: the unit of decode/evaluate/encode work"),
+    )
+    poll_timeout: float = field(
+        default=0.1,
+        metadata=_doc("seconds to wait for a batch to fill (bounds added latency at low rates)"),
+    )
+    max_in_flight: int = field(
+        default=50_000,
+        metadata=_doc("decisions produced but not acknowledged before fetching pauses"),
+    )
+    topic_partitions: int = field(
+        default=6, metadata=_doc("partitions per topic for `topics create` / --create-topics")
+    )
+    topic_replication: int = field(
+        default=1, metadata=_doc("replication factor for `topics create` / --create-topics")
+    )
+    create_topics: bool = field(default=False, metadata=_doc("create the topics when `run` starts"))
+    kafka: Mapping[str, str] = field(
+        default_factory=lambda: {"bootstrap.servers": LOCAL_BOOTSTRAP},
+        metadata=_doc(
+            "any librdkafka property; <NAME> upper-cased with . as _",
+            shown=f"bootstrap.servers={LOCAL_BOOTSTRAP}",
+        ),
+    )
+    schema_registry: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("url and other SchemaRegistryClient settings", shown="none"),
+    )
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by ***."""
@@ -137,6 +187,40 @@ def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _MAPPING_FIELDS = ("kafka", "schema_registry")
+
+
+_MAP_ENV_PREFIXES = {"kafka": KAFKA_ENV_PREFIX, "schema_registry": SCHEMA_REGISTRY_ENV_PREFIX}
+
+
+def settings_help() -> str:
+    """The settings as a table for `config --help`, generated from the fields so it cannot drift."""
+    rows = [("setting", "environment", "default", "meaning")]
+    for f in dataclasses.fields(Settings):
+        if f.name in _MAP_ENV_PREFIXES:
+            env = f"{_MAP_ENV_PREFIXES[f.name]}<NAME>"
+        else:
+            env = ENV_PREFIX + f.name.upper()
+        rows.append((f.name, env, _shown_default(f), f.metadata["doc"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "settings: defaults < YAML file (--config or IMPORT_CLOSURE_CONFIG) < environment < options"
+    ]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        lines.append("  " + "  ".join([*cells, row[3]]))
+    lines.append(
+        "In the file, kafka and schema_registry are maps of property: value. "
+        "Secrets (passwords, tokens, url userinfo...) print as ***."
+    )
+    return "\n".join(lines)
+
+
+def _shown_default(f: dataclasses.Field[Any]) -> str:
+    if "shown" in f.metadata:
+        return str(f.metadata["shown"])
+    if isinstance(f.default, bool):
+        return "true" if f.default else "false"
+    return str(f.default)
 
 
 #: What a value of each field type must look like, for the error message.

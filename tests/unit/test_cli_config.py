@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 
-from tests.unit.test_cli import run
+from consumer import config
+from tests.unit.test_cli import ROOT, run
+
+FIELDS = [f.name for f in dataclasses.fields(config.Settings)]
 
 
 class TestConfigOutput:
@@ -47,3 +52,38 @@ class TestPropertyValidation:
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip() == "import-closure: kafka: unknown property 'fetch.wait.max'"
         assert result.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def help_text() -> str:
+    """`import-closure config --help`, run once for the module."""
+    result = run("config", "--help")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class TestSettingsHelp:
+    @pytest.mark.parametrize("name", FIELDS, ids=FIELDS)
+    def test_every_setting_is_listed_with_variable_default_and_meaning(
+        self, help_text: str, name: str
+    ) -> None:
+        """`config --help` has one line per Settings field: name, variable, default, meaning."""
+        field = next(f for f in dataclasses.fields(config.Settings) if f.name == name)
+        [line] = [line for line in help_text.splitlines() if line.split()[:1] == [name]]
+        assert f"IMPORT_CLOSURE_{name.upper()}" in line
+        assert line.rstrip().endswith(field.metadata["doc"])
+        if field.default is not dataclasses.MISSING and field.default is not None:
+            default = (
+                str(field.default).lower()
+                if isinstance(field.default, bool)
+                else str(field.default)
+            )
+            assert f" {default} " in line
+
+    @pytest.mark.parametrize("name", FIELDS, ids=FIELDS)
+    def test_readme_configuration_table_names_every_setting(self, name: str) -> None:
+        """README's Configuration table is written by hand; it must not miss a setting."""
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        table = re.search(r"## Configuration\n(.*?)\n## ", readme, re.DOTALL)
+        assert table is not None
+        assert f"`{name}`" in table.group(1) or f"`{name}:`" in table.group(1)
