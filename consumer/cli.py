@@ -138,7 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--topic", help="target topic (default: the input topic)")
 
-    show = sub.add_parser("config", help="print the effective configuration, secrets redacted")
+    show = sub.add_parser(
+        "config",
+        help="print the effective configuration, secrets redacted",
+        description="Print the effective settings as JSON, secrets as ***.\n"
+        "An unknown or invalid Kafka or Schema Registry property exits 2 with its name.",
+        epilog=config.settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(show)
     return parser
 
@@ -211,7 +218,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate-policy":
         return _validate(args)
     settings = config.load(config_file=args.config, log_level=args.log_level)
-    logs.configure(settings.log_level)
+    # Every command from here on uses Kafka: name a bad client property before anything runs.
+    config.validate_client_conf(settings)
+    logs.configure(settings.log_level, libraries=settings.log_libraries)
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return EXIT_OK

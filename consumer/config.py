@@ -7,14 +7,20 @@ Merge order for client configs (later wins): library defaults we choose, then th
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.errors import ConfigError
 
@@ -29,16 +35,29 @@ CONFIG_FILE_ENV = "IMPORT_CLOSURE_CONFIG"
 TEST_ENV_PREFIX = "IMPORT_CLOSURE_TEST_"
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 
-#: Substrings of librdkafka/registry keys whose values are never printed or logged.
+#: Substrings of librdkafka/registry property names whose values are never printed or logged.
+#: Covers librdkafka's _RK_SENSITIVE properties except three that hold no secret (sasl.username,
+#: an identity; ssl.key.location, a path; ssl.ca.pem, public certificates), the Schema Registry
+#: client's credentials, and Java's sasl.jaas.config. Over-matching a harmless key
+#: (bearer.auth.credentials.source) is the safe side of the trade.
 _SECRET_MARKERS = (
     "password",
     "secret",
-    "sasl.jaas",
-    "key.pem",
+    "passphrase",
     "token",
+    "key.pem",
+    "private.key",
+    "ssl_key",
+    "jaas",
     "user.info",
     "credentials",
+    "oauthbearer.config",
+    "provider.config",
 )
+#: Keys ending so hold an endpoint (sasl.oauthbearer.token.endpoint.url): only userinfo is hidden.
+_URL_SUFFIX = ".url"
+#: scheme://userinfo@ in any value; userinfo runs to the last @ before the path (or a space).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 REDACTED = "***"
 #: A librdkafka configuration: property names to str/int/float/bool values or callbacks.
 ClientConf = dict[str, Any]
@@ -48,41 +67,108 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`."""
+def _doc(meaning: str, shown: str | None = None) -> dict[str, str]:
+    """Field metadata: the one-line meaning, and the default to print when not the field's own."""
+    return {"doc": meaning} if shown is None else {"doc": meaning, "shown": shown}
 
-    group_id: str = "import-closure"
-    input_topic: str = "listing-created"
-    approved_topic: str = "listing-decisions"
-    rejected_topic: str = "listing-decisions"
-    dlq_topic: str = "listing-created.dlq"
-    policy: Path | None = None
-    http_host: str = "0.0.0.0"
-    http_port: int = 9400
-    log_level: str = "INFO"
-    shutdown_timeout: float = 25.0
-    #: /healthz turns 503 when the loop has not turned for this long (seconds).
-    stall_timeout: float = 60.0
-    worker_id: str = field(default_factory=_default_worker_id)
-    #: Messages asked for per consume() call; the unit of decode/evaluate/encode work.
-    batch_size: int = 1000
-    poll_timeout: float = 0.1
-    #: at-least-once (offsets stored after acknowledgement) or exactly-once (Kafka transactions).
-    processing_guarantee: str = "at-least-once"
-    #: exactly-once: the producer's transactional.id; unique and stable per replica.
-    transactional_id: str | None = None
-    #: exactly-once: how long one transaction collects batches before it commits (milliseconds).
-    transaction_interval_ms: int = 100
-    #: Seconds between progress lines in the log (events/s, lag, in flight); 0 turns them off.
-    progress_interval: float = 30.0
-    #: Decisions produced but not yet acknowledged before fetching pauses (backpressure).
-    max_in_flight: int = 50_000
-    topic_partitions: int = 6
-    topic_replication: int = 1
-    create_topics: bool = False
-    kafka: Mapping[str, str] = field(default_factory=lambda: {"bootstrap.servers": LOCAL_BOOTSTRAP})
-    schema_registry: Mapping[str, str] = field(default_factory=dict)
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Settings:
+    """Everything the shell needs. Built only by `load()`; tests use `dataclasses.replace`.
+
+    Its repr is the redacted form, so a Settings in a log line or traceback shows no secret.
+    """
+
+    # Each field's `doc` is its line in `import-closure config --help`; `shown` overrides the
+    # default printed there when the real one is computed or empty.
+    group_id: str = field(default="import-closure", metadata=_doc("consumer group"))
+    input_topic: str = field(
+        default="listing-created", metadata=_doc("topic of the ListingCreated events")
+    )
+    approved_topic: str = field(
+        default="listing-decisions", metadata=_doc("where approved decisions go")
+    )
+    rejected_topic: str = field(
+        default="listing-decisions", metadata=_doc("where rejected decisions go")
+    )
+    dlq_topic: str = field(
+        default="listing-created.dlq", metadata=_doc("dead letters: records that cannot be decided")
+    )
+    policy: Path | None = field(
+        default=None,
+        metadata=_doc("policy YAML file", shown="bundled id-akar-import-closure"),
+    )
+    http_host: str = field(default="0.0.0.0", metadata=_doc("address of /metrics and the probes"))
+    http_port: int = field(default=9400, metadata=_doc("port of /metrics and the probes (0: any)"))
+    log_level: str = field(
+        default="INFO", metadata=_doc("DEBUG, INFO, WARNING, ERROR or CRITICAL; JSON on stderr")
+    )
+    log_libraries: bool = field(
+        default=False,
+        metadata=_doc("with log_level DEBUG, also other libraries' lines below WARNING"),
+    )
+    shutdown_timeout: float = field(
+        default=25.0,
+        metadata=_doc("seconds to deliver in-flight work and commit on SIGTERM"),
+    )
+    stall_timeout: float = field(
+        default=60.0,
+        metadata=_doc("seconds without a loop turn before /healthz answers 503"),
+    )
+    worker_id: str = field(
+        default_factory=_default_worker_id,
+        metadata=_doc("written into dead-letter headers and client.id", shown="hostname-pid"),
+    )
+    batch_size: int = field(
+        default=1000,
+        metadata=_doc("messages per consume() call: the unit of decode/evaluate/encode work"),
+    )
+    poll_timeout: float = field(
+        default=0.1,
+        metadata=_doc("seconds to wait for a batch to fill (bounds added latency at low rates)"),
+    )
+    processing_guarantee: str = field(
+        default="at-least-once",
+        metadata=_doc(
+            "at-least-once (offsets after acknowledgement) or exactly-once (transactions)"
+        ),
+    )
+    transactional_id: str | None = field(
+        default=None,
+        metadata=_doc(
+            "exactly-once: the producer's transactional.id", shown="<group_id>-<worker_id>"
+        ),
+    )
+    transaction_interval_ms: int = field(
+        default=100,
+        metadata=_doc("exactly-once: milliseconds one transaction collects batches before commit"),
+    )
+    progress_interval: float = field(
+        default=30.0,
+        metadata=_doc("seconds between progress lines in the log; 0 turns them off"),
+    )
+    max_in_flight: int = field(
+        default=50_000,
+        metadata=_doc("decisions produced but not acknowledged before fetching pauses"),
+    )
+    topic_partitions: int = field(
+        default=6, metadata=_doc("partitions per topic for `topics create` / --create-topics")
+    )
+    topic_replication: int = field(
+        default=1, metadata=_doc("replication factor for `topics create` / --create-topics")
+    )
+    create_topics: bool = field(default=False, metadata=_doc("create the topics when `run` starts"))
+    kafka: Mapping[str, str] = field(
+        default_factory=lambda: {"bootstrap.servers": LOCAL_BOOTSTRAP},
+        metadata=_doc(
+            "any librdkafka property; <NAME> upper-cased with . as _",
+            shown=f"bootstrap.servers={LOCAL_BOOTSTRAP}",
+        ),
+    )
+    schema_registry: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("url and other SchemaRegistryClient settings", shown="none"),
+    )
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by ***."""
@@ -90,16 +176,36 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
-                value = {k: (REDACTED if is_secret(k) else v) for k, v in sorted(value.items())}
-            elif isinstance(value, Path):
-                value = str(value)
-            out[f.name] = value
+                out[f.name] = redact_conf(value)
+            else:
+                out[f.name] = redact(f.name, str(value) if isinstance(value, Path) else value)
         return out
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
+        return f"Settings({fields})"
 
 
 def is_secret(key: str) -> bool:
+    """Whether a client property's value is a credential (see _SECRET_MARKERS)."""
     lowered = key.lower()
+    if lowered.endswith(_URL_SUFFIX):
+        return False
     return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def redact(key: str, value: Any) -> Any:
+    """`value` fit to print: *** for a secret property, else with any URL userinfo as ***."""
+    if is_secret(key):
+        return REDACTED
+    if isinstance(value, str):
+        return _USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)
+    return value
+
+
+def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """A client config (or settings map) fit to print or log, keys sorted; the one redactor."""
+    return {key: redact(key, value) for key, value in sorted(conf.items())}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -108,40 +214,67 @@ _MAPPING_FIELDS = ("kafka", "schema_registry")
 _ZERO_TURNS_OFF = ("progress_interval",)
 
 
+_MAP_ENV_PREFIXES = {"kafka": KAFKA_ENV_PREFIX, "schema_registry": SCHEMA_REGISTRY_ENV_PREFIX}
+
+
+def settings_help() -> str:
+    """The settings as a table for `config --help`, generated from the fields so it cannot drift."""
+    rows = [("setting", "environment", "default", "meaning")]
+    for f in dataclasses.fields(Settings):
+        if f.name in _MAP_ENV_PREFIXES:
+            env = f"{_MAP_ENV_PREFIXES[f.name]}<NAME>"
+        else:
+            env = ENV_PREFIX + f.name.upper()
+        rows.append((f.name, env, _shown_default(f), f.metadata["doc"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "settings: defaults < YAML file (--config or IMPORT_CLOSURE_CONFIG) < environment < options"
+    ]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        lines.append("  " + "  ".join([*cells, row[3]]))
+    lines.append(
+        "In the file, kafka and schema_registry are maps of property: value. "
+        "Secrets (passwords, tokens, url userinfo...) print as ***."
+    )
+    return "\n".join(lines)
+
+
+def _shown_default(f: dataclasses.Field[Any]) -> str:
+    if "shown" in f.metadata:
+        return str(f.metadata["shown"])
+    if isinstance(f.default, bool):
+        return "true" if f.default else "false"
+    return str(f.default)
+
+
+#: What a value of each field type must look like, for the error message.
+_EXPECTED = {
+    "int": "a positive whole number",
+    "float": "a positive number of seconds",  # every float setting is a duration
+    "bool": "true or false",
+}
+_PORT_FIELDS = ("http_port",)
+_PORT_RANGE = "a port 0\N{EN DASH}65535"  # 0: the OS picks a free port (tests, sidecars)
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _coerce(name: str, raw: object, origin: str) -> object:
     """Turn a file or env value into the field's type; one clear message when it does not fit."""
     kind = _FIELDS[name].type
-    try:
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            value: object = int(str(raw))
-            if value <= 0 and name != "http_port":  # type: ignore[operator]
-                raise ValueError(raw)
-            if name == "http_port" and not 0 <= value <= 65535:  # type: ignore[operator]
-                raise ValueError(raw)
-            return value
-        if kind == "float":
-            value = float(str(raw))
-            if not value > 0 and not (value == 0 and name in _ZERO_TURNS_OFF):
-                raise ValueError(raw)
-            return value
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind == "Path | None":
-            return Path(str(raw)) if raw not in (None, "") else None
-    except ValueError as exc:
-        msg = f"{origin}: invalid value {raw!r} for {name} (expected a positive {kind})"
-        raise ConfigError(msg) from exc
+    if kind in _EXPECTED:
+        value = _convert(name, kind, raw)
+        if value is None:
+            expected = _PORT_RANGE if name in _PORT_FIELDS else _EXPECTED[str(kind)]
+            msg = f"{origin}: invalid value {raw!r} for {name} (expected {expected})"
+            raise ConfigError(msg)
+        return value
+    if kind == "Path | None":
+        return Path(str(raw)) if raw not in (None, "") else None
     if not isinstance(raw, str) or not raw.strip():
-        msg = f"{origin}: {name} must be a non-empty string, got {raw!r}"
+        msg = f"{origin}: invalid value {raw!r} for {name} (expected a non-empty string)"
         raise ConfigError(msg)
     if name == "processing_guarantee":
         mode = raw.strip().lower()
@@ -151,11 +284,35 @@ def _coerce(name: str, raw: object, origin: str) -> object:
         return mode
     if name == "log_level":
         level = raw.strip().upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            msg = f"{origin}: log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        if level not in _LEVELS:
+            msg = f"{origin}: invalid value {raw!r} for log_level (expected {', '.join(_LEVELS)})"
             raise ConfigError(msg)
         return level
     return raw
+
+
+def _convert(name: str, kind: object, raw: object) -> int | float | bool | None:
+    """`raw` as an int, float or bool setting, or None when it does not fit."""
+    text = str(raw).strip()
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        return None
+    if isinstance(raw, bool):  # YAML `true` is no number
+        return None
+    try:
+        number: int | float = int(text) if kind == "int" else float(text)
+    except ValueError:
+        return None
+    if name in _PORT_FIELDS:
+        return number if 0 <= number <= 65535 else None
+    if number == 0 and name in _ZERO_TURNS_OFF:
+        return number
+    return number if 0 < number < math.inf else None  # also refuses nan
 
 
 def _from_file(path: Path) -> dict[str, object]:
@@ -229,7 +386,8 @@ def load(
 ) -> Settings:
     """Settings from defaults < YAML file < environment < explicit overrides (CLI flags).
 
-    The file is `config_file`, else the path in IMPORT_CLOSURE_CONFIG, else none.
+    The file is `config_file`, else the path in IMPORT_CLOSURE_CONFIG, else none. Client
+    properties are not checked here; callers about to use Kafka run `validate_client_conf`.
     """
     env = os.environ if env is None else env
     if config_file is None and env.get(CONFIG_FILE_ENV):
@@ -385,8 +543,21 @@ _REGISTRY_NUMBERS = (
 
 
 def registry_conf(settings: Settings) -> dict[str, Any]:
-    """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number."""
+    """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number.
+
+    Credentials in the url (`http://user:secret@host`) move to `basic.auth.user.info`: the HTTP
+    library logs every request URL, and the client sends the same auth to each url of a list.
+    """
     conf: dict[str, Any] = dict(settings.schema_registry)
+    if "url" in conf:
+        conf["url"], user_info = _split_userinfo(str(conf["url"]))
+        if user_info is not None:
+            if "basic.auth.user.info" in conf:
+                msg = "schema_registry: credentials both in url and basic.auth.user.info; keep one"
+                raise ConfigError(msg)
+            # SchemaRegistryClient takes user.info as its only basic-auth source; it rejects the
+            # `basic.auth.credentials.source` key of the older CachedSchemaRegistryClient.
+            conf["basic.auth.user.info"] = user_info
     for key in _REGISTRY_NUMBERS:
         if key in conf:
             try:
@@ -395,6 +566,96 @@ def registry_conf(settings: Settings) -> dict[str, Any]:
                 msg = f"schema_registry {key}: expected a number, got {conf[key]!r}"
                 raise ConfigError(msg) from exc
     return conf
+
+
+def _split_userinfo(urls: str) -> tuple[str, str | None]:
+    """`urls` (comma-separated) without userinfo, and the decoded `user:password` they carried."""
+    clean: list[str] = []
+    found: set[str] = set()
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        userinfo, at, host = parts.netloc.rpartition("@")
+        if at:
+            user, _, password = userinfo.partition(":")
+            found.add(f"{unquote(user)}:{unquote(password)}")
+            parts = parts._replace(netloc=host)
+        clean.append(urlunsplit(parts))
+    if len(found) > 1:
+        msg = "schema_registry url: the urls carry different credentials; the client sends one set"
+        raise ConfigError(msg)
+    return ",".join(clean), (found.pop() if found else None)
+
+
+#: Laid over the real configs when only checking them: nothing connects, resolves, loads TLS
+#: files or runs SASL (kinit, OIDC token requests) while property names and values are checked.
+_PROBE: ClientConf = {
+    "bootstrap.servers": "",
+    "security.protocol": "plaintext",  # its real value is checked by _check_security_protocol
+    "logger": logging.Logger("consumer.config.probe", logging.CRITICAL + 1),  # librdkafka's lines
+}
+_SECURITY_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+_NO_SUCH_PROPERTY = re.compile(r'No such configuration property: "(?P<name>[^"]+)"')
+_UNRECOGNISED = "Unrecognized properties: "
+
+
+def validate_client_conf(settings: Settings) -> None:
+    """Reject unknown or invalid client properties with their names, before any client is used.
+
+    librdkafka checks properties only when a client is built, so this builds the worker's
+    consumer and producer with the merged configs over _PROBE and closes them at once (about
+    20 ms, no broker needed); the registry client is built and closed likewise. Not checked:
+    what only a connection shows (TLS files, credentials, broker versions).
+    """
+    _check_security_protocol(settings.kafka)
+    probes = (
+        ("consumer", Consumer, consumer_conf(settings)),
+        ("producer", Producer, producer_conf(settings)),
+    )
+    for kind, client_class, conf in probes:
+        try:
+            client = client_class({**conf, **_PROBE})
+        except KafkaException as exc:
+            detail = exc.args[0].str()
+            unknown = _NO_SUCH_PROPERTY.search(detail)
+            if unknown:
+                msg = f"kafka: unknown property {unknown['name']!r}"
+            else:
+                msg = f"kafka ({kind}): {detail.removeprefix(f'Failed to create {kind}: ')}"
+            raise ConfigError(redact("", msg)) from exc
+        if kind == "consumer":
+            client.close()  # a producer has nothing to close; it is destroyed when dropped
+    if settings.schema_registry:
+        _validate_registry_conf(registry_conf(settings))
+
+
+def _check_security_protocol(kafka: Mapping[str, str]) -> None:
+    """The one property _PROBE replaces, so checked here the way librdkafka would."""
+    value = kafka.get("security.protocol")
+    if value is not None and value.lower() not in _SECURITY_PROTOCOLS:
+        expected = ", ".join(_SECURITY_PROTOCOLS)
+        msg = f"kafka: invalid value {value!r} for security.protocol (expected {expected})"
+        raise ConfigError(msg)
+
+
+def _validate_registry_conf(conf: Mapping[str, Any]) -> None:
+    """SchemaRegistryClient checks its keys and TLS files when built; it connects only on use."""
+    try:
+        with SchemaRegistryClient(dict(conf)):
+            pass
+    except ValueError as exc:  # unknown keys, malformed url or user.info
+        detail = str(exc)
+        if detail.startswith(_UNRECOGNISED):
+            names = detail.removeprefix(_UNRECOGNISED).split(", ")
+            label = "property" if len(names) == 1 else "properties"
+            msg = f"schema_registry: unknown {label} {', '.join(repr(n) for n in names)}"
+        else:
+            msg = f"schema_registry: {detail}"
+        raise ConfigError(redact("", msg)) from exc
+    except TypeError as exc:  # a non-number where it wants one
+        raise ConfigError(redact("", f"schema_registry: {exc}")) from exc
+    except OSError as exc:  # ssl.* files: missing, unreadable, or not a key/certificate
+        msg = f"schema_registry: cannot load TLS files: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
 
 
 _CONSUMER_ONLY = (

@@ -27,6 +27,8 @@ class Registry:
 
     schemas: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: The Authorization header of each request, None when there was none.
+    authorizations: list[str | None] = field(default_factory=list)
     registered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     url: str = ""
     #: The next this-many GETs of a schema answer 500.
@@ -52,6 +54,7 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             registry.requests.append(("GET", path))
+            registry.authorizations.append(self.headers.get("Authorization"))
             match = re.fullmatch(r"/schemas/ids/(\d+)", path)
             if match is None:
                 self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
@@ -70,6 +73,7 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             registry.requests.append(("POST", path))
+            registry.authorizations.append(self.headers.get("Authorization"))
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             match = re.fullmatch(r"/subjects/([^/]+)/versions", path)
             if match is None:

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from consumer import logs
 
 
@@ -48,3 +50,45 @@ class TestJsonLogs:
         logs.configure("INFO", stream)
         logging.getLogger("consumer.test").info("once")
         assert len(stream.getvalue().splitlines()) == 1
+
+
+class TestLibraryLoggers:
+    @pytest.mark.parametrize(
+        ("level", "libraries", "logger", "record_level", "shown"),
+        [
+            ("INFO", False, "consumer.worker", logging.INFO, True),
+            ("INFO", False, "consumer", logging.INFO, True),
+            ("INFO", False, "httpx2", logging.INFO, False),
+            ("INFO", False, "httpx", logging.INFO, False),
+            ("INFO", False, "httpx2", logging.WARNING, True),
+            ("INFO", False, "consumerish", logging.INFO, False),
+            ("INFO", False, "confluent_kafka.schema_registry", logging.INFO, False),
+            ("DEBUG", False, "httpcore2.http11", logging.DEBUG, False),
+            ("DEBUG", False, "consumer.worker", logging.DEBUG, True),
+            ("DEBUG", True, "httpcore2.http11", logging.DEBUG, True),
+            ("INFO", True, "httpx2", logging.INFO, False),
+            ("ERROR", False, "urllib3", logging.WARNING, False),
+        ],
+        ids=[
+            "ours-info",
+            "our-root-logger",
+            "httpx2-info-hidden",
+            "httpx-info-hidden",
+            "library-warning-shown",
+            "prefix-is-not-ours",
+            "confluent-kafka-info-hidden",
+            "debug-alone-keeps-libraries-quiet",
+            "ours-debug",
+            "debug-and-libraries-asked",
+            "libraries-need-debug",
+            "level-above-warning-applies-to-all",
+        ],
+    )
+    def test_libraries_log_warnings_only_unless_asked_at_debug(
+        self, level: str, libraries: bool, logger: str, record_level: int, shown: bool
+    ) -> None:
+        """Third-party loggers (httpx2 logs every request URL at INFO) stay at WARNING by default."""
+        stream = io.StringIO()
+        logs.configure(level, stream, libraries=libraries)
+        logging.getLogger(logger).log(record_level, "HTTP Request: GET http://sr:8081/x")
+        assert bool(stream.getvalue()) is shown

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from consumer import config, logs
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.errors import ConfigError, DecodeError, SchemaSourceUnavailable
 from consumer.events import Listing, Price
@@ -130,3 +133,18 @@ class TestRegisterDecisionSchema:
         source = _source(f"http://127.0.0.1:{_closed_port()}")
         with pytest.raises(SchemaSourceUnavailable, match="unreachable registering subject"):
             source.register_decision_schema("listing-decisions-value")
+
+
+class TestCredentials:
+    def test_credentials_in_the_url_are_sent_but_never_logged(self, registry: Registry) -> None:
+        """With user:secret@ in the url, requests authenticate and no log line holds the secret."""
+        stream = io.StringIO()
+        logs.configure("INFO", stream)
+        url = registry.url.replace("http://", "http://svc:s3cret%21@")
+        settings = config.load(env={"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": url})
+        conf = dict(config.registry_conf(settings), **{"max.retries": 0})
+        RegistrySchemaSource(conf).writer_schema(LISTING_ID)
+        expected = "Basic " + base64.b64encode(b"svc:s3cret!").decode()
+        assert registry.authorizations == [expected]
+        assert "schema_id" in stream.getvalue()  # our own INFO line is there
+        assert "s3cret" not in stream.getvalue()
