@@ -21,6 +21,7 @@ from consumer.codec import AvroCodec
 from consumer.config import Settings
 from consumer.delivery import Delivery
 from consumer.delivery.at_least_once import AtLeastOnce
+from consumer.delivery.exactly_once import ExactlyOnce
 from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.health import Health, HealthServer
@@ -121,6 +122,9 @@ def build_delivery(
     metrics: Metrics,
 ) -> Delivery:
     """The Delivery of the configured guarantee: the one place that looks at the mode."""
+    if settings.processing_guarantee == config.EXACTLY_ONCE:
+        interval = settings.transaction_interval_ms / 1000
+        return ExactlyOnce(consumer, producer, outputs, events, metrics, interval)
     return AtLeastOnce(consumer, outputs, events, metrics)
 
 
