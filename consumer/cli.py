@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from consumer import __version__, config, logs
 from consumer.clients import create_topics
-from consumer.codec.jsonform import decision_to_json, listing_from_json
+from consumer.codec.jsonform import decision_to_json, json_lines, listing_from_json_line
 from consumer.errors import ConfigError, DecodeError, ImportClosureError, PolicyError
 from consumer.events import make_decision
 from consumer.policy import (
@@ -34,6 +34,8 @@ from consumer.policy import (
     load_policy,
     summarize,
 )
+from consumer.policy.load import policy_warnings
+from consumer.policy.yamldoc import MAX_POLICY_BYTES
 from consumer.producing import produce_samples
 from consumer.runner import run_worker
 
@@ -238,37 +240,31 @@ def load_policy_file(path: Path | None) -> CompiledPolicy:
             load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_POLICY_BYTES + 1)  # one byte over is enough for the size check
     except OSError as exc:
         msg = f"policy file {path}: cannot read: {exc.strerror or exc}"
         raise ConfigError(msg) from exc
-    return compile_policy(load_policy(text, str(path)))
+    return compile_policy(load_policy(raw, str(path)))
 
 
 def _check(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.policy)
     if args.file == "-":
-        lines = sys.stdin
+        stream: BinaryIO = sys.stdin.buffer  # bytes: each line is decoded, and refused, on its own
     else:
         try:
-            lines = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
+            stream = Path(args.file).open("rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     invalid = 0
     now_ms = int(time.time() * 1000)
-    with lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
+    with stream:
+        for number, line in enumerate(json_lines(stream), start=1):
+            if line is not None and not line.strip():
                 continue
             try:
-                listing = listing_from_json(json.loads(line))
-            except json.JSONDecodeError as exc:
-                print(
-                    f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}",
-                    file=sys.stderr,
-                )
-                invalid += 1
-                continue
+                listing = listing_from_json_line(line)
             except DecodeError as exc:
                 print(f"line {number}: {exc.message}", file=sys.stderr)
                 invalid += 1
@@ -292,6 +288,8 @@ def _check(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.file)
     print(summarize(policy))
+    for warning in policy_warnings(policy.model):  # valid, so exit 0, but worth a second look
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

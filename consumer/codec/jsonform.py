@@ -3,14 +3,20 @@
 JSON uses the Avro field names. Times are RFC 3339 UTC strings with milliseconds on output; on
 input `event_time` may also be epoch milliseconds. Types are checked by fastavro against the same
 reader schema the codec uses, so JSON and Avro accept the same listings.
+
+Input lines are bytes from anywhere, so `json_lines` and `listing_from_json_line` turn every way a
+line can be broken (too long, not UTF-8, not JSON, nested past json's recursion limit, a number of
+thousands of digits, a lone surrogate) into a DecodeError for that line alone.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import IO, Any, Final, cast
 
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
@@ -25,6 +31,11 @@ _ONE_MS: Final = timedelta(milliseconds=1)
 #: The epoch-millisecond range that RFC 3339 (years 0001 to 9999) can print.
 _MIN_MS: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
 _MAX_MS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+#: 1 MiB: a listing is about 1 KB; a longer line is skipped without being held in memory.
+MAX_LINE_BYTES: Final = 1024 * 1024
+#: A 64-bit integer has at most 19 digits; longer ones are not converted (Python refuses 4,300+).
+_MAX_INT_DIGITS: Final = 20
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _PRIMITIVE_NAMES: Final = {
     "null": "null",
     "boolean": "true or false",
@@ -42,14 +53,60 @@ def _listing_schema() -> dict[str, Any]:
     return cast(dict[str, Any], strip_logical_types(BundledSchemas.load()[LISTING_CREATED].parsed))
 
 
+def json_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """Each line of a binary stream, newline included; None for a line of more than `limit` bytes.
+
+    A long line is read past in `limit`-sized pieces, so memory stays bounded whatever the input.
+    """
+    while chunk := stream.readline(limit + 1):
+        if len(chunk) <= limit or chunk.endswith(b"\n"):
+            yield chunk
+            continue
+        while chunk and not chunk.endswith(b"\n"):
+            chunk = stream.readline(limit)
+        yield None
+
+
+def listing_from_json_line(line: bytes | None) -> Listing:
+    """A Listing from one line of JSON Lines (None: a line `json_lines` found too long).
+
+    DecodeError codes: too_long, invalid_utf8, invalid_json, invalid_listing.
+    """
+    if line is None:
+        raise DecodeError("too_long", f"longer than {MAX_LINE_BYTES:,} bytes; skipped")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8: byte 0x{line[exc.start]:02x} at byte offset {exc.start} ({exc.reason})"
+        raise DecodeError("invalid_utf8", msg) from exc
+    try:
+        obj = json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        msg = f"not valid JSON: {exc.msg} at column {exc.colno}"
+        raise DecodeError("invalid_json", msg) from exc
+    except RecursionError as exc:  # what json raises for deep nesting; a listing is 3 levels deep
+        raise DecodeError("invalid_json", "not valid JSON: nested too deeply") from exc
+    where = _lone_surrogate(obj)
+    if where is not None:
+        msg = "contains a lone surrogate such as \\ud800, which is not a Unicode character"
+        raise _invalid(where, msg)
+    return listing_from_json(obj)
+
+
 def listing_from_json(obj: object) -> Listing:
-    """A Listing from a decoded JSON object; DecodeError("invalid_listing", "<field>: <problem>")."""
+    """A Listing from a decoded JSON object; DecodeError("invalid_listing", "<field>: <problem>").
+
+    Unknown and missing fields are all reported at once, joined by "; ".
+    """
     schema = _listing_schema()
-    record = _with_defaults(obj, schema, "")
-    record["event_time"] = _event_time_ms(record["event_time"])
-    price = record["price"]
+    problems: list[str] = []
+    record = _with_defaults(obj, schema, "", problems)
+    price = record.get("price")
     if isinstance(price, dict):
-        record["price"] = _with_defaults(price, _field_types(schema)["price"], "price.")
+        record["price"] = _with_defaults(price, _field_types(schema)["price"], "price.", problems)
+    if problems:
+        raise DecodeError("invalid_listing", "; ".join(problems))
+    record["event_time"] = _event_time_ms(record["event_time"])
     try:
         validate(record, schema, raise_errors=True)
     except ValidationError as exc:
@@ -104,8 +161,10 @@ def _field_types(record: Mapping[str, Any]) -> dict[str, Any]:
     return {str(f["name"]): f["type"] for f in record["fields"]}
 
 
-def _with_defaults(obj: object, record: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """A copy of `obj` with defaults filled in; unknown and missing fields are refused here.
+def _with_defaults(
+    obj: object, record: Mapping[str, Any], prefix: str, problems: list[str]
+) -> dict[str, Any]:
+    """A copy of `obj` with defaults filled in; unknown and missing fields go to `problems`.
 
     An unknown field is an error rather than ignored: a typo such as `hs-code` would otherwise
     silently decide the listing as if it had no HS code.
@@ -114,10 +173,9 @@ def _with_defaults(obj: object, record: Mapping[str, Any], prefix: str) -> dict[
     if not isinstance(obj, dict):
         raise _invalid(where, f"expected a JSON object, got {_json_kind(obj)}")
     fields = {str(f["name"]): f for f in record["fields"]}
-    for key in obj:
-        if key not in fields:
-            raise _invalid(f"{prefix}{key}", "unknown field")
+    problems.extend(f"{prefix}{key}: unknown field" for key in obj if key not in fields)
     out: dict[str, Any] = {}
+    missing: list[str] = []
     for name, field in fields.items():
         if name in obj:
             out[name] = obj[name]
@@ -125,8 +183,45 @@ def _with_defaults(obj: object, record: Mapping[str, Any], prefix: str) -> dict[
             default = field["default"]
             out[name] = dict(default) if isinstance(default, dict) else default
         else:
-            raise _invalid(f"{prefix}{name}", "required field missing")
+            missing.append(f"{prefix}{name}")
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        problems.append(f"{', '.join(missing)}: required field{plural} missing")
     return out
+
+
+class _HugeInt:
+    """Stands in for an integer too long to convert, so the field's type check names it."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _bounded_int(text: str) -> int | _HugeInt:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= _MAX_INT_DIGITS else _HugeInt(digits)
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """The path of a string or key holding a lone surrogate, if any; iterative, as JSON nests deep."""
+    stack: list[tuple[str, object]] = [("listing", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                inner_path = name if path == "listing" else f"{path}.{name}"
+                if not key.isascii() and _SURROGATE.search(key):
+                    return inner_path
+                stack.append((inner_path, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+    return None
 
 
 def _event_time_ms(value: object) -> int:
@@ -201,4 +296,6 @@ def _json_kind(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, _HugeInt):
+        return f"a number of {value.digits:,} digits"
     return type(value).__name__

@@ -1,16 +1,13 @@
-"""Policy YAML text to PolicyModel. Every problem is collected, so an operator fixes a file in one go."""
+"""Policy file to PolicyModel. Every problem is collected, so an operator fixes a file in one go."""
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
 
 from consumer.errors import PolicyError
 from consumer.policy.codes import country_problem, currency_problem
@@ -23,87 +20,54 @@ from consumer.policy.model import (
     PolicyModel,
     Rule,
 )
+from consumer.policy.problems import HINT_MAX_LEN, Problems, kind
+from consumer.policy.yamldoc import parse_document, parse_instant
 
 _TOP_KEYS = {"policy", "version", "description", "timezone", "scope", "clusters", "fx", "rules"}
 _RULE_KEYS = {"id", "effect", "reason", "message", "effective_from", "effective_until", "when"}
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _HS_PREFIX = re.compile(r"[0-9]{2,10}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+#: Amounts and fx rates outside this range are typos, and would make price thresholds enormous
+#: (a 400-digit rate overflowed a float in compile).
+_SMALLEST: Final = Decimal("1e-15")
+_LARGEST: Final = Decimal("1e15")
 
 
-def load_policy(text: str, source: str = "<policy>") -> PolicyModel:
-    """Parse and validate policy YAML; raises PolicyError listing every `path: message` found."""
-    loader = _Loader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
-        raise PolicyError([f"{where}: YAML syntax error: {exc.problem}"], source) from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"yaml: {exc}"], source) from exc
-    finally:
-        loader.dispose()
-    reader = _Reader(loader.duplicates)
-    model = reader.policy(data)
-    if reader.problems or model is None:
-        raise PolicyError(reader.problems, source)
+def load_policy(raw: bytes | str, source: str = "<policy>") -> PolicyModel:
+    """Parse and validate a policy file (bytes are decoded as strict UTF-8) or its text.
+
+    Raises PolicyError listing every `path: message` found (the first MAX_PROBLEMS, then a count
+    of the rest). Limits on size, nesting and YAML features: see yamldoc.
+    """
+    document = parse_document(raw, source)
+    reader = _Reader(document.duplicates, document.more_duplicates)
+    model = reader.policy(document.data)
+    if reader.total or model is None:
+        raise PolicyError(reader.listed(), source)
     return model
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys, which plain YAML silently overwrites."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[str] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable):
-                if key in seen:
-                    line = key_node.start_mark.line + 1
-                    self.duplicates.append(f"line {line}: duplicate key {key!r}")
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+def policy_warnings(model: PolicyModel) -> tuple[str, ...]:
+    """`path: message` for a valid policy that probably does not do what its author meant."""
+    if not model.rules:
+        return ("rules: the policy has no rules, so it approves every listing",)
+    return ()
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'}; YAML reads yes/no/on/off as booleans, quote it)"
-    if isinstance(value, int | float):
-        return f"a number ({value}; quote it if it is text)"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-class _Reader:
+class _Reader(Problems):
     """Walks the parsed YAML once, appending `path: message` for each problem and building the model."""
 
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: list[str] = list(problems)
+    def __init__(self, problems: Iterable[str], more: int = 0) -> None:
+        super().__init__(problems, more)
         self.tz: tzinfo = UTC
         self.fx_declared = False  # a broken fx section is reported once, not at every price
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        self.rates: dict[str, Decimal] = {}
 
     def policy(self, data: object) -> PolicyModel | None:
         if not isinstance(data, dict):
-            self.fail("(top level)", f"expected a mapping of policy keys, got {_kind(data)}")
+            self.fail("(top level)", f"expected a mapping of policy keys, got {kind(data)}")
             return None
         self.keys("", data, _TOP_KEYS, required=("policy", "version", "rules"))
         policy_id = self.ident("policy", data["policy"]) if "policy" in data else None
@@ -113,67 +77,14 @@ class _Reader:
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
         fx = self.fx(data.get("fx"))
-        rules = self.rules(data.get("rules"), {c.name for c in clusters}, fx)
+        names = [c.name for c in clusters if len(c.name) <= HINT_MAX_LEN]
+        known = _Names({c.name for c in clusters}, names)
+        rules = self.rules(data["rules"], known, fx) if "rules" in data else None
         if policy_id is None or version is None or rules is None:
             return None
         return PolicyModel(
             policy_id, version, rules, description, timezone, sites, tuple(clusters), fx
         )
-
-    # -- generic shapes -------------------------------------------------------------------------
-
-    def keys(
-        self, path: str, data: dict[Any, Any], allowed: set[str], required: Iterable[str]
-    ) -> None:
-        prefix = f"{path}." if path else ""
-        for key in data:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                more = f" (did you mean '{hint[0]}'?)" if hint else ""
-                expected = ", ".join(sorted(allowed))
-                self.fail(f"{prefix}{key}", f"unknown key{more}; expected one of: {expected}")
-        for key in required:
-            if key not in data:
-                self.fail(f"{prefix}{key}", "missing required key")
-
-    def text(self, path: str, value: object, optional: bool = False) -> str | None:
-        """A non-empty string; with `optional`, null means not given."""
-        if optional and value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(path, f"expected a non-empty string, got {_kind(value)}")
-            return None
-        return value
-
-    def ident(self, path: str, value: object) -> str | None:
-        text = self.text(path, value)
-        if text is not None and not _ID.fullmatch(text):
-            self.fail(path, f"{text!r} is not an id: use letters, digits, '.', '_' and '-'")
-            return None
-        return text
-
-    def strings(
-        self, path: str, value: object, check: Callable[[str], str | None] | None = None
-    ) -> tuple[str, ...] | None:
-        if not isinstance(value, list) or not value:
-            got = "an empty list" if value == [] else _kind(value)
-            self.fail(path, f"expected a non-empty list, got {got}")
-            return None
-        out: list[str] = []
-        for item in value:
-            if not isinstance(item, str) or not item.strip():
-                self.fail(path, f"expected non-empty strings, got {_kind(item)}")
-            elif check is not None and (problem := check(item)) is not None:
-                self.fail(path, problem)
-            else:
-                out.append(item)
-        return tuple(out) if len(out) == len(value) else None
-
-    def mapping(self, path: str, value: object) -> dict[Any, Any] | None:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_kind(value)}")
-            return None
-        return value
 
     # -- sections -------------------------------------------------------------------------------
 
@@ -209,7 +120,7 @@ class _Reader:
             paths: list[tuple[str, ...]] = []
             raw_paths = spec.get("category_paths") or []
             if not isinstance(raw_paths, list):
-                msg = f"expected a list of paths, got {_kind(raw_paths)}"
+                msg = f"expected a list of paths, got {kind(raw_paths)}"
                 self.fail(f"{path}.category_paths", msg)
                 raw_paths = []
             for i, raw in enumerate(raw_paths):
@@ -242,11 +153,14 @@ class _Reader:
             if code == base and rate != 1:
                 self.fail(path, f"the base currency's rate must be 1, got {raw}")
             rates.append((code, rate))
-        return FxTable(base, tuple(rates)) if base is not None else None
+        if base is None:
+            return None
+        self.rates = {**dict(rates), base: Decimal(1)}
+        return FxTable(base, tuple(rates))
 
     def currency(self, path: str, value: object) -> str | None:
         if not isinstance(value, str):
-            self.fail(path, f"expected an ISO 4217 currency code, got {_kind(value)}")
+            self.fail(path, f"expected an ISO 4217 currency code, got {kind(value)}")
             return None
         if (problem := currency_problem(value)) is not None:
             self.fail(path, problem)
@@ -255,21 +169,20 @@ class _Reader:
 
     def positive(self, path: str, value: object) -> Decimal | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(path, f"expected a number, got {_kind(value)}")
+            self.fail(path, f"expected a number, got {kind(value)}")
             return None
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         if not number.is_finite() or number <= 0:
             self.fail(path, f"must be a finite number greater than 0, got {value}")
             return None
+        if not _SMALLEST <= number <= _LARGEST:
+            self.fail(path, f"must be between 1e-15 and 1e15, got {value}")
+            return None
         return number
 
-    def rules(
-        self, value: object, clusters: set[str], fx: FxTable | None
-    ) -> tuple[Rule, ...] | None:
-        if value is None:
-            return None
+    def rules(self, value: object, clusters: _Names, fx: FxTable | None) -> tuple[Rule, ...] | None:
         if not isinstance(value, list):
-            self.fail("rules", f"expected a list of rules, got {_kind(value)}")
+            self.fail("rules", f"expected a list of rules, got {kind(value)}")
             return None
         out: list[Rule] = []
         first_seen: dict[str, int] = {}
@@ -285,7 +198,7 @@ class _Reader:
                 first_seen[rule_id] = i
         return tuple(out)
 
-    def rule(self, path: str, raw: object, clusters: set[str], fx: FxTable | None) -> Rule | None:
+    def rule(self, path: str, raw: object, clusters: _Names, fx: FxTable | None) -> Rule | None:
         data = self.mapping(path, raw)
         if data is None:
             return None
@@ -293,7 +206,7 @@ class _Reader:
         rule_id = self.ident(f"{path}.id", data["id"]) if "id" in data else None
         effect = data.get("effect")
         if effect not in ("reject", "allow") and "effect" in data:
-            self.fail(f"{path}.effect", f"expected 'reject' or 'allow', got {_kind(effect)}")
+            self.fail(f"{path}.effect", f"expected 'reject' or 'allow', got {kind(effect)}")
         reason = self.text(f"{path}.reason", data.get("reason"), optional=True)
         if reason is not None and not _REASON.fullmatch(reason):
             msg = f"{reason!r} is not an UPPER_SNAKE code (e.g. IMPORT_CLOSED_CATEGORY)"
@@ -316,11 +229,14 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, str):
-            parse = date.fromisoformat if len(value) == 10 else datetime.fromisoformat
+            text = value
             try:
-                value = parse(value)
-            except ValueError:
-                self.fail(path, f"{value!r} is not a date (2021-08-03) or RFC 3339 datetime")
+                value = parse_instant(text)
+            except ValueError as exc:
+                shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+                reason = "" if str(exc).startswith("Invalid isoformat") else f" ({exc})"
+                msg = f"{shown} is not a date (2021-08-03) or RFC 3339 datetime{reason}"
+                self.fail(path, msg)
                 return None
         if isinstance(value, datetime):
             if value.tzinfo is None:
@@ -330,11 +246,11 @@ class _Reader:
             return (value - _EPOCH) // _MS
         if isinstance(value, date):
             return (datetime.combine(value, time(), tzinfo=self.tz) - _EPOCH) // _MS
-        self.fail(path, f"expected a date or RFC 3339 datetime, got {_kind(value)}")
+        self.fail(path, f"expected a date or RFC 3339 datetime, got {kind(value)}")
         return None
 
     def when(
-        self, path: str, value: object, clusters: set[str], fx: FxTable | None
+        self, path: str, value: object, clusters: _Names, fx: FxTable | None
     ) -> Conditions | None:
         data = self.mapping(path, value)
         if data is None:
@@ -344,23 +260,23 @@ class _Reader:
             return None
         self.keys(path, data, set(CONDITION_KEYS), required=())
         found: dict[str, object] = {}
-        before = len(self.problems)
+        before = self.total
         for key, raw in data.items():
             if key in CONDITION_KEYS:
                 found[key] = self.condition(f"{path}.{key}", key, raw, clusters, fx)
-        if len(self.problems) != before:
+        if self.total != before:
             return None
         return Conditions(**cast(dict[str, Any], found))
 
     def condition(
-        self, path: str, key: str, raw: object, clusters: set[str], fx: FxTable | None
+        self, path: str, key: str, raw: object, clusters: _Names, fx: FxTable | None
     ) -> object:
         if key == "cross_border":
             if not isinstance(raw, bool):
-                self.fail(path, f"expected true or false, got {_kind(raw)}")
+                self.fail(path, f"expected true or false, got {kind(raw)}")
             return raw
         if key in ("cluster_in", "cluster_not_in"):
-            return self.strings(path, raw, lambda name: _known(name, clusters))
+            return self.strings(path, raw, lambda name: self.known(name, clusters))
         if key in ("site_in", "seller_country_in", "ship_from_in"):
             return self.strings(path, raw, country_problem)
         if key in ("hs_code_prefix_in", "hs_code_prefix_not_in"):
@@ -373,9 +289,14 @@ class _Reader:
                 self.fail(path, "needs at least one attribute")
             for name, expected in (pairs or {}).items():
                 if not isinstance(name, str) or not isinstance(expected, str):
-                    self.fail(f"{path}.{name}", f"expected a string value, got {_kind(expected)}")
+                    self.fail(f"{path}.{name}", f"expected a string value, got {kind(expected)}")
             return tuple((str(k), str(v)) for k, v in (pairs or {}).items())
         return self.strings(path, raw)  # seller_in, seller_not_in, brand_in
+
+    def known(self, name: str, clusters: _Names) -> str | None:
+        if name in clusters.known:
+            return None
+        return f"unknown cluster {name!r}" + self.hint(name, clusters.hints)
 
     def money(self, path: str, raw: object, fx: FxTable | None) -> Money | None:
         data = self.mapping(path, raw)
@@ -388,7 +309,7 @@ class _Reader:
         )
         if fx is None and not self.fx_declared:
             self.fail(path, "a price condition needs a top-level 'fx' table with base and rates")
-        elif fx is not None and currency is not None and fx.rate(currency) is None:
+        elif fx is not None and currency is not None and currency not in self.rates:
             self.fail(f"{path}.currency", f"no fx rate for {currency!r} in fx.rates")
         if amount is None or currency is None:
             return None
@@ -401,8 +322,11 @@ def _hs_prefix(prefix: str) -> str | None:
     return f"HS code prefix {prefix!r} must be 2 to 10 digits"
 
 
-def _known(name: str, clusters: set[str]) -> str | None:
-    if name in clusters:
-        return None
-    hint = difflib.get_close_matches(name, sorted(clusters), n=1)
-    return f"unknown cluster {name!r}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+class _Names:
+    """The cluster names: a set to check against, and the short ones as a list for hints."""
+
+    __slots__ = ("hints", "known")
+
+    def __init__(self, known: set[str], hints: list[str]) -> None:
+        self.known = known
+        self.hints = hints

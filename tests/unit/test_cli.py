@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from consumer.cli import main
+from tests.unit.hostile import HEAD, POLICY_CASES, deep_json, listing_line
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "consumer" / "data" / "samples" / "listings.jsonl"
 POLICIES = ROOT / "consumer" / "data" / "policies"
@@ -169,3 +172,136 @@ class TestConfigCommand:
         result = run(command, "--help")
         assert result.returncode == 0
         assert "usage: import-closure" in result.stdout
+
+
+#: Runs every hostile policy through both commands in one process, under a 1 GiB address-space
+#: limit (the alias bomb alone once passed 1.5 GB); prints one exit status per run.
+_CORPUS_DRIVER = """
+import contextlib, io, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from consumer.cli import main
+for path in sys.argv[1:]:
+    for args in (["validate-policy", path], ["check", "--policy", path, "/dev/null"]):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            status = main(args)
+        print(status, len(err.getvalue().splitlines()), args[0], path)
+"""
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(("name", "raw"), POLICY_CASES, ids=[name for name, _ in POLICY_CASES])
+    @pytest.mark.parametrize(
+        "command", [["validate-policy"], ["check", "--policy"]], ids=["validate", "check"]
+    )
+    def test_hostile_policy_is_problems_and_exit_2(
+        self,
+        name: str,
+        raw: bytes,
+        command: list[str],
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Each hostile file prints `FILE: path: message` lines and exits 2, never a traceback."""
+        path = tmp_path / f"{name}.yaml"
+        path.write_bytes(raw)
+        extra = [str(tmp_path / "empty.jsonl")] if command[0] == "check" else []
+        (tmp_path / "empty.jsonl").write_bytes(b"")
+        assert main([*command, str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert lines, "at least one problem line"
+        assert all(line.startswith(f"{path}: ") for line in lines), err
+        assert "Traceback" not in err
+        assert "unexpected error" not in err
+
+    def test_whole_corpus_runs_in_bounded_time_and_memory(self, tmp_path: Path) -> None:
+        """All hostile files through both commands: one process, 1 GiB, well inside the timeout."""
+        paths = []
+        for name, raw in POLICY_CASES:
+            path = tmp_path / f"{name}.yaml"
+            path.write_bytes(raw)
+            paths.append(str(path))
+        result = subprocess.run(
+            [sys.executable, "-c", _CORPUS_DRIVER, *paths],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        statuses = [line.split()[0] for line in result.stdout.splitlines()]
+        assert statuses == ["2"] * (2 * len(POLICY_CASES))
+
+    def test_oversized_policy_is_refused_without_reading_it_all(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A 50 MB file is refused by size at once (only the first 5 MiB + 1 byte are read)."""
+        path = tmp_path / "huge.yaml"
+        with path.open("wb") as file:
+            file.write(HEAD.encode())
+            file.truncate(50 * 1024 * 1024)
+        assert main(["validate-policy", str(path)]) == 2
+        assert capsys.readouterr().err == (
+            f"{path}: (file): more than 5,242,880 bytes; a policy file may have at most 5 MiB\n"
+        )
+
+    def test_empty_rule_list_validates_with_a_warning(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`rules: []` is valid (exit 0, summary on stdout) but warned about on stderr."""
+        path = tmp_path / "empty.yaml"
+        path.write_text(HEAD + "rules: []\n")
+        assert main(["validate-policy", str(path)]) == 0
+        out, err = capsys.readouterr()
+        assert "rules (0):" in out
+        assert err == (
+            f"{path}: warning: rules: the policy has no rules, so it approves every listing\n"
+        )
+
+    def test_every_broken_line_is_reported_and_the_run_goes_on(self) -> None:
+        """Bad bytes, surrogates, deep nesting, huge numbers, missing fields and over-long lines
+        are each `line N: ...` on stderr; the good lines around them are still decided."""
+        good = listing_line().encode()
+        lines = [
+            good,
+            good.replace(b"Gaun", b"G\xe9un"),
+            listing_line(title="\ud800").encode(),
+            deep_json(1_000).encode(),
+            good.replace(b"15000000", b"9" * 5_000),
+            b'{"listing_id": "x"}',
+            b"x" * (1024 * 1024 + 1),
+            good,
+        ]
+        result = subprocess.run(
+            [sys.executable, "-m", "consumer", "check", "-"],
+            input=b"\n".join(lines) + b"\n",
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert len(result.stdout.splitlines()) == 2
+        errors = result.stderr.decode().splitlines()
+        assert [e.split(":", 1)[0] for e in errors] == [f"line {n}" for n in range(2, 8)]
+        assert errors[0].startswith("line 2: not UTF-8: byte 0xe9 at byte offset")
+        assert errors[1].startswith("line 3: title: contains a lone surrogate")
+        assert errors[2] == "line 4: not valid JSON: nested too deeply"
+        assert errors[3] == (
+            "line 5: price.amount_minor: expected a 64-bit integer, got a number of 5,000 digits"
+        )
+        assert errors[4].startswith("line 6: event_id, event_time, seller_id, site,")
+        assert errors[4].endswith("title, price: required fields missing")
+        assert errors[5] == "line 7: longer than 1,048,576 bytes; skipped"
+
+    def test_file_input_is_read_as_bytes_too(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A named JSON Lines file gets the same per-line handling as standard input."""
+        path = tmp_path / "in.jsonl"
+        path.write_bytes(b"\xff\n" + listing_line().encode() + b"\n")
+        assert main(["check", str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert len(out.splitlines()) == 1
+        assert err == "line 1: not UTF-8: byte 0xff at byte offset 0 (invalid start byte)\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from importlib import resources
 from typing import Any
@@ -9,7 +10,13 @@ from typing import Any
 import pytest
 
 from consumer.codec import decision_to_json, listing_from_json, listing_to_json
-from consumer.codec.jsonform import format_time, parse_time
+from consumer.codec.jsonform import (
+    MAX_LINE_BYTES,
+    format_time,
+    json_lines,
+    listing_from_json_line,
+    parse_time,
+)
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing, Price, Reason, SourceRef
 
@@ -215,6 +222,156 @@ class TestListingFromJson:
         with pytest.raises(DecodeError, match=f"^invalid_listing: {message}$") as info:
             listing_from_json(obj)
         assert info.value.code == "invalid_listing"
+
+
+class TestEveryFieldProblem:
+    @pytest.mark.parametrize(
+        ("obj", "message"),
+        [
+            (
+                {k: v for k, v in MINIMAL.items() if k not in ("title", "site", "seller_id")},
+                "seller_id, site, title: required fields missing",
+            ),
+            (
+                {**_without("title"), "hs-code": "4901", "colour": "red"},
+                "hs-code: unknown field; colour: unknown field; title: required field missing",
+            ),
+            (
+                {**_without("listing_id"), "price": {"tax": 1}},
+                "listing_id: required field missing; price.tax: unknown field; "
+                "price.amount_minor, price.currency: required fields missing",
+            ),
+            ({}, ", ".join(sorted(MINIMAL, key=list(MINIMAL).index)) + ": required fields missing"),
+        ],
+        ids=["three-missing", "unknown-and-missing", "price-too", "empty-object"],
+    )
+    def test_all_missing_and_unknown_fields_in_one_message(self, obj: object, message: str) -> None:
+        """Not only the first: every unknown and missing field of the listing and its price."""
+        with pytest.raises(DecodeError) as info:
+            listing_from_json(obj)
+        assert info.value.message.split("; ") == message.split("; ")
+
+
+def _line(**changes: Any) -> bytes:
+    return json.dumps({**MINIMAL, **changes}).encode()
+
+
+class TestListingFromJsonLine:
+    def test_valid_line(self) -> None:
+        """A JSON line, newline and all, is the same listing as its parsed object."""
+        assert listing_from_json_line(_line() + b"\n") == MINIMAL_LISTING
+
+    def test_characters_beyond_the_bmp_are_fine(self) -> None:
+        """A proper surrogate pair escape is one character, not a problem."""
+        listing = listing_from_json_line(_line(title="Gaun \U0001f600"))
+        assert listing.title == "Gaun \U0001f600"
+
+    @pytest.mark.parametrize(
+        ("line", "code", "message"),
+        [
+            (None, "too_long", "longer than 1,048,576 bytes; skipped"),
+            (
+                _line().replace(b"Gaun", b"G\xe9un"),
+                "invalid_utf8",
+                "not UTF-8: byte 0xe9 at byte offset {offset} (invalid continuation byte)",
+            ),
+            (
+                b"\xff\xfe{}",
+                "invalid_utf8",
+                "not UTF-8: byte 0xff at byte offset 0 (invalid start byte)",
+            ),
+            (
+                b"{not json",
+                "invalid_json",
+                "not valid JSON: Expecting property name enclosed in double quotes at column 2",
+            ),
+            (b"[" * 1_000 + b"]" * 1_000, "invalid_json", "not valid JSON: nested too deeply"),
+            (b"[" * 100_000, "invalid_json", "not valid JSON: nested too deeply"),
+            (
+                _line(title="\ud800"),
+                "invalid_listing",
+                "title: contains a lone surrogate such as \\ud800, which is not a Unicode character",
+            ),
+            (
+                _line(attributes={"\udc00": "x"}),
+                "invalid_listing",
+                "attributes.\\udc00: contains a lone surrogate such as \\ud800, which is not a Unicode character",
+            ),
+            (
+                _line().replace(b"15000000", b"9" * 5_000),
+                "invalid_listing",
+                "price.amount_minor: expected a 64-bit integer, got a number of 5,000 digits",
+            ),
+            (
+                _line(event_time=0).replace(b'"event_time": 0', b'"event_time": -' + b"1" * 4_400),
+                "invalid_listing",
+                "event_time: expected an RFC 3339 string or epoch milliseconds, got a number of 4,400 digits",
+            ),
+        ],
+        ids=[
+            "too-long",
+            "latin-1-byte",
+            "utf-16-bom",
+            "not-json",
+            "nesting-1000",
+            "nesting-100k",
+            "lone-surrogate",
+            "surrogate-key",
+            "amount-5000-digits",
+            "event-time-4400-digits",
+        ],
+    )
+    def test_broken_line_is_one_decode_error(
+        self, line: bytes | None, code: str, message: str
+    ) -> None:
+        """Every way a line can be broken is a DecodeError with a code, never another exception."""
+        if line is not None and b"\xe9" in line:
+            message = message.format(offset=line.index(b"\xe9"))
+        with pytest.raises(DecodeError) as info:
+            listing_from_json_line(line)
+        assert (info.value.code, info.value.message) == (code, message)
+
+
+class TestJsonLines:
+    @pytest.mark.parametrize(
+        ("data", "expected"),
+        [
+            (b"", []),
+            (b"a\nb\n", [b"a\n", b"b\n"]),
+            (b"a\nb", [b"a\n", b"b"]),
+            (b"\n\n", [b"\n", b"\n"]),
+            (b"1234\n12345\n123456\nok\n", [b"1234\n", b"12345\n", None, b"ok\n"]),
+            (b"x" * 23 + b"\nok", [None, b"ok"]),
+            (b"x" * 23, [None]),
+        ],
+        ids=[
+            "empty",
+            "two",
+            "no-final-newline",
+            "blank",
+            "limit-boundary",
+            "long-then-ok",
+            "long-at-end",
+        ],
+    )
+    def test_lines_are_bounded(self, data: bytes, expected: list[bytes | None]) -> None:
+        """Lines of at most `limit` bytes (newline not counted) come whole; longer ones are None."""
+        assert list(json_lines(io.BytesIO(data), limit=5)) == expected
+
+    def test_long_line_is_not_held_in_memory(self) -> None:
+        """A line far over the limit is read past in limit-sized pieces."""
+
+        class Counting(io.BytesIO):
+            biggest = 0
+
+            def readline(self, size: int | None = -1) -> bytes:
+                chunk = super().readline(size)
+                Counting.biggest = max(Counting.biggest, len(chunk))
+                return chunk
+
+        stream = Counting(b"x" * (3 * MAX_LINE_BYTES) + b"\n{}\n")
+        assert list(json_lines(stream)) == [None, b"{}\n"]
+        assert Counting.biggest <= MAX_LINE_BYTES + 1
 
 
 class TestListingToJson:

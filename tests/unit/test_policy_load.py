@@ -39,8 +39,15 @@ def base_policy() -> dict[str, Any]:
     }
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes shared objects out in full: policy files may not use anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(policy: dict[str, Any]) -> str:
-    return yaml.safe_dump(policy, sort_keys=False, allow_unicode=True)
+    return yaml.dump(policy, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
 
 
 def changed(mutate: Callable[[dict[str, Any]], object]) -> str:
@@ -435,7 +442,7 @@ class TestValidationMessages:
             ),
             (
                 "policy: p\nversion: 1\n  rules: []\n",
-                "line 3, column 8: YAML syntax error: mapping values are not allowed here",
+                "line 3, column 8: YAML syntax error: mapping values are not allowed",
             ),
             ("policy: [p\nversion: 1\n", "line 2, column 8: YAML syntax error"),
             ("policy: p\nversion: v\npolicy: q\nrules: []\n", "line 3: duplicate key 'policy'"),
