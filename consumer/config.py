@@ -462,8 +462,9 @@ _PRODUCER_OWNED: dict[str, dict[str, Any]] = {
     },
 }
 #: exactly-once: a transaction left open by a killed worker blocks read_committed readers of its
-#: partitions until the coordinator times it out; 10 s bounds that (a transaction lasts ~100 ms).
-TRANSACTION_TIMEOUT_MS = 10_000
+#: partitions until the coordinator times it out (a restart with the same transactional.id ends it at
+#: once); 30 s leaves a loaded machine room, as a transaction normally lasts ~100 ms.
+TRANSACTION_TIMEOUT_MS = 30_000
 _PRODUCER_DEFAULTS = {
     "linger.ms": 20,
     "compression.type": "lz4",

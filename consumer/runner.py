@@ -172,7 +172,13 @@ def run_worker(
         if codec is None:
             consumer.close()
             return RunResult(RunSummary(started=0.0), generate_latest(registry).decode())
-        outputs = Outputs(producer, settings, events, max_message_bytes(settings))
+        outputs = Outputs(
+            producer,
+            settings,
+            events,
+            max_message_bytes(settings),
+            transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
+        )
         worker = Worker(
             settings,
             GroupSource(consumer, settings.input_topic, events, health),

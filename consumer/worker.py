@@ -241,7 +241,8 @@ class Worker:
         """Finish and commit the revoked partitions' in-flight work before giving them up."""
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self._metrics.rebalances.labels("revoked").inc()
-        done = self._delivery.revoke(revoked, self._assigned, self._settings.shutdown_timeout)
+        owned = frozenset(self._assigned)
+        done = self._delivery.revoke(revoked, owned, self._settings.shutdown_timeout)
         self._account(done)
         self._release(revoked)
         log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
@@ -252,7 +253,7 @@ class Worker:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._metrics.rebalances.labels("lost").inc()
         self._health.joined = False  # the group dropped us; ready again at the next assignment
-        self._delivery.lose(lost, self._assigned)
+        self._delivery.lose(lost, frozenset(self._assigned))
         self._release(lost)
         log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
 

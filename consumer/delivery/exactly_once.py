@@ -8,12 +8,12 @@ offsets, commit; an abortable error aborts and rewinds the consumer to the commi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence, Set
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 #: Seconds allowed for each transactional call before it counts as failed (then it is retried
 #: if retriable, else the transaction is aborted).
 CALL_TIMEOUT = 30.0
-#: How many times a retriable commit is tried before the transaction is aborted instead.
-COMMIT_ATTEMPTS = 3
+#: How long a retriable transactional call (init, begin, abort) is repeated before giving up.
+RETRY_FOR = 120.0
 
 
 class ExactlyOnce:
@@ -63,6 +63,9 @@ class ExactlyOnce:
         self._tallies: list[Tally] = []
         self._produced = 0  # outputs in the open transaction
         self._next: dict[Key, int] = {}  # next offset to commit, per partition, in this transaction
+        self._first: dict[
+            Key, int
+        ] = {}  # where each partition's part of it began: the rewind point
         self._opened_at: float | None = None
         #: Records the broker refused for reasons of their own: dead-lettered when they come back.
         self._refused: dict[tuple[str, int, int], tuple[str, str]] = {}
@@ -81,6 +84,7 @@ class ExactlyOnce:
             self._outputs.send(group, chunk)
             self._tallies.append(chunk.payload)
             self._produced += len(group)
+            self._first.setdefault((topic, partition), first)
             self._next[(topic, partition)] = last + 1
 
     def service(self, owned: Set[Key]) -> list[Tally]:
@@ -125,21 +129,23 @@ class ExactlyOnce:
         if self._outputs.retrying:
             self._abort(owned, "an output was refused or not delivered")
             return []
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        metadata = self._consumer.consumer_group_metadata()
+        steps: list[tuple[str, Callable[[float], object]]] = [
+            ("commit_transaction", self._producer.commit_transaction)
+        ]
+        if offsets:
+            send = functools.partial(self._producer.send_offsets_to_transaction, offsets, metadata)
+            steps.insert(0, ("send_offsets_to_transaction", send))
+        for name, step in steps:
             try:
-                if offsets:
-                    self._producer.send_offsets_to_transaction(
-                        offsets, self._consumer.consumer_group_metadata(), CALL_TIMEOUT
-                    )
-                self._producer.commit_transaction(CALL_TIMEOUT)
-                break
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.txn_requires_abort():
+                self._call(step, name)
+            except KafkaClientError as exc:
+                cause = exc.__cause__
+                error = cause.args[0] if isinstance(cause, KafkaException) else None
+                if error is not None and error.txn_requires_abort():
                     self._abort(owned, kafka_errors.describe(error))
                     return []
-                if not error.retriable() or attempt == COMMIT_ATTEMPTS:
-                    raise KafkaClientError(_fatal(error)) from exc
+                raise
         done = self._tallies
         self._reset()
         self._metrics.transactions.labels("committed").inc()
@@ -150,30 +156,43 @@ class ExactlyOnce:
         self._tallies = []
         self._produced = 0
         self._next.clear()
+        self._first.clear()
         self._opened_at = None
 
     def _abort(self, owned: Set[Key], why: str) -> None:
-        """Abort the open transaction and rewind every owned partition to its committed offset."""
+        """Abort the open transaction and rewind each owned partition to where its part began.
+
+        That point is the offset the previous transaction committed, known here without asking
+        the broker (which may be the reason for the abort).
+        """
+        rewind = {key: offset for key, offset in self._first.items() if key in owned}
         self._call(self._producer.abort_transaction, "abort_transaction")
+        self._producer.flush(
+            CALL_TIMEOUT
+        )  # serve the purged messages' reports now, then forget them
         for record, code, message in self._outputs.take_refused():
             self._refused[(record.topic, record.partition, record.offset)] = (code, message)
         self._reset()
         self._metrics.transactions.labels("aborted").inc()
-        self._events.throttled("transaction aborted, rewinding to committed offsets", why)
-        tps = [TopicPartition(t, p) for t, p in sorted(owned)]
-        if not tps:
-            return
-        for tp in self._consumer.committed(tps, timeout=CALL_TIMEOUT):
-            start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, start))
+        self._events.throttled("transaction aborted, rewinding to the last commit", why)
+        for (topic, partition), offset in sorted(rewind.items()):
+            self._consumer.seek(TopicPartition(topic, partition, offset))
 
     def _call(self, call: Callable[[float], object], name: str) -> None:
-        """A transactional call; fencing and fatal errors stop the worker with one line."""
-        try:
-            call(CALL_TIMEOUT)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
+        """A transactional call, repeated while its error is retriable (a broker restarting);
+        fencing and fatal errors stop the worker with one line."""
+        deadline = self._monotonic() + RETRY_FOR
+        while True:
+            try:
+                call(CALL_TIMEOUT)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                # An abortable error may also say "retriable": the transaction must go first.
+                abortable = error.txn_requires_abort()
+                if abortable or not error.retriable() or self._monotonic() >= deadline:
+                    raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
+                self._events.throttled(f"{name} failed, retrying", kafka_errors.describe(error))
 
 
 def _fatal(error: KafkaError) -> str:

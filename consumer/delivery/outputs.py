@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: librdkafka's default message.max.bytes, used when the settings do not name one.
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+#: Outputs an aborted transaction purged from librdkafka's queues (never lost: they are redone).
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 #: A dead letter the broker refused for its size is tried again at most this large.
 SMALL_DEAD_LETTER_BYTES = 64 * 1024
 
@@ -59,7 +61,12 @@ class Outputs:
         settings: Settings,
         events: ClientEvents,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        *,
+        transactional: bool = False,
     ) -> None:
+        """`transactional`: every output is part of a transaction, so a failed one fails the
+        transaction (which is aborted and redone) instead of stopping the worker."""
+        self._transactional = transactional
         self._producer = producer
         self._settings = settings
         self._events = events
@@ -169,10 +176,13 @@ class Outputs:
         retry = self._retry
         events = self._events
         dlq_topic = self._settings.dlq_topic
+        transactional = self._transactional
 
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is None:
                 ack()
+            elif error.code() in _PURGED:
+                pass  # an aborted transaction's output: whoever aborted it redoes the work
             elif error.retriable() or error.code() == KafkaError._MSG_TIMED_OUT:
                 retry.append((chunk, message))
             elif (code := kafka_errors.per_message_code(error)) is not None:
@@ -184,6 +194,8 @@ class Outputs:
                         f"{message.topic()}: broker refused even a minimal dead letter: "
                         f"{kafka_errors.describe(error)}"
                     )
+            elif transactional and not kafka_errors.stops_worker(error):
+                retry.append((chunk, message))  # the transaction fails to commit and is redone
             elif events.fatal is None:
                 events.fatal = DeliveryError(
                     f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"

@@ -151,6 +151,21 @@ class WorkerProcess:
             raise AssertionError(f"worker exited with {code}:\n{self.logs()[-3000:]}")
 
 
+#: Workers started by the current test; the autouse fixture below kills any still running, so a
+#: failed assertion never leaves a worker behind to disturb later tests.
+_STARTED: list[WorkerProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_workers() -> Iterator[None]:
+    yield
+    while _STARTED:
+        worker = _STARTED.pop()
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait(10)
+
+
 def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> WorkerProcess:
     """`import-closure run` as a real subprocess, logging to a file the test can show on failure."""
     port = free_port()
@@ -172,4 +187,6 @@ def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> Work
             stderr=log,
             text=True,
         )
-    return WorkerProcess(process, port, log_path)
+    worker = WorkerProcess(process, port, log_path)
+    _STARTED.append(worker)
+    return worker

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
 from consumer import config
@@ -20,37 +19,10 @@ from consumer.metrics import Metrics
 from consumer.offsets import OffsetLedger
 from consumer.pipeline import Decider, Result, Tally, tally
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
+from tests.unit.fakes import FakeProducer
 from tests.unit.listings import make_listing
 
 SETTINGS = replace(config.load(env={}), worker_id="w-1")
-Refusal = Callable[[str, bytes | None], KafkaError | None]
-
-
-class FakeProducer:
-    """librdkafka's producer as far as Outputs uses it: produce() checks the size, poll() reports."""
-
-    def __init__(self, max_bytes: int = 1_000_000, refuse: Refusal | None = None) -> None:
-        self.max_bytes = max_bytes
-        self.limits: dict[str, int] = {}
-        self.refuse = refuse or (lambda _topic, _value: None)
-        self.sent: list[Message] = []
-        self._reports: list[tuple[Callable[..., None], KafkaError | None, Message]] = []
-
-    def produce(self, topic, value=None, key=None, headers=None, on_delivery=None) -> None:
-        size = len(value or b"") + len(key or b"") + sum(len(k) + len(v or b"") for k, v in headers)
-        if size > self.limits.get(topic, self.max_bytes):
-            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-        message = Message(topic=topic, value=value, key=key, headers=headers)
-        error = self.refuse(topic, value)
-        if error is None:
-            self.sent.append(message)
-        self._reports.append((on_delivery, error, message))
-
-    def poll(self, _timeout: float = 0) -> int:
-        reports, self._reports = self._reports, []
-        for callback, error, message in reports:
-            callback(error, message)
-        return len(reports)
 
 
 def results(*values: bytes) -> list[Result]:

@@ -1,0 +1,231 @@
+"""Exactly-once on the real broker: SIGKILLs and a broker restart leave no duplicate and lose nothing.
+
+The same kill scenario runs in both modes, so the closing figures compare like with like: at-least-
+once may duplicate (never lose); exactly-once, read with read_committed, neither loses nor
+duplicates. The first kill also measures failover: SIGKILL to the survivor's first decision on a
+partition it took over.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from consumer.codec import AvroCodec
+from consumer.producing import produce_samples
+from consumer.sample import SampleSpec
+from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
+from tests.integration.scrape import value
+from tests.waiting import committed, drain, end_offsets, wait_until
+
+pytestmark = pytest.mark.integration
+
+SPEC = SampleSpec(base_time_ms=1_700_000_000_000)
+PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inputs: int
+    outputs: int
+    unique: int
+    failover_seconds: float | None
+
+    @property
+    def duplicates(self) -> int:
+        return self.outputs - self.unique
+
+    @property
+    def lost(self) -> int:
+        return self.inputs - self.unique
+
+
+def metric(worker: WorkerProcess, name: str, **labels: str) -> float:
+    try:
+        return value(worker.base_url, name, **labels) or 0.0
+    except OSError:
+        return 0.0
+
+
+def assigned(worker: WorkerProcess) -> float:
+    return metric(worker, "import_closure_assigned_partitions")
+
+
+def done(worker: WorkerProcess) -> float:
+    return sum(
+        metric(worker, "import_closure_events_total", outcome=o)
+        for o in ("approved", "rejected", "dead_lettered")
+    )
+
+
+def progressed(worker: WorkerProcess) -> bool:
+    return done(worker) > 200
+
+
+def holds_all(worker: WorkerProcess) -> bool:
+    return assigned(worker) == PARTITIONS
+
+
+def holds_partitions(worker: WorkerProcess) -> bool:
+    return assigned(worker) > 0
+
+
+def finish(worker: WorkerProcess, seconds: float = 60) -> int:
+    if worker.process.poll() is None:
+        worker.process.send_signal(signal.SIGTERM)
+    try:
+        worker.process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        raise AssertionError("worker did not exit in time:\n" + worker.logs()[-3000:]) from None
+    return int(worker.process.returncode)
+
+
+def outputs_by_input(topics: Topics) -> tuple[int, int]:
+    """(outputs, distinct inputs) over decisions and dead letters, read with read_committed."""
+    s = topics.settings
+    conf = topics.client_conf(isolation_level="read_committed")
+    codec = AvroCodec()
+    keys: Counter[tuple[int, int]] = Counter()
+    for r in drain(conf, s.approved_topic, seconds=120):
+        source = codec.decode_decision(r.value).source
+        assert source is not None
+        keys[(source.partition, source.offset)] += 1
+    for r in drain(conf, s.dlq_topic, seconds=120):
+        keys[(int(r.headers["ic.source.partition"]), int(r.headers["ic.source.offset"]))] += 1
+    return sum(keys.values()), len(keys)
+
+
+def failover_seconds(topics: Topics, partitions: set[int], killed_at: float) -> float | None:
+    """Seconds from the kill to the first decision of a killed worker's partition after it."""
+    codec = AvroCodec()
+    conf = topics.client_conf(isolation_level="read_committed")
+    after = [
+        d.decided_at_ms / 1000
+        for d in (
+            codec.decode_decision(r.value) for r in drain(conf, topics.settings.approved_topic)
+        )
+        if d.source is not None
+        and d.source.partition in partitions
+        and d.decided_at_ms / 1000 > killed_at
+    ]
+    return round(min(after) - killed_at, 1) if after else None
+
+
+def victim_partitions(worker: WorkerProcess) -> set[int]:
+    """The partitions a worker held last, from its `partitions assigned` / `revoked` log lines."""
+    held: set[int] = set()
+    for line in worker.logs().splitlines():
+        entry = json.loads(line)
+        names = {int(n.rsplit("[", 1)[1].rstrip("]")) for n in entry.get("partitions", ())}
+        if entry["event"] == "partitions assigned":
+            held |= names
+        elif entry["event"] in ("partitions revoked", "partitions lost"):
+            held -= names
+    return held
+
+
+def kill_scenario(
+    broker: Broker,
+    tmp_path: Path,
+    guarantee: str,
+    *,
+    kills: int = 3,
+    count: int = 60_000,
+    rate: float = 1_000,
+    restart_broker: bool = False,
+) -> Outcome:
+    """Two workers share 6 partitions; one is SIGKILLed `kills` times mid-stream and restarted.
+
+    The input arrives at `rate` for count/rate seconds (a minute), so every kill and take-over
+    (each waits out the dead member's 10 s session) happens while there is input to decide.
+    """
+    topics = make_topics(broker, partitions=PARTITIONS)
+    s = topics.settings
+    env = {"IMPORT_CLOSURE_PROCESSING_GUARANTEE": guarantee}
+    # A restarted container keeps its pod's identity, so its transactional.id is the same and
+    # it fences (and aborts) what its killed predecessor left open.
+    survivor = start_worker(topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="survivor")
+    victim = start_worker(topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="victim")
+    workers = [survivor, victim]
+    first_kill: tuple[set[int], float] = (set(), 0.0)
+    try:
+        wait_until(
+            lambda: assigned(survivor) > 0 and assigned(victim) > 0, 90, "both to hold partitions"
+        )
+        producing = threading.Thread(
+            target=produce_samples,
+            args=(s, s.input_topic),
+            kwargs={"count": count, "seed": 31, "rate": rate, "bad_fraction": 0.01, "spec": SPEC},
+        )
+        producing.start()
+        for kill in range(kills):
+            wait_until(partial(progressed, victim), 60, "the victim to make progress")
+            held = victim_partitions(victim)
+            killed_at = time.time()
+            victim.process.kill()
+            victim.process.wait(10)
+            if kill == 0:
+                first_kill = (held, killed_at)
+                wait_until(partial(holds_all, survivor), 120, "the survivor to take over")
+            victim = start_worker(topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="victim")
+            workers.append(victim)
+            wait_until(partial(holds_partitions, victim), 90, "the restarted victim to rejoin")
+        if restart_broker:
+            broker.stop()
+            broker.start()
+        producing.join(120)
+        wait_until(
+            lambda: (
+                committed(topics.client_conf(), s.group_id, s.input_topic)
+                == end_offsets(topics.client_conf(), s.input_topic)
+            ),
+            180,
+            "every input offset to be committed",
+        )
+    finally:
+        codes = [finish(w) for w in (survivor, victim)]
+    assert codes == [0, 0], survivor.logs()[-2000:] + victim.logs()[-2000:]
+    outputs, unique = outputs_by_input(topics)
+    return Outcome(count, outputs, unique, failover_seconds(topics, *first_kill))
+
+
+class TestExactlyOnce:
+    def test_sigkills_leave_no_duplicate_and_lose_nothing(
+        self, broker: Broker, tmp_path: Path
+    ) -> None:
+        """Three SIGKILLs mid-stream: every input has exactly one decision or dead letter."""
+        outcome = kill_scenario(broker, tmp_path, "exactly-once")
+        print(f"exactly-once kill test: {outcome}")
+        assert outcome.lost == 0
+        assert outcome.duplicates == 0
+        assert outcome.failover_seconds is not None
+        assert outcome.failover_seconds < 60
+
+    def test_a_broker_restart_too(self, broker: Broker, tmp_path: Path) -> None:
+        """SIGKILLs and a broker stop/start: still exactly one output per input."""
+        if not broker.managed:
+            pytest.skip("needs the session's own broker to stop and start it")
+        outcome = kill_scenario(broker, tmp_path, "exactly-once", kills=2, restart_broker=True)
+        print(f"exactly-once kill + broker restart: {outcome}")
+        assert outcome.lost == 0
+        assert outcome.duplicates == 0
+
+
+class TestAtLeastOnceUnderTheSameKills:
+    def test_sigkills_lose_nothing(self, broker: Broker, tmp_path: Path) -> None:
+        """The same scenario at-least-once: nothing lost; duplicates are allowed and reported."""
+        outcome = kill_scenario(broker, tmp_path, "at-least-once")
+        print(f"at-least-once kill test: {outcome}")
+        assert outcome.lost == 0
+        assert outcome.failover_seconds is not None
+        assert outcome.failover_seconds < 60
