@@ -56,3 +56,9 @@ class RebalanceError(ImportClosureError):
     """An exception raised inside a rebalance callback, wrapped so the loop can see it."""
 
     code = "rebalance_failed"
+
+
+class BrokerUnavailable(ImportClosureError):
+    """No broker answered, or did not acknowledge, within a tool's deadline (topics, produce-sample)."""
+
+    code = "broker_unavailable"
