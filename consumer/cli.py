@@ -21,9 +21,15 @@ from types import FrameType
 from typing import BinaryIO, TypeVar
 
 from consumer import __version__, config, logs
-from consumer.clients import create_topics
+from consumer.clients import BROKER_TIMEOUT, create_topics
 from consumer.codec.jsonform import decision_to_json, json_lines, listing_from_json_line
-from consumer.errors import ConfigError, DecodeError, ImportClosureError, PolicyError
+from consumer.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    DecodeError,
+    ImportClosureError,
+    PolicyError,
+)
 from consumer.events import make_decision
 from consumer.policy import (
     CompiledPolicy,
@@ -123,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(create)
     create.add_argument("--partitions", type=_positive_int, help="partitions per topic (default 6)")
     create.add_argument("--replication", type=_positive_int, help="replication factor (default 1)")
+    _add_timeout(create, "for the broker to answer and to create the topics")
 
     sample = sub.add_parser(
         "produce-sample",
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bad-fraction", type=_fraction, default=0.0, help="share of malformed messages, 0..1"
     )
     sample.add_argument("--topic", help="target topic (default: the input topic)")
+    _add_timeout(sample, "for the broker to answer at the start and to acknowledge at the end")
 
     show = sub.add_parser(
         "config",
@@ -157,6 +165,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, help="YAML config file (default: IMPORT_CLOSURE_CONFIG)"
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def _add_timeout(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=BROKER_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds to wait {what}, then exit 1 (default {BROKER_TIMEOUT:g})",
+    )
 
 
 def _number(text: str, convert: Callable[[str], T], kind: str) -> T:
@@ -294,26 +312,43 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _topics_create(settings: config.Settings, args: argparse.Namespace) -> int:
-    for result in create_topics(settings, partitions=args.partitions, replication=args.replication):
+    """Exit 0 also when a topic exists with other partitions or replication: it says so, unchanged."""
+    try:
+        results = create_topics(
+            settings, partitions=args.partitions, replication=args.replication, timeout=args.timeout
+        )
+    except BrokerUnavailable as exc:
+        return _broker_unavailable("topics create", exc)
+    for result in results:
         print(f"{result.topic}: {result.detail}")
     return EXIT_OK
 
 
 def _produce_sample(settings: config.Settings, args: argparse.Namespace) -> int:
     topic = args.topic or settings.input_topic
-    produced = produce_samples(
-        settings,
-        topic,
-        count=args.count,
-        seed=args.seed,
-        rate=args.rate,
-        bad_fraction=args.bad_fraction,
-    )
+    try:
+        produced = produce_samples(
+            settings,
+            topic,
+            count=args.count,
+            seed=args.seed,
+            rate=args.rate,
+            bad_fraction=args.bad_fraction,
+            timeout=args.timeout,
+        )
+    except BrokerUnavailable as exc:
+        return _broker_unavailable("produce-sample", exc)
     print(
         f"produced {produced.total} messages to {topic} ({produced.bad} malformed) "
         f"in {produced.seconds:.1f}s"
     )
     return EXIT_OK
+
+
+def _broker_unavailable(command: str, exc: BrokerUnavailable) -> int:
+    """One line, exit 1: the broker's absence is the whole story, so no log record or traceback."""
+    print(f"import-closure: {command}: {exc}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _run(settings: config.Settings, args: argparse.Namespace) -> int:

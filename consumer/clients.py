@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -15,10 +17,18 @@ from confluent_kafka.cimpl import (
 
 from consumer import config
 from consumer.config import Settings
-from consumer.errors import ConfigError
+from consumer.errors import BrokerUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
 _Client = TypeVar("_Client", Consumer, Producer)
+
+
+#: Seconds `topics create` and `produce-sample` wait for the broker unless told otherwise.
+BROKER_TIMEOUT = 15.0
+#: Metadata errors that mean "no broker answered", as opposed to one that answered with a refusal.
+_UNREACHABLE = frozenset(
+    {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,34 @@ class TopicResult:
     topic: str
     created: bool
     detail: str
+
+
+class QuietClientLog:
+    """librdkafka `logger` for the tools: its lines go to DEBUG.
+
+    Against a broker that is away librdkafka logs a connection failure every 50 ms; the tool's
+    one error line says the same once. `--log-level DEBUG` shows them again.
+    """
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("consumer.librdkafka")
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        self._log.debug(msg, *args, extra={"librdkafka_level": logging.getLevelName(level)})
+
+
+def broker_metadata(client: AdminClient | Producer, conf: config.ClientConf, timeout: float) -> Any:
+    """Cluster metadata (topics and their partitions), or BrokerUnavailable after `timeout` seconds."""
+    try:
+        return client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        where = conf.get("bootstrap.servers", "<no bootstrap.servers>")
+        if error.code() in _UNREACHABLE:
+            msg = f"no broker at {where} answered within {timeout:g}s ({error.str()})"
+            raise BrokerUnavailable(msg) from exc
+        msg = f"broker at {where} refused the metadata request: {error.str()}"
+        raise ConfigError(msg) from exc
 
 
 def our_topics(settings: Settings) -> list[str]:
@@ -45,32 +83,72 @@ def create_topics(
     *,
     partitions: int | None = None,
     replication: int | None = None,
-    timeout: float = 30.0,
+    timeout: float = BROKER_TIMEOUT,
 ) -> list[TopicResult]:
-    """Create topics with the admin API; an existing topic is reported, not an error."""
-    admin = AdminClient(config.admin_conf(settings))
+    """Create the topics that do not exist; an existing one is reported, never changed.
+
+    An existing topic whose partition count or replication differs from what was asked says so in
+    its detail (Kafka can add partitions but not remove them: that is a decision for an operator).
+    Waits at most `timeout` seconds in all, then raises BrokerUnavailable.
+    """
+    deadline = time.monotonic() + timeout
+    conf = config.admin_conf(settings, logger=QuietClientLog())
+    admin = AdminClient(conf)
     names = list(topics) if topics is not None else our_topics(settings)
+    wanted_partitions = partitions or settings.topic_partitions
+    wanted_replication = replication or settings.topic_replication
+    metadata = broker_metadata(admin, conf, timeout)
+    results: dict[str, TopicResult] = {}
+    for name in names:
+        topic = metadata.topics.get(name)
+        if topic is not None and topic.error is None:
+            results[name] = _existing(topic, wanted_partitions, wanted_replication)
     new = [
-        NewTopic(
-            name,
-            num_partitions=partitions or settings.topic_partitions,
-            replication_factor=replication or settings.topic_replication,
-        )
+        NewTopic(name, num_partitions=wanted_partitions, replication_factor=wanted_replication)
         for name in names
+        if name not in results
     ]
-    results: list[TopicResult] = []
-    for name, future in admin.create_topics(new, request_timeout=timeout).items():
-        try:
-            future.result(timeout=timeout)
-            results.append(TopicResult(name, True, "created"))
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                results.append(TopicResult(name, False, "already exists"))
-            else:
-                msg = f"cannot create topic {name}: {error.str()}"
-                raise ConfigError(msg) from exc
-    return results
+    if new:
+        remaining = max(0.1, deadline - time.monotonic())
+        futures = admin.create_topics(new, request_timeout=remaining)
+        for name, future in futures.items():
+            results[name] = _created(name, future, conf, deadline)
+    return [results[name] for name in names]
+
+
+def _existing(topic: Any, partitions: int, replication: int) -> TopicResult:
+    """`topic` is confluent_kafka's TopicMetadata: partitions by id, each with its replica ids."""
+    have_partitions = len(topic.partitions)
+    have_replication = min((len(p.replicas) for p in topic.partitions.values()), default=0)
+    differences = []
+    if have_partitions != partitions:
+        differences.append(f"{have_partitions} partitions (asked for {partitions})")
+    if have_replication != replication:
+        differences.append(f"replication {have_replication} (asked for {replication})")
+    if not differences:
+        return TopicResult(topic.topic, False, "already exists")
+    return TopicResult(
+        topic.topic, False, f"already exists with {', '.join(differences)}; not changed"
+    )
+
+
+def _created(name: str, future: Any, conf: config.ClientConf, deadline: float) -> TopicResult:
+    where = conf.get("bootstrap.servers", "<no bootstrap.servers>")
+    try:
+        future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except concurrent.futures.TimeoutError as exc:
+        msg = f"creating topic {name}: no answer from the broker at {where} in time"
+        raise BrokerUnavailable(msg) from exc
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:  # created by someone else meanwhile
+            return TopicResult(name, False, "already exists")
+        if error.code() in _UNREACHABLE:
+            msg = f"creating topic {name}: no answer from the broker at {where} ({error.str()})"
+            raise BrokerUnavailable(msg) from exc
+        msg = f"cannot create topic {name}: {error.str()}"
+        raise ConfigError(msg) from exc
+    return TopicResult(name, True, "created")
 
 
 def build_consumer(settings: Settings, **callbacks: object) -> Consumer:

@@ -63,3 +63,9 @@ class KafkaClientError(ImportClosureError):
     """An error no message can get past (authorization, fencing, fatal client state): stop."""
 
     code = "kafka_error"
+
+
+class BrokerUnavailable(ImportClosureError):
+    """No broker answered, or did not acknowledge, within a tool's deadline (topics, produce-sample)."""
+
+    code = "broker_unavailable"

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer import config
-from consumer.clients import produce_waiting
+from consumer.clients import BROKER_TIMEOUT, QuietClientLog, broker_metadata, produce_waiting
 from consumer.codec import AvroCodec
 from consumer.config import Settings
-from consumer.errors import DeliveryError
+from consumer.errors import BrokerUnavailable, DeliveryError
 from consumer.sample import SampleSpec, generate, malformed
 
 
@@ -32,8 +32,13 @@ def produce_samples(
     rate: float | None = None,
     bad_fraction: float = 0.0,
     spec: SampleSpec | None = None,
+    timeout: float = BROKER_TIMEOUT,
 ) -> Produced:
-    """Produce `count` messages, `bad_fraction` of them malformed; waits until all are acknowledged."""
+    """Produce `count` messages, `bad_fraction` of them malformed; waits until all are acknowledged.
+
+    `timeout` bounds both waits for the broker: to answer before the first message, and to
+    acknowledge the last ones after it; either running out raises BrokerUnavailable.
+    """
     codec = AvroCodec()
     rng = random.Random(seed ^ 0x5EED)
     # event_time follows the production schedule, so decision latency measures real waiting.
@@ -46,7 +51,10 @@ def produce_samples(
         if error is not None and not failures:
             failures.append(error.str())
 
-    producer = Producer(config.plain_producer_conf(settings, on_delivery=delivered))
+    conf = config.plain_producer_conf(settings, on_delivery=delivered, logger=QuietClientLog())
+    producer = Producer(conf)
+    # Without this, messages for a broker that is not there wait in the queue until flush().
+    broker_metadata(producer, conf, timeout)
     started = time.monotonic()
     bad = 0
     listings = generate(seed, spec)
@@ -63,7 +71,15 @@ def produce_samples(
         producer.poll(0)
         if rate:
             _pace(started, n + 1, rate)
-    producer.flush()
+    unacknowledged = producer.flush(timeout)
+    if unacknowledged:
+        cause = f" (first error: {failures[0]})" if failures else ""
+        producer.purge()  # drop them now rather than have librdkafka retry them at exit
+        msg = (
+            f"{topic}: {unacknowledged} of {count} messages not acknowledged within "
+            f"{timeout:g}s{cause}"
+        )
+        raise BrokerUnavailable(msg)
     if failures:
         msg = f"{topic}: producing samples failed: {failures[0]}"
         raise DeliveryError(msg)

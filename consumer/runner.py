@@ -149,12 +149,13 @@ def run_worker(
     metrics = Metrics(registry)
     metrics.set_policy(policy.policy_id, policy.version)
     health = Health(stall_timeout=settings.stall_timeout)
+    # Binds the port first: a port in use is a ConfigError (exit 2) before any Kafka work.
+    server = HealthServer(settings.http_host, settings.http_port, registry, health)
     health.policy_loaded = True
     log.info("policy loaded", extra={"policy": policy.policy_id, "version": policy.version})
     if settings.create_topics:
         for result in create_topics(settings):
             log.info("topic", extra={"topic": result.topic, "detail": result.detail})
-    server = HealthServer(settings.http_host, settings.http_port, registry, health)
     server.start()
     log.info("http server listening", extra={"host": settings.http_host, "port": server.port})
     events = ClientEvents(metrics, health)

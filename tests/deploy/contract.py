@@ -70,6 +70,13 @@ WORKER_METRICS: tuple[Metric, ...] = (
     ),
     Metric("import_closure_commit_failures_total", "counter"),
     Metric(
+        "import_closure_transactions_total",
+        "counter",
+        ("result",),
+        (("committed",), ("aborted",)),
+    ),
+    Metric("import_closure_transaction_duration_seconds", "histogram"),
+    Metric(
         "import_closure_policy_info",
         "gauge",
         ("policy", "version"),

@@ -80,6 +80,26 @@ class TestDockerfile:
         assert f"from={builder.name}" in install
         assert "--no-index" in install
 
+    def test_dependencies_come_only_from_the_lock_with_their_hashes(self) -> None:
+        """deploy/requirements.lock decides every dependency version and file; nothing is resolved
+        at build time (the lock's own contents: tests/deploy/test_lock.py)."""
+        builder = STAGES[0]
+        assert any("deploy/requirements.lock" in copy for copy in builder.all("COPY"))
+        (download,) = [run for run in builder.all("RUN") if "pip download" in run]
+        for option in ("--require-hashes", "--no-deps", "--only-binary=:all:", "requirements.lock"):
+            assert option in download
+        (wheel,) = [run for run in builder.all("RUN") if "pip wheel" in run]
+        assert "--no-deps" in wheel
+        (install,) = [run for run in FINAL.all("RUN") if "pip install" in run]
+        steps = [step for step in install.split("&&") if "pip install" in step]
+        assert len(steps) == 2
+        locked, package = steps
+        for option in ("--require-hashes", "--no-deps", "-r /wheels/requirements.lock"):
+            assert option in locked
+        assert "--no-deps" in package
+        assert "import-closure-consumer" in package
+        assert all("--no-index" in step for step in steps)
+
     def test_final_stage_has_no_compiler_or_package_manager_install(self) -> None:
         text = " ".join(FINAL.all("RUN"))
         for word in ("apt-get install", "gcc", "build-essential", "apk add"):

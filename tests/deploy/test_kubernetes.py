@@ -42,6 +42,7 @@ class TestRender:
             "ConfigMap",
             "ConfigMap",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "PodMonitor",
             "PrometheusRule",
@@ -267,6 +268,37 @@ class TestSelectors:
         (endpoint,) = monitor["podMetricsEndpoints"]
         assert endpoint["path"] == contract.METRICS_PATH
         assert resolve_port(worker_container(objects), endpoint["port"]) == contract.HTTP_PORT
+
+
+class TestNetworkPolicy:
+    @pytest.mark.parametrize("name", NAMES)
+    def test_selects_the_worker_pods_and_restricts_ingress(
+        self, rendered: dict[str, list[dict[str, Any]]], name: str
+    ) -> None:
+        objects = rendered[name]
+        pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        spec = one(objects, "NetworkPolicy")["spec"]
+        assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        # Ingress only: egress to the brokers stays open (their addresses differ per cluster).
+        assert spec["policyTypes"] == ["Ingress"]
+
+    @pytest.mark.parametrize("name", NAMES)
+    def test_admits_only_prometheus_pods_of_the_monitoring_namespace_to_the_http_port(
+        self, rendered: dict[str, list[dict[str, Any]]], name: str
+    ) -> None:
+        """One rule: the contract's HTTP port, from pods that match both a namespace and a pod
+        selector (no ipBlock, no empty `from` that would admit every source)."""
+        objects = rendered[name]
+        (rule,) = one(objects, "NetworkPolicy")["spec"]["ingress"]
+        (port,) = rule["ports"]
+        assert port["protocol"] == "TCP"
+        assert resolve_port(worker_container(objects), port["port"]) == contract.HTTP_PORT
+        (peer,) = rule["from"]
+        assert set(peer) == {"namespaceSelector", "podSelector"}
+        assert peer["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "monitoring"
+        }
+        assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
 
 
 class TestKeda:
