@@ -31,7 +31,8 @@ class DecodeError(ImportClosureError, ValueError):
     """A message value that cannot be turned into a listing.
 
     `code` is one of: empty, unknown_magic, unknown_schema_id, unknown_fingerprint, truncated,
-    corrupt, invalid_utf8, schema_mismatch, invalid_listing.
+    corrupt, invalid_utf8, schema_mismatch, too_large (past a limit in codec/limits.py),
+    invalid_listing.
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -27,6 +27,7 @@ from consumer.codec.framing import (
     schema_fingerprint,
     single_object_header,
 )
+from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.records import decision_record, listing_from_record, listing_record
 from consumer.codec.schemas import (
     LISTING_CREATED,
@@ -78,10 +79,12 @@ class _Reader:
     __slots__ = (
         "_by_fingerprint",
         "_by_id",
+        "_max_bytes",
         "_reader",
         "_reader_annotated",
         "_reader_fingerprint",
         "_source",
+        "_strict_reader",
     )
 
     def __init__(
@@ -90,9 +93,12 @@ class _Reader:
         known_writers: Mapping[bytes, ParsedSchema],
         source: SchemaSource | None,
         known_ids: Mapping[int, ParsedSchema],
+        max_bytes: int | None = None,
     ) -> None:
         self._reader_annotated = reader
         self._reader = strip_logical_types(reader)
+        self._strict_reader = strict_schema(self._reader)
+        self._max_bytes = max_bytes
         self._reader_fingerprint = schema_fingerprint(reader)
         self._source = source
         self._by_fingerprint = {
@@ -106,15 +112,15 @@ class _Reader:
         if error is not None:
             return _Plan(label, writer, self._reader, error=error)
         if schema_fingerprint(writer) == self._reader_fingerprint:
-            # Same schema: passing one object twice lets fastavro skip resolution entirely.
-            return _Plan(label, self._reader, self._reader)
+            # Same schema: read with the writer alone, no resolution at all.
+            return _Plan(label, self._strict_reader, None)
         stripped = strip_logical_types(writer)
         defaults = _projection(stripped, self._reader)
         if defaults is not None:
             # fastavro resolves field by field on every read (about 40% slower); reading with
             # the writer alone and filling defaults gives the same record when this is allowed.
-            return _Plan(label, stripped, None, defaults=defaults)
-        return _Plan(label, stripped, self._reader)
+            return _Plan(label, strict_schema(stripped), None, defaults=defaults)
+        return _Plan(label, strict_schema(stripped), self._reader)
 
     def _plan_for_id(self, schema_id: int) -> _Plan:
         if self._source is None:
@@ -128,6 +134,9 @@ class _Reader:
         """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
         if value is None:
             raise DecodeError("empty", "value is null (tombstone)")
+        if self._max_bytes is not None and len(value) > self._max_bytes:
+            msg = f"value has {len(value)} bytes, more than {self._max_bytes}"
+            raise DecodeError("too_large", msg)
         header = read_header(value)
         if isinstance(header, ConfluentHeader):
             plan = self._by_id.get(header.schema_id) or self._plan_for_id(header.schema_id)
@@ -192,7 +201,7 @@ class AvroCodec:
         known = {s.fingerprint: s.parsed for s in schemas.by_name.values()}
         known.update({schema_fingerprint(s): s for s in writer_schemas})
         own_ids = {} if decision_schema_id is None else {decision_schema_id: decision.parsed}
-        self._listings = _Reader(listing.parsed, known, schema_source, {})
+        self._listings = _Reader(listing.parsed, known, schema_source, {}, MAX_VALUE_BYTES)
         self._decisions = _Reader(decision.parsed, known, schema_source, own_ids)
         self._listing_schema = strip_logical_types(listing.parsed)
         self._listing_header = single_object_header(listing.fingerprint)
@@ -205,7 +214,12 @@ class AvroCodec:
 
     def decode_listing(self, value: bytes | None) -> Listing:
         """The listing in a Kafka value; every failure is a DecodeError with a stable code."""
-        return listing_from_record(self._listings.read(value))
+        record = self._listings.read(value)
+        # read() succeeded, so value holds at least a header.
+        too_large = listing_too_large(record, len(cast(bytes, value)))
+        if too_large is not None:
+            raise DecodeError("too_large", too_large)
+        return listing_from_record(record)
 
     def encode_listing(self, listing: Listing) -> bytes:
         """Single-object ListingCreated, as the sample producer writes it."""
@@ -264,6 +278,61 @@ class AvroCodec:
 def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:
     """A parsed copy of `schema` without logicalType annotations: same wire format, plain values."""
     return parse_schema(_strip(schema))
+
+
+class _StrictUnion(list[Any]):
+    """A union's branches, for fastavro's reader only: a negative branch index raises.
+
+    fastavro's reader (Cython) turns a negative index into `index + len(union)` before looking the
+    branch up, so index -1 silently reads as the last branch. It asks for the length only for a
+    negative index, so refusing to give one turns exactly those into an error, and non-negative
+    lookups stay at C speed. Nothing else asks a reader-side union for its length
+    (tests/unit/test_codec_avro.py pins this behaviour).
+    """
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        msg = "negative union branch index"
+        raise IndexError(msg)
+
+
+def strict_schema(schema: ParsedSchema) -> ParsedSchema:
+    """A copy of a parsed schema for reading only, on which fastavro refuses negative indexes.
+
+    fastavro looks up `symbols[index]` and `union[index]` with the index it read, so a corrupt
+    negative index silently picks a symbol or branch from the end (enum bytes 01 read as the
+    last symbol). Here enum symbols become {index: symbol} dicts (a dict lookup costs what a list
+    index does) and unions a _StrictUnion; both then raise, and the codec reports the value as
+    corrupt. Only fit for the writer side of a read: resolution and encoding need the ordinary
+    schema.
+    """
+    copied = copy.deepcopy(schema)
+    seen: set[int] = set()
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return _StrictUnion(walk(item) for item in node)
+        if not isinstance(node, dict) or id(node) in seen:
+            return node
+        seen.add(id(node))
+        kind = node.get("type")
+        if kind == "enum":
+            node["symbols"] = dict(enumerate(node["symbols"]))
+        elif kind in ("record", "error"):
+            for field in node["fields"]:
+                field["type"] = walk(field["type"])
+        elif kind == "array":
+            node["items"] = walk(node["items"])
+        elif kind == "map":
+            node["values"] = walk(node["values"])
+        return node
+
+    walked = walk(copied)
+    if isinstance(copied, dict):
+        for named in copied.get("__named_schemas", {}).values():
+            walk(named)
+    return cast(ParsedSchema, walked)
 
 
 def _strip(node: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
 from consumer.codec.avro import strip_logical_types
+from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.records import decision_record, listing_from_record, listing_record
 from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
 from consumer.errors import DecodeError
@@ -54,6 +55,9 @@ def listing_from_json(obj: object) -> Listing:
         validate(record, schema, raise_errors=True)
     except ValidationError as exc:
         raise _invalid_from(exc.errors, record) from exc
+    too_large = listing_too_large(record, MAX_VALUE_BYTES)  # no wire size: check every length
+    if too_large is not None:
+        raise DecodeError("too_large", too_large)
     return listing_from_record(record)
 
 
