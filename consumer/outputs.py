@@ -39,13 +39,11 @@ class Outputs:
         on_delivery = self._callback(chunk)
         for result in group:
             if isinstance(result, Decided):
-                d = result.decision
-                approved = d.outcome == "APPROVED"
+                approved = result.verdict.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
                 headers: Headers = list(result.headers)
-                produce_waiting(
-                    self._producer, topic, result.value, d.listing_id.encode(), headers, on_delivery
-                )
+                key = result.listing_id.encode()
+                produce_waiting(self._producer, topic, result.value, key, headers, on_delivery)
             else:
                 r = result.record
                 log.debug("dead letter", extra={"detail": describe(r, result.code, result.message)})

@@ -18,6 +18,8 @@ from typing import Any, Final, cast
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
+from consumer.codec.binary import encode_long, encode_string
+from consumer.codec.decision_writer import DecisionWriter
 from consumer.codec.framing import (
     CONFLUENT_HEADER_SIZE,
     SINGLE_OBJECT_HEADER_SIZE,
@@ -28,7 +30,8 @@ from consumer.codec.framing import (
     single_object_header,
 )
 from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
-from consumer.codec.records import decision_record, listing_from_record, listing_record
+from consumer.codec.listing_reader import CANONICAL_FINGERPRINT, ReadListing, read_listing
+from consumer.codec.records import decision_record, listing_record, row_from_record
 from consumer.codec.schemas import (
     LISTING_CREATED,
     LISTING_DECISION,
@@ -38,7 +41,7 @@ from consumer.codec.schemas import (
     SchemaSource,
 )
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Reason, SourceRef
+from consumer.events import Decision, Listing, ListingRow, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
@@ -52,10 +55,11 @@ class _Plan:
     """How to read values of one writer schema, or why it cannot be done.
 
     `reader` is None when the writer's fields can be read as they are and projected onto ours:
-    then `defaults` lists the reader fields the writer lacks, filled in after the read.
+    then `defaults` lists the reader fields the writer lacks, filled in after the read. `same`
+    says the writer is the reader schema itself (the hand-written listing reader may read it).
     """
 
-    __slots__ = ("defaults", "error", "label", "reader", "writer")
+    __slots__ = ("defaults", "error", "label", "reader", "same", "writer")
 
     def __init__(
         self,
@@ -65,7 +69,9 @@ class _Plan:
         *,
         defaults: tuple[tuple[str, Any], ...] = (),
         error: str | None = None,
+        same: bool = False,
     ) -> None:
+        self.same = same
         self.label = label
         self.writer = writer
         self.reader = reader
@@ -113,7 +119,7 @@ class _Reader:
             return _Plan(label, writer, self._reader, error=error)
         if schema_fingerprint(writer) == self._reader_fingerprint:
             # Same schema: read with the writer alone, no resolution at all.
-            return _Plan(label, self._strict_reader, None)
+            return _Plan(label, self._strict_reader, None, same=True)
         stripped = strip_logical_types(writer)
         defaults = _projection(stripped, self._reader)
         if defaults is not None:
@@ -130,8 +136,13 @@ class _Reader:
         self._by_id[schema_id] = plan
         return plan
 
-    def read(self, value: bytes | None) -> dict[str, Any]:
-        """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
+    def same(self, fingerprint: bytes) -> bool:
+        """Whether values with this writer fingerprint are read with the reader schema itself."""
+        plan = self._by_fingerprint.get(fingerprint)
+        return plan is not None and plan.same
+
+    def locate(self, value: bytes | None) -> tuple[_Plan, int]:
+        """How to read `value` and where its body starts; DecodeError when it cannot be read."""
         if value is None:
             raise DecodeError("empty", "value is null (tombstone)")
         if self._max_bytes is not None and len(value) > self._max_bytes:
@@ -150,6 +161,16 @@ class _Reader:
             offset = SINGLE_OBJECT_HEADER_SIZE
         if plan.error is not None:
             raise DecodeError("schema_mismatch", f"writer {plan.label}: {plan.error}")
+        return plan, offset
+
+    def read(self, value: bytes | None) -> dict[str, Any]:
+        """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
+        plan, offset = self.locate(value)
+        return self.read_body(cast(bytes, value), plan, offset)
+
+    @staticmethod
+    def read_body(value: bytes, plan: _Plan, offset: int) -> dict[str, Any]:
+        """The record from `offset` to the end of `value`, with fastavro."""
         stream = BytesIO(value)
         stream.seek(offset)
         try:
@@ -182,6 +203,7 @@ class AvroCodec:
         "_decision_header",
         "_decision_schema",
         "_decisions",
+        "_fast_prefix",
         "_listing_header",
         "_listing_schema",
         "_listings",
@@ -205,6 +227,12 @@ class AvroCodec:
         self._decisions = _Reader(decision.parsed, known, schema_source, own_ids)
         self._listing_schema = strip_logical_types(listing.parsed)
         self._listing_header = single_object_header(listing.fingerprint)
+        # The hand-written reader is written for one schema; any other bundled one uses fastavro,
+        # as does a writer given for our fingerprint that differs in a logical type.
+        fast = listing.fingerprint == CANONICAL_FINGERPRINT
+        self._fast_prefix = (
+            self._listing_header if fast and self._listings.same(listing.fingerprint) else None
+        )
         self._decision_schema = strip_logical_types(decision.parsed)
         self._decision_header = (
             single_object_header(decision.fingerprint)
@@ -214,12 +242,37 @@ class AvroCodec:
 
     def decode_listing(self, value: bytes | None) -> Listing:
         """The listing in a Kafka value; every failure is a DecodeError with a stable code."""
-        record = self._listings.read(value)
-        # read() succeeded, so value holds at least a header.
-        too_large = listing_too_large(record, len(cast(bytes, value)))
+        return self.read_listing(value)[0].listing()
+
+    def read_listing(self, value: bytes | None) -> ReadListing:
+        """The hot path's decode: a ListingRow plus its event_id, event_time and listing_id..site
+        fields as encoded (the decision writer copies them). Same errors as decode_listing.
+        """
+        fast = self._fast_prefix
+        if (
+            value is not None
+            and fast is not None
+            and value.startswith(fast)
+            and len(value) <= MAX_VALUE_BYTES
+        ):
+            found = read_listing(value, SINGLE_OBJECT_HEADER_SIZE)
+        else:
+            plan, offset = self._listings.locate(value)
+            value = cast(bytes, value)
+            if plan.same and self._fast_prefix is not None:
+                found = read_listing(value, offset)
+            else:
+                found = _encoded_fields(
+                    row_from_record(self._listings.read_body(value, plan, offset))
+                )
+        too_large = listing_too_large(found[0], len(value))
         if too_large is not None:
             raise DecodeError("too_large", too_large)
-        return listing_from_record(record)
+        return found
+
+    def decision_writer(self, policy_id: str, policy_version: str) -> DecisionWriter:
+        """The hand-written encoder of this codec's decision framing, for one policy version."""
+        return DecisionWriter(self._decision_header, policy_id, policy_version)
 
     def encode_listing(self, listing: Listing) -> bytes:
         """Single-object ListingCreated, as the sample producer writes it."""
@@ -273,6 +326,19 @@ class AvroCodec:
             # What fastavro raises for a value outside its schema (wrong type, bad symbol, > 64 bits).
             raise DecodeError("schema_mismatch", f"cannot encode: {_detail(exc)}") from exc
         return stream.getvalue()
+
+
+def _encoded_fields(row: ListingRow) -> ReadListing:
+    """What read_listing returns, for a row fastavro decoded: the copied fields encoded anew."""
+    try:
+        return (
+            row,
+            encode_string(row.event_id),
+            encode_long(row.event_time_ms),
+            encode_string(row.listing_id) + encode_string(row.seller_id) + encode_string(row.site),
+        )
+    except UnicodeEncodeError as exc:  # a lone surrogate cannot come from UTF-8, but be sure
+        raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
 
 
 def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:

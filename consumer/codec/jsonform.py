@@ -55,10 +55,11 @@ def listing_from_json(obj: object) -> Listing:
         validate(record, schema, raise_errors=True)
     except ValidationError as exc:
         raise _invalid_from(exc.errors, record) from exc
-    too_large = listing_too_large(record, MAX_VALUE_BYTES)  # no wire size: check every length
+    listing = listing_from_record(record)
+    too_large = listing_too_large(listing, MAX_VALUE_BYTES)  # no wire size: check every length
     if too_large is not None:
         raise DecodeError("too_large", too_large)
-    return listing_from_record(record)
+    return listing
 
 
 def listing_to_json(listing: Listing) -> dict[str, Any]:

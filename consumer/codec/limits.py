@@ -10,9 +10,10 @@ also bounds what one consume() batch holds (1,000 values of at most 64 KiB).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from operator import itemgetter
-from typing import Any, Final
+from operator import attrgetter
+from typing import Final
+
+from consumer.events import Listing, ListingRow
 
 #: A whole Kafka value (header + body); checked before decoding, so a huge value costs nothing.
 MAX_VALUE_BYTES: Final = 64 * 1024
@@ -36,46 +37,44 @@ SHORT_FIELDS: Final = (
     "ship_from_country",
     "category_id",
 )
-_short = itemgetter(*SHORT_FIELDS)
+_short = attrgetter(*SHORT_FIELDS)
 _SHORT_NAMES: Final = (*SHORT_FIELDS, "brand", "hs_code", "price.currency")
 
 
-def listing_too_large(record: Mapping[str, Any], value_size: int) -> str | None:
-    """Why a decoded ListingCreated record exceeds a limit (the first found), or None.
+def listing_too_large(listing: Listing | ListingRow, value_size: int) -> str | None:
+    """Why a decoded listing exceeds a limit (the first found), or None.
 
     `value_size` is the length in bytes of the value it was read from. A string has no more
     characters than bytes, so a value of at most MAX_FIELD_CHARS bytes (most listings) cannot
     break a length limit and only the two counts are checked: two len() calls on the hot path.
     """
-    path: Sequence[str] = record["category_path"]
+    path = listing.category_path
     if len(path) > MAX_PATH_SEGMENTS:
         return f"category_path has {len(path)} segments, more than {MAX_PATH_SEGMENTS}"
-    attributes: Mapping[str, str] = record["attributes"]
+    attributes = listing.attributes
     if len(attributes) > MAX_ATTRIBUTES:
         return f"attributes has {len(attributes)} entries, more than {MAX_ATTRIBUTES}"
     if value_size <= MAX_FIELD_CHARS:
         return None
-    return _long_string(record, path, attributes)
+    return _long_string(listing)
 
 
-def _long_string(
-    record: Mapping[str, Any], path: Sequence[str], attributes: Mapping[str, str]
-) -> str | None:
-    chars = sum(map(len, path))
+def _long_string(listing: Listing | ListingRow) -> str | None:
+    chars = sum(map(len, listing.category_path))
     if chars > MAX_PATH_CHARS:
         return f"category_path has {chars} characters, more than {MAX_PATH_CHARS}"
-    title: str = record["title"]
-    if len(title) > MAX_TITLE_CHARS:
-        return f"title has {len(title)} characters, more than {MAX_TITLE_CHARS}"
+    if len(listing.title) > MAX_TITLE_CHARS:
+        return f"title has {len(listing.title)} characters, more than {MAX_TITLE_CHARS}"
+    attributes = listing.attributes
     if attributes:
         chars = sum(map(len, attributes)) + sum(map(len, attributes.values()))
         if chars > MAX_ATTRIBUTE_CHARS:
             return f"attributes have {chars} characters, more than {MAX_ATTRIBUTE_CHARS}"
     strings = (
-        *_short(record),
-        record["brand"] or "",
-        record["hs_code"] or "",
-        record["price"]["currency"],
+        *_short(listing),
+        listing.brand or "",
+        listing.hs_code or "",
+        listing.price.currency,
     )
     longest = max(strings, key=len)
     if len(longest) > MAX_FIELD_CHARS:
