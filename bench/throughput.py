@@ -208,8 +208,8 @@ def _run_floor(
 
 def _run_workers(env: dict[str, str], tree: Path, workers: int) -> Run:
     command = [sys.executable, "-m", "consumer", "run", "--until-idle", "3"]
-    env = {**env, "PYTHONPATH": str(tree)}
-    runs = _measure([command] * workers, env, tree)
+    env = {**env, "PYTHONPATH": str(tree.resolve())}
+    runs = _measure([command] * workers, env, tree.resolve())
     return Run(
         events=sum(r.events for r in runs),
         busy_seconds=max(r.busy_seconds for r in runs),

@@ -44,131 +44,215 @@ def read_listing(buf: bytes, pos: int) -> ReadListing:
 
 
 def _read(buf: bytes, pos: int) -> ReadListing:
-    # Every string is read the same way, written out in line because a call per string would
-    # cost as much as the reading: a one-byte length (lengths 0..63) or a full varint, a check
-    # that the bytes are there and not negative, then the decode.
+    # Each string is read the same way, written out in line because a call per string would
+    # cost as much as the reading: a one-byte length (0..63) or else _length, a check that the
+    # bytes are there, then the decode.
     size = len(buf)
     start = pos
-    # event_id
     b = buf[pos]
-    if b < 0x80:
-        n = (b >> 1) ^ -(b & 1)
-        pos += 1
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
     else:
-        n, pos = read_long(buf, pos)
+        n = b >> 1
+        pos += 1
     end = pos + n
-    if n < 0 or end > size:
-        _bad_length(n, end, size)
+    if end > size:
+        _truncated(end, size)
     event_id = buf[pos:end].decode()
-    event_id_end = pos = end
-    # event_time
+    pos = end
+    event_id_end = pos
     event_time, pos = read_long(buf, pos)
     listing_start = pos
-    # listing_id, seller_id, site, seller_country, ship_from_country
-    strings: list[str] = []
+    b = buf[pos]
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
+    else:
+        n = b >> 1
+        pos += 1
+    end = pos + n
+    if end > size:
+        _truncated(end, size)
+    listing_id = buf[pos:end].decode()
+    pos = end
+    b = buf[pos]
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
+    else:
+        n = b >> 1
+        pos += 1
+    end = pos + n
+    if end > size:
+        _truncated(end, size)
+    seller_id = buf[pos:end].decode()
+    pos = end
+    b = buf[pos]
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
+    else:
+        n = b >> 1
+        pos += 1
+    end = pos + n
+    if end > size:
+        _truncated(end, size)
+    site = buf[pos:end].decode()
+    pos = end
     site_end = pos
-    for _ in range(5):
-        b = buf[pos]
-        if b < 0x80:
-            n = (b >> 1) ^ -(b & 1)
-            pos += 1
-        else:
-            n, pos = read_long(buf, pos)
-        end = pos + n
-        if n < 0 or end > size:
-            _bad_length(n, end, size)
-        strings.append(buf[pos:end].decode())
-        pos = end
-        if len(strings) == 3:
-            site_end = pos
+    b = buf[pos]
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
+    else:
+        n = b >> 1
+        pos += 1
+    end = pos + n
+    if end > size:
+        _truncated(end, size)
+    seller_country = buf[pos:end].decode()
+    pos = end
+    b = buf[pos]
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
+    else:
+        n = b >> 1
+        pos += 1
+    end = pos + n
+    if end > size:
+        _truncated(end, size)
+    ship_from_country = buf[pos:end].decode()
+    pos = end
     # channel: union [null, Channel]
     b = buf[pos]
     if b == 0:
         channel: Channel | None = None
         pos += 1
-    elif b == 2:
-        e = buf[pos + 1]
-        if e == 0 or e == 2:
-            channel = _CHANNELS[e >> 1]
-            pos += 2
-        else:
-            channel, pos = _enum_slow(buf, pos + 1)
+    elif b == 2 and buf[pos + 1] in (0, 2):
+        channel = _CHANNELS[buf[pos + 1] >> 1]
+        pos += 2
     else:
         channel, pos = _channel_slow(buf, pos)
-    # category_id
     b = buf[pos]
-    if b < 0x80:
-        n = (b >> 1) ^ -(b & 1)
-        pos += 1
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
     else:
-        n, pos = read_long(buf, pos)
+        n = b >> 1
+        pos += 1
     end = pos + n
-    if n < 0 or end > size:
-        _bad_length(n, end, size)
+    if end > size:
+        _truncated(end, size)
     category_id = buf[pos:end].decode()
     pos = end
-    # category_path: array of strings, in blocks
+    # category_path: array of strings in blocks, ended by a count of 0
     path: list[str] = []
-    count, pos = read_long(buf, pos)
+    b = buf[pos]
+    if b & 0x81:  # a count of 64 or more, or negative (a block with its byte size)
+        count, pos = _count(buf, pos)
+    else:
+        count = b >> 1
+        pos += 1
     while count:
-        if count < 0:  # a block with its byte size after the count
-            count = -count
-            _size, pos = read_long(buf, pos)
         for _ in range(count):
             b = buf[pos]
-            if b < 0x80:
-                n = (b >> 1) ^ -(b & 1)
-                pos += 1
+            if b & 0x81:  # not a one-byte non-negative length
+                n, pos = _length(buf, pos)
             else:
-                n, pos = read_long(buf, pos)
+                n = b >> 1
+                pos += 1
             end = pos + n
-            if n < 0 or end > size:
-                _bad_length(n, end, size)
-            path.append(buf[pos:end].decode())
+            if end > size:
+                _truncated(end, size)
+            segment = buf[pos:end].decode()
             pos = end
-        count, pos = read_long(buf, pos)
-    # title
+            path.append(segment)
+        b = buf[pos]
+        if b & 0x81:  # a count of 64 or more, or negative (a block with its byte size)
+            count, pos = _count(buf, pos)
+        else:
+            count = b >> 1
+            pos += 1
     b = buf[pos]
-    if b < 0x80:
-        n = (b >> 1) ^ -(b & 1)
-        pos += 1
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
     else:
-        n, pos = read_long(buf, pos)
+        n = b >> 1
+        pos += 1
     end = pos + n
-    if n < 0 or end > size:
-        _bad_length(n, end, size)
+    if end > size:
+        _truncated(end, size)
     title = buf[pos:end].decode()
     pos = end
-    brand, pos = _optional_string(buf, pos, size)
+    b = buf[pos]
+    if b == 0:
+        brand: str | None = None
+        pos += 1
+    elif b == 2:
+        pos += 1
+        b = buf[pos]
+        if b & 0x81:  # not a one-byte non-negative length
+            n, pos = _length(buf, pos)
+        else:
+            n = b >> 1
+            pos += 1
+        end = pos + n
+        if end > size:
+            _truncated(end, size)
+        brand_ = buf[pos:end].decode()
+        pos = end
+        brand = brand_
+    else:
+        brand, pos = _optional_string(buf, pos, size)
     # price: record {amount_minor: long, currency: string}
     amount, pos = read_long(buf, pos)
     b = buf[pos]
-    if b < 0x80:
-        n = (b >> 1) ^ -(b & 1)
-        pos += 1
+    if b & 0x81:  # not a one-byte non-negative length
+        n, pos = _length(buf, pos)
     else:
-        n, pos = read_long(buf, pos)
+        n = b >> 1
+        pos += 1
     end = pos + n
-    if n < 0 or end > size:
-        _bad_length(n, end, size)
+    if end > size:
+        _truncated(end, size)
     currency = buf[pos:end].decode()
     pos = end
-    hs_code, pos = _optional_string(buf, pos, size)
-    # attributes: map of strings, in blocks; a repeated key keeps the last value, as in fastavro
+    b = buf[pos]
+    if b == 0:
+        hs_code: str | None = None
+        pos += 1
+    elif b == 2:
+        pos += 1
+        b = buf[pos]
+        if b & 0x81:  # not a one-byte non-negative length
+            n, pos = _length(buf, pos)
+        else:
+            n = b >> 1
+            pos += 1
+        end = pos + n
+        if end > size:
+            _truncated(end, size)
+        hs_code_ = buf[pos:end].decode()
+        pos = end
+        hs_code = hs_code_
+    else:
+        hs_code, pos = _optional_string(buf, pos, size)
+    # attributes: map of strings in blocks; a repeated key keeps the last value, as in fastavro
     attributes: dict[str, str] = {}
-    count, pos = read_long(buf, pos)
+    b = buf[pos]
+    if b & 0x81:  # a count of 64 or more, or negative (a block with its byte size)
+        count, pos = _count(buf, pos)
+    else:
+        count = b >> 1
+        pos += 1
     while count:
-        if count < 0:
-            count = -count
-            _size, pos = read_long(buf, pos)
         for _ in range(count):
             key, pos = _string(buf, pos, size)
             attributes[key], pos = _string(buf, pos, size)
-        count, pos = read_long(buf, pos)
+        b = buf[pos]
+        if b & 0x81:  # a count of 64 or more, or negative (a block with its byte size)
+            count, pos = _count(buf, pos)
+        else:
+            count = b >> 1
+            pos += 1
     if pos != size:
         msg = f"{size - pos} unread bytes after the record"
         raise DecodeError("corrupt", msg)
-    listing_id, seller_id, site, seller_country, ship_from_country = strings
     row = _new_row(
         ListingRow,
         (
@@ -198,11 +282,28 @@ def _read(buf: bytes, pos: int) -> ReadListing:
 
 
 def _string(buf: bytes, pos: int, size: int) -> tuple[str, int]:
-    n, pos = read_long(buf, pos)
+    n, pos = _length(buf, pos)
     end = pos + n
-    if n < 0 or end > size:
-        _bad_length(n, end, size)
+    if end > size:
+        _truncated(end, size)
     return buf[pos:end].decode(), end
+
+
+def _length(buf: bytes, pos: int) -> tuple[int, int]:
+    n, pos = read_long(buf, pos)
+    if n < 0:
+        msg = f"negative length {n}"
+        raise DecodeError("corrupt", msg)
+    return n, pos
+
+
+def _count(buf: bytes, pos: int) -> tuple[int, int]:
+    """A block's item count; a negative count is followed by the block's size in bytes."""
+    count, pos = read_long(buf, pos)
+    if count < 0:
+        _size, pos = read_long(buf, pos)
+        count = -count
+    return count, pos
 
 
 def _optional_string(buf: bytes, pos: int, size: int) -> tuple[str | None, int]:
@@ -242,9 +343,6 @@ def _bad_index(what: str, index: int) -> NoReturn:
     raise DecodeError("corrupt", msg)
 
 
-def _bad_length(n: int, end: int, size: int) -> NoReturn:
-    if n < 0:
-        msg = f"negative length {n}"
-        raise DecodeError("corrupt", msg)
+def _truncated(end: int, size: int) -> NoReturn:
     msg = f"value ends inside the record: a string needs {end - size} more bytes"
     raise DecodeError("truncated", msg)
