@@ -88,6 +88,12 @@ def main() -> None:
         "--worker-env", action="append", default=[], help="KEY=VALUE for the workers (repeatable)"
     )
     parser.add_argument(
+        "--tuned-env",
+        action="append",
+        default=[],
+        help="KEY=VALUE (repeatable): also run the worker with these, as 'tuned'",
+    )
+    parser.add_argument(
         "--latency-rate", type=float, default=5000, help="events/s in the latency phase"
     )
     parser.add_argument("--latency-seconds", type=float, default=20)
@@ -95,6 +101,7 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency phase")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.worker_env)
+    args.tuned = dict(item.split("=", 1) for item in args.tuned_env)
 
     settings = config.load()
     started_broker = _ensure_broker(settings)
@@ -139,6 +146,8 @@ def _throughput(settings: Settings, args: argparse.Namespace, extra: dict[str, s
     )
     print(f"  produced at {produced.total / produced.seconds:,.0f} events/s", flush=True)
     kinds: dict[str, list[Run]] = {"floor": [], "worker": []}
+    if args.tuned:
+        kinds["tuned"] = []
     if args.compare_tree:
         kinds["old worker"] = []
     if args.naive_count:
@@ -155,6 +164,8 @@ def _throughput(settings: Settings, args: argparse.Namespace, extra: dict[str, s
                 _create(settings, f"{out}.dlq", args.partitions)
                 tree = args.compare_tree if kind == "old worker" else ROOT
                 env = {**_worker_env(settings, source, out, group), **extra}
+                if kind == "tuned":
+                    env.update(args.tuned)
                 runs.append(_run_workers(env, tree, args.workers))
             _report(f"round {n} {kind}", runs[-1])
     floor = statistics.median(r.per_cpu_second for r in kinds["floor"])
@@ -173,6 +184,8 @@ def _throughput(settings: Settings, args: argparse.Namespace, extra: dict[str, s
             f" {rate / floor_rate:>11.2f} {per_cpu / floor:>14.2f}"
         )
     worker = statistics.median(r.per_cpu_second for r in kinds["worker"])
+    if args.tuned:
+        print(f"  tuned = worker with {' '.join(f'{k}={v}' for k, v in args.tuned.items())}")
     for other in ("old worker", "naive"):
         if other in kinds:
             theirs = statistics.median(r.per_cpu_second for r in kinds[other])
@@ -331,6 +344,7 @@ def _latency(settings: Settings, args: argparse.Namespace, extra: dict[str, str]
             break
     shown = " ".join(f"{k}={v}" for k, v in extra.items()) or "defaults"
     print(f"\nlatency phase: {count:,} events at {args.latency_rate:,.0f}/s ({shown})", flush=True)
+    print(f"  load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     produce_samples(
         settings,
         source,
@@ -339,27 +353,33 @@ def _latency(settings: Settings, args: argparse.Namespace, extra: dict[str, str]
         rate=args.latency_rate,
         spec=SampleSpec(base_time_ms=int(time.time() * 1000), step_ms=1000 / args.latency_rate),
     )
+    print(f"  load average after:  {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     worker.communicate(timeout=300)
     appended = _append_times(settings, source)
-    total: list[float] = []
-    ours: list[float] = []
+    rows: list[tuple[int, float, float | None]] = []  # (event_time, total, after input appended)
     codec = AvroCodec()
     for value, decided_ms in _read_all(settings, decisions):
         decision = codec.decode_decision(value)
-        total.append(decided_ms - decision.event_time_ms)
         s = decision.source
-        if s is not None and (s.partition, s.offset) in appended:
-            ours.append(decided_ms - appended[(s.partition, s.offset)])
-    for label, values in (
-        ("event_time -> decision appended", total),
-        ("input appended -> decision appended", ours),
-    ):
-        values.sort()
-        p50 = values[len(values) // 2]
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-        print(
-            f"  {label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {values[-1]:.0f} ms over {len(values):,}"
-        )
+        appended_ms = None if s is None else appended.get((s.partition, s.offset))
+        ours = None if appended_ms is None else float(decided_ms - appended_ms)
+        rows.append((decision.event_time_ms, float(decided_ms - decision.event_time_ms), ours))
+    start = min(r[0] for r in rows)
+    for name, skip_ms in (("all", 0), ("after the first 2 s", 2000)):
+        kept = [r for r in rows if r[0] - start >= skip_ms]
+        print(f"  {name} ({len(kept):,} decisions):")
+        total = sorted(r[1] for r in kept)
+        ours_only = sorted(r[2] for r in kept if r[2] is not None)
+        for label, values in (
+            ("event_time -> decision appended", total),
+            ("input appended -> decision appended", ours_only),
+        ):
+            p50 = values[len(values) // 2]
+            p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+            print(f"    {label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {values[-1]:.0f} ms")
+    worst = sorted(rows, key=lambda r: -r[1])[: max(1, len(rows) // 100)]
+    seconds = sorted({(r[0] - start) // 1000 for r in worst})
+    print(f"  the slowest 1% were created in second(s) {seconds} of the run")
 
 
 def _append_times(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
