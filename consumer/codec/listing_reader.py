@@ -61,7 +61,21 @@ def _read(buf: bytes, pos: int) -> ReadListing:
     event_id = buf[pos:end].decode()
     pos = end
     event_id_end = pos
-    event_time, pos = read_long(buf, pos)
+    # event_time: a long of 6 bytes for today's epoch milliseconds
+    n = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift >= 70:
+            read_long(buf, event_id_end)  # raises: longer than a 64-bit varint
+    if n >> 64:
+        read_long(buf, event_id_end)  # raises: does not fit in 64 bits
+    event_time = (n >> 1) ^ -(n & 1)
     listing_start = pos
     b = buf[pos]
     if b & 0x81:  # not a one-byte non-negative length
