@@ -24,8 +24,8 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from consumer import config
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
-from consumer.codec.avro import strip_logical_types
 from consumer.codec.records import decision_record, listing_from_record
+from consumer.codec.resolution import strip_logical_types
 from consumer.events import SourceRef, make_decision
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from fastavro import schemaless_reader, schemaless_writer
 
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
-from consumer.codec.avro import strip_logical_types
 from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import source_prefix
 from consumer.codec.records import decision_record
+from consumer.codec.resolution import strip_logical_types
 from consumer.events import RawRecord, SourceRef, make_decision
 from consumer.pipeline import Verdicts, decide_batch
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy

@@ -6,6 +6,10 @@ wire (by fingerprint or registry id) is paired with our reader schema the first 
 Timestamps stay integers of epoch milliseconds. The schemas the codec hands to fastavro are copies
 with the logicalType annotations removed: the bytes on the wire are the same, and no datetime is
 built and taken apart again for every message.
+
+The worker's hot path (read_listing, decision_writer) reads values of the bundled ListingCreated
+schema with the hand-written listing_reader and writes decisions with decision_writer; fastavro
+reads every other writer schema, and stays the reference the property tests compare them with.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from io import BytesIO
 from typing import Any, Final, cast
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
 from consumer.codec.binary import encode_long, encode_string
@@ -32,6 +36,7 @@ from consumer.codec.framing import (
 from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.listing_reader import CANONICAL_FINGERPRINT, ReadListing, read_listing
 from consumer.codec.records import decision_record, listing_record, row_from_record
+from consumer.codec.resolution import mismatch, projection, strict_schema, strip_logical_types
 from consumer.codec.schemas import (
     LISTING_CREATED,
     LISTING_DECISION,
@@ -45,8 +50,6 @@ from consumer.events import Decision, Listing, ListingRow, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
-#: Keys fastavro adds to a parsed schema; dropped before a stripped copy is parsed again.
-_PARSED_MARKERS: Final = frozenset({"__fastavro_parsed", "__named_schemas"})
 #: Longest excerpt of a library message kept in ours; resolution errors can print whole schemas.
 _DETAIL_LIMIT: Final = 160
 
@@ -114,14 +117,14 @@ class _Reader:
         self._by_id = {i: self._plan(f"schema id {i}", schema) for i, schema in known_ids.items()}
 
     def _plan(self, label: str, writer: ParsedSchema) -> _Plan:
-        error = _mismatch(writer, self._reader_annotated)
+        error = mismatch(writer, self._reader_annotated)
         if error is not None:
             return _Plan(label, writer, self._reader, error=error)
         if schema_fingerprint(writer) == self._reader_fingerprint:
             # Same schema: read with the writer alone, no resolution at all.
             return _Plan(label, self._strict_reader, None, same=True)
         stripped = strip_logical_types(writer)
-        defaults = _projection(stripped, self._reader)
+        defaults = projection(stripped, self._reader)
         if defaults is not None:
             # fastavro resolves field by field on every read (about 40% slower); reading with
             # the writer alone and filling defaults gives the same record when this is allowed.
@@ -339,167 +342,6 @@ def _encoded_fields(row: ListingRow) -> ReadListing:
         )
     except UnicodeEncodeError as exc:  # a lone surrogate cannot come from UTF-8, but be sure
         raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
-
-
-def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:
-    """A parsed copy of `schema` without logicalType annotations: same wire format, plain values."""
-    return parse_schema(_strip(schema))
-
-
-class _StrictUnion(list[Any]):
-    """A union's branches, for fastavro's reader only: a negative branch index raises.
-
-    fastavro's reader (Cython) turns a negative index into `index + len(union)` before looking the
-    branch up, so index -1 silently reads as the last branch. It asks for the length only for a
-    negative index, so refusing to give one turns exactly those into an error, and non-negative
-    lookups stay at C speed. Nothing else asks a reader-side union for its length
-    (tests/unit/test_codec_avro.py pins this behaviour).
-    """
-
-    __slots__ = ()
-
-    def __len__(self) -> int:
-        msg = "negative union branch index"
-        raise IndexError(msg)
-
-
-def strict_schema(schema: ParsedSchema) -> ParsedSchema:
-    """A copy of a parsed schema for reading only, on which fastavro refuses negative indexes.
-
-    fastavro looks up `symbols[index]` and `union[index]` with the index it read, so a corrupt
-    negative index silently picks a symbol or branch from the end (enum bytes 01 read as the
-    last symbol). Here enum symbols become {index: symbol} dicts (a dict lookup costs what a list
-    index does) and unions a _StrictUnion; both then raise, and the codec reports the value as
-    corrupt. Only fit for the writer side of a read: resolution and encoding need the ordinary
-    schema.
-    """
-    copied = copy.deepcopy(schema)
-    seen: set[int] = set()
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return _StrictUnion(walk(item) for item in node)
-        if not isinstance(node, dict) or id(node) in seen:
-            return node
-        seen.add(id(node))
-        kind = node.get("type")
-        if kind == "enum":
-            node["symbols"] = dict(enumerate(node["symbols"]))
-        elif kind in ("record", "error"):
-            for field in node["fields"]:
-                field["type"] = walk(field["type"])
-        elif kind == "array":
-            node["items"] = walk(node["items"])
-        elif kind == "map":
-            node["values"] = walk(node["values"])
-        return node
-
-    walked = walk(copied)
-    if isinstance(copied, dict):
-        for named in copied.get("__named_schemas", {}).values():
-            walk(named)
-    return cast(ParsedSchema, walked)
-
-
-def _strip(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_strip(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {
-        key: value if key == "default" else _strip(value)
-        for key, value in node.items()
-        if key != "logicalType" and key not in _PARSED_MARKERS
-    }
-
-
-def _mismatch(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
-    """Why `writer` can never be read as `reader`, for what is cheap to see up front; else None.
-
-    Catches a different record (e.g. a decision on the listings topic) and a field whose logical
-    type differs (timestamp-micros read as millis would be silently wrong once annotations are gone).
-    fastavro finds the rest when it reads.
-    """
-    if not isinstance(writer, dict) or not isinstance(reader, dict):
-        return None
-    if writer.get("type") != reader.get("type"):
-        return f"{_kind(writer)} cannot be read as {_kind(reader)}"
-    w_name = str(writer.get("name", writer.get("type")))
-    r_name = str(reader.get("name", reader.get("type")))
-    # Avro matches record names unqualified, and a reader alias names a writer it accepts.
-    r_names = {str(n).rsplit(".", 1)[-1] for n in [r_name, *reader.get("aliases", ())]}
-    if w_name.rsplit(".", 1)[-1] not in r_names:
-        return f"{w_name} cannot be read as {r_name}"
-    writer_logical = _logical_types(writer)
-    for field, logical in _logical_types(reader).items():
-        other = writer_logical.get(field)
-        if other is not None and other != logical:
-            return f"field {field} is {other} in the writer but {logical} in the reader"
-    return None
-
-
-def _projection(writer: ParsedSchema, reader: ParsedSchema) -> tuple[tuple[str, Any], ...] | None:
-    """Reader fields to default if `writer` can be read alone and projected onto `reader`; else None.
-
-    Allowed when every reader field is in the writer with the same canonical type (so no
-    promotion, no enum or union change, no nested evolution), or is missing from the writer and
-    has a default whose JSON form is already its Python value. Aliases need fastavro's resolution.
-    """
-    if not isinstance(writer, dict) or not isinstance(reader, dict):
-        return None
-    if writer.get("type") != "record" or reader.get("type") != "record":
-        return None
-    written = {f["name"]: f for f in writer["fields"]}
-    missing: list[tuple[str, Any]] = []
-    for field in reader["fields"]:
-        if field.get("aliases"):
-            return None
-        other = written.get(field["name"])
-        if other is None:
-            if "default" not in field or not _plain_default(field["default"]):
-                return None
-            missing.append((field["name"], field["default"]))
-        elif _shape(other["type"]) != _shape(field["type"]):
-            return None
-    return tuple(missing)
-
-
-def _shape(node: Any) -> Any:
-    """What of a (sub)schema decides its bytes, like the canonical form but needing no name lookup.
-
-    A named type referenced by name in one schema and defined inline in the other compares
-    unequal, which only sends that writer down fastavro's full resolution.
-    """
-    if isinstance(node, list):
-        return [_shape(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    shaped = {key: node[key] for key in ("type", "name", "symbols", "size") if key in node}
-    for key in ("items", "values"):
-        if key in node:
-            shaped[key] = _shape(node[key])
-    if "fields" in node:
-        shaped["fields"] = [(f["name"], _shape(f["type"])) for f in node["fields"]]
-    return shaped
-
-
-def _plain_default(default: Any) -> bool:
-    """Defaults that need no conversion from JSON (bytes and fixed defaults do)."""
-    return default is None or default in ({}, []) or isinstance(default, bool | int | float)
-
-
-def _kind(schema: dict[str, Any]) -> str:
-    """'record a.b.Name', or just 'array' for an unnamed type."""
-    return " ".join(str(schema[key]) for key in ("type", "name") if key in schema)
-
-
-def _logical_types(record: dict[str, Any]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for field in record.get("fields", ()):
-        kind = field.get("type")
-        if isinstance(kind, dict) and "logicalType" in kind:
-            found[str(field["name"])] = str(kind["logicalType"])
-    return found
 
 
 def _read_error(exc: Exception, label: str) -> DecodeError:

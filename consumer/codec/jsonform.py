@@ -14,9 +14,9 @@ from typing import Any, Final, cast
 
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
-from consumer.codec.avro import strip_logical_types
 from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.records import decision_record, listing_from_record, listing_record
+from consumer.codec.resolution import strip_logical_types
 from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing

@@ -12,8 +12,8 @@ import pytest
 from fastavro import parse_schema, schemaless_reader
 
 from consumer.codec import LISTING_CREATED, LISTING_DECISION, AvroCodec, BundledSchemas
-from consumer.codec.avro import strict_schema
 from consumer.codec.framing import CONFLUENT_HEADER_SIZE, SINGLE_OBJECT_HEADER_SIZE, read_header
+from consumer.codec.resolution import strict_schema
 from consumer.codec.schemas import ParsedSchema
 from consumer.errors import DecodeError, SchemaSourceUnavailable
 from consumer.events import Decision, Listing, Price, Reason, SourceRef

@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
-from consumer.codec.avro import _read_error, strict_schema, strip_logical_types
+from consumer.codec.avro import _read_error
 from consumer.codec.limits import listing_too_large
 from consumer.codec.listing_reader import CANONICAL_FINGERPRINT
 from consumer.codec.records import row_from_record
+from consumer.codec.resolution import strict_schema, strip_logical_types
 from consumer.errors import DecodeError
 from consumer.events import (
     Decision,
@@ -36,8 +37,8 @@ from consumer.events import (
 )
 from consumer.pipeline import (
     VERDICT_CACHE_ENTRIES,
-    Decided,
     DeadLettered,
+    Decided,
     Verdicts,
     decide_batch,
     tally,
@@ -156,7 +157,9 @@ class TestDecideBatch:
         policy = POLICIES[name]
         records = _records(listings, partition, offset)
         results = decide_batch(records, CODEC, policy, NOW_MS, Verdicts.of(CODEC, policy))
-        expected = [_reference_decision(x, r, policy) for x, r in zip(listings, records, strict=True)]
+        expected = [
+            _reference_decision(x, r, policy) for x, r in zip(listings, records, strict=True)
+        ]
         values = [r.value for r in results if isinstance(r, Decided)]
         assert values == [CODEC.encode_decision(d) for d in expected]
         assert [CODEC.decode_decision(v) for v in values] == expected
@@ -246,7 +249,7 @@ def _fastavro_row(value: bytes) -> Any:
     stream.seek(10)
     try:
         record = schemaless_reader(stream, _STRICT, None)
-    except Exception as exc:  # noqa: BLE001 - mapped to codes as the codec maps them
+    except Exception as exc:
         return _read_error(exc, "test").code
     if stream.tell() != len(value):
         return "corrupt"
