@@ -1,10 +1,19 @@
-"""Micro-benchmark of the pure core, no Kafka: evaluations/s and decode+evaluate+encode/s.
+"""Micro-benchmark of the pure core, no Kafka: each stage of decide_batch in µs per event.
 
-    .venv/bin/python bench/micro.py [--count 20000] [--repeats 5] [--policy FILE]
+    .venv/bin/python bench/micro.py [--count 20000] [--repeats 7] [--policy FILE]
 
-Generates seeded listings, encodes them once, then times (a) evaluate() alone and (b) decide_batch
-(decode → evaluate → encode, as the worker runs it) over the whole batch, REPEATS times each, and
-prints the median and the spread. Not a test: figures depend on the machine.
+Generates seeded listings, encodes them once, then times each stage over the whole batch REPEATS
+times, rounds interleaved so a noisy neighbour hurts every stage alike, and prints the median and
+the minimum CPU time (time.process_time) per event:
+
+- decode: codec.read_listing (value -> ListingRow + the copied fields), the hot path's decoder
+- evaluate: scan (the policy's rules -> VerdictKey) and the verdict-cache lookup
+- encode: the decision's bytes from the cached verdict part and the per-event fields
+- decide_batch: all of it as the worker calls it, plus Decided and headers
+- for reference: fastavro's schemaless_reader / schemaless_writer, evaluate() building a Verdict,
+  and the decode -> evaluate -> make_decision -> encode_decision chain of typed records.
+
+Not a test: figures depend on the machine.
 """
 
 from __future__ import annotations
@@ -13,26 +22,22 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
-from consumer.codec import AvroCodec
-from consumer.events import RawRecord
-from consumer.pipeline import decide_batch
+from fastavro import schemaless_reader, schemaless_writer
+
+from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
+from consumer.codec.binary import encode_long
+from consumer.codec.decision_writer import source_prefix
+from consumer.codec.records import decision_record
+from consumer.codec.resolution import strip_logical_types
+from consumer.events import RawRecord, SourceRef, make_decision
+from consumer.pipeline import Verdicts, decide_batch
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
+from consumer.policy.evaluate import scan
 from consumer.sample import generate
-
-
-def _rates(label: str, count: int, repeats: int, work: Callable[[], object]) -> None:
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        rates.append(count / (time.perf_counter() - started))
-    print(
-        f"{label:<34} median {statistics.median(rates):>10,.0f}/s "
-        f"(min {min(rates):,.0f}, max {max(rates):,.0f}, {repeats} runs of {count:,})"
-    )
 
 
 def main() -> None:
@@ -40,7 +45,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--policy", type=Path, help="policy YAML (default: the bundled one)")
     args = parser.parse_args()
     text = args.policy.read_text() if args.policy else bundled_policy_text()
@@ -48,17 +53,125 @@ def main() -> None:
     codec = AvroCodec()
     listings = list(islice(generate(7), args.count))
     records = [
-        RawRecord("bench", 0, n, None, listing.listing_id.encode(), codec.encode_listing(listing))
+        RawRecord(
+            "bench",
+            n % 6,
+            1_000_000 + n,
+            None,
+            listing.listing_id.encode(),
+            codec.encode_listing(listing),
+            (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),),
+        )
         for n, listing in enumerate(listings)
     ]
-    print(f"policy {policy.policy_id} {policy.version}")
-    _rates("evaluate", args.count, args.repeats, lambda: [evaluate(x, policy) for x in listings])
-    _rates(
-        "decode + evaluate + encode",
-        args.count,
-        args.repeats,
-        lambda: decide_batch(records, codec, policy, 0),
+    values = [codec.encode_listing(listing) for listing in listings]
+    read = codec.read_listing
+    decoded = [read(v) for v in values]
+    rows = [d[0] for d in decoded]
+    verdicts = Verdicts.of(codec, policy)
+    keys = [scan(row, policy) for row in rows]
+    entries = [verdicts.entries.get(k) or verdicts.add(k) for k in keys]
+    writer = verdicts.writer
+    now_ms = 1_700_000_000_000
+
+    def decode() -> None:
+        for v in values:
+            read(v)
+
+    def evaluate_stage() -> None:
+        get = verdicts.entries.get
+        for row in rows:
+            get(scan(row, policy))
+
+    def encode() -> None:
+        join = b"".join
+        header = writer.header
+        decision_id = writer.decision_id_field
+        decided = encode_long(now_ms)
+        source = source_prefix("bench", 0)
+        for (row, event_id, event_time, ids), entry, r in zip(
+            decoded, entries, records, strict=True
+        ):
+            join(
+                (
+                    header,
+                    decision_id(row.event_id),
+                    event_id,
+                    ids,
+                    entry.part,
+                    event_time,
+                    decided,
+                    source,
+                    encode_long(r.offset),
+                )
+            )
+
+    reader_schema = strip_logical_types(BundledSchemas.load()[LISTING_CREATED].parsed)
+    decision_schema = codec._decision_schema
+    typed = [
+        make_decision(
+            listing,
+            evaluate(listing, policy),
+            policy=policy.policy_id,
+            policy_version=policy.version,
+            decided_at_ms=now_ms,
+            source=SourceRef("bench", 0, n),
+        )
+        for n, listing in enumerate(listings)
+    ]
+
+    def fastavro_read() -> None:
+        for v in values:
+            stream = BytesIO(v)
+            stream.seek(10)
+            schemaless_reader(stream, reader_schema, None)
+
+    def fastavro_write() -> None:
+        for d in typed:
+            record = decision_record(d)
+            if record["source"] is not None:
+                record["source"] = ("id.marketplace.importclosure.v1.SourceRef", record["source"])
+            stream = BytesIO()
+            schemaless_writer(stream, decision_schema, record)
+
+    def typed_chain() -> None:
+        for r in records:
+            listing = codec.decode_listing(r.value)
+            decision = make_decision(
+                listing,
+                evaluate(listing, policy),
+                policy=policy.policy_id,
+                policy_version=policy.version,
+                decided_at_ms=now_ms,
+                source=SourceRef(r.topic, r.partition, r.offset),
+            )
+            codec.encode_decision(decision)
+
+    stages: dict[str, Callable[[], object]] = {
+        "decode (read_listing)": decode,
+        "evaluate (scan + verdict lookup)": evaluate_stage,
+        "encode (spliced decision bytes)": encode,
+        "decide_batch (all of it)": lambda: decide_batch(records, codec, policy, now_ms, verdicts),
+        "ref: fastavro schemaless_reader": fastavro_read,
+        "ref: evaluate() -> Verdict": lambda: [evaluate(x, policy) for x in listings],
+        "ref: fastavro schemaless_writer": fastavro_write,
+        "ref: typed chain (Listing..Decision)": typed_chain,
+    }
+    print(
+        f"policy {policy.policy_id} {policy.version}; {args.count:,} events, {args.repeats} rounds"
     )
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(args.repeats):
+        for name, work in stages.items():
+            started = time.process_time()
+            work()
+            times[name].append((time.process_time() - started) / args.count * 1e6)
+    for name, spent in times.items():
+        median = statistics.median(spent)
+        print(
+            f"  {name:<38} median {median:6.2f} µs/event  (min {min(spent):.2f})"
+            f"  = {1e6 / median:>9,.0f}/s per CPU-second"
+        )
 
 
 if __name__ == "__main__":

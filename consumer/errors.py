@@ -31,8 +31,8 @@ class DecodeError(ImportClosureError, ValueError):
     """A message value that cannot be turned into a listing.
 
     `code` is one of: empty, unknown_magic, unknown_schema_id, unknown_fingerprint, truncated,
-    corrupt, invalid_utf8, schema_mismatch, invalid_listing; and, for JSON Lines input only,
-    invalid_json and too_long.
+    corrupt, invalid_utf8, schema_mismatch, too_large (past a limit in codec/limits.py),
+    invalid_listing; and, for JSON Lines input only, invalid_json and too_long.
     """
 
     def __init__(self, code: str, message: str) -> None:

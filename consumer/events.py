@@ -1,4 +1,9 @@
-"""Frozen records that cross module boundaries. The core never sees a confluent_kafka.Message."""
+"""Immutable records that cross module boundaries. The core never sees a confluent_kafka.Message.
+
+Records made once per event on the hot path (RawRecord, ListingRow) are NamedTuples: as immutable
+and typed as a frozen dataclass, but built in C, where a frozen dataclass's __init__ runs
+object.__setattr__ once per field (RawRecord: 0.9 us against 0.4 us on the benchmark machine).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Outcome = Literal["APPROVED", "REJECTED"]
 Channel = Literal["DOMESTIC", "CROSS_BORDER"]
@@ -15,8 +20,7 @@ Channel = Literal["DOMESTIC", "CROSS_BORDER"]
 DECISION_ID_NAMESPACE = uuid.UUID("5b0b7c52-5a43-4f7e-9a8e-6f1f3f0c2a11")
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """A Kafka message copied out of confluent_kafka.Message, so the core can be tested without a broker."""
 
     topic: str
@@ -62,6 +66,56 @@ class Listing:
     brand: str | None = None
     hs_code: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+class PriceRow(NamedTuple):
+    """Price of a ListingRow; same attributes as Price."""
+
+    amount_minor: int
+    currency: str
+
+
+class ListingRow(NamedTuple):
+    """A decoded listing on the hot path: Listing's attributes in Listing's order, built in C.
+
+    evaluate reads either; `Listing` stays the typed record at the API edges (check, tests).
+    """
+
+    event_id: str
+    event_time_ms: int
+    listing_id: str
+    seller_id: str
+    site: str
+    seller_country: str
+    ship_from_country: str
+    category_id: str
+    category_path: tuple[str, ...]
+    title: str
+    price: PriceRow
+    channel: Channel | None
+    brand: str | None
+    hs_code: str | None
+    attributes: Mapping[str, str]
+
+    def listing(self) -> Listing:
+        """The same listing as the frozen record."""
+        return Listing(
+            self.event_id,
+            self.event_time_ms,
+            self.listing_id,
+            self.seller_id,
+            self.site,
+            self.seller_country,
+            self.ship_from_country,
+            self.category_id,
+            self.category_path,
+            self.title,
+            Price(self.price.amount_minor, self.price.currency),
+            self.channel,
+            self.brand,
+            self.hs_code,
+            self.attributes,
+        )
 
 
 @dataclass(frozen=True, slots=True)

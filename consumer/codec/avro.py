@@ -6,6 +6,10 @@ wire (by fingerprint or registry id) is paired with our reader schema the first 
 Timestamps stay integers of epoch milliseconds. The schemas the codec hands to fastavro are copies
 with the logicalType annotations removed: the bytes on the wire are the same, and no datetime is
 built and taken apart again for every message.
+
+The worker's hot path (read_listing, decision_writer) reads values of the bundled ListingCreated
+schema with the hand-written listing_reader and writes decisions with decision_writer; fastavro
+reads every other writer schema, and stays the reference the property tests compare them with.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from collections.abc import Iterable, Mapping
 from io import BytesIO
 from typing import Any, Final, cast
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
+from consumer.codec.binary import encode_long, encode_string
+from consumer.codec.decision_writer import DecisionWriter
 from consumer.codec.framing import (
     CONFLUENT_HEADER_SIZE,
     SINGLE_OBJECT_HEADER_SIZE,
@@ -27,7 +33,10 @@ from consumer.codec.framing import (
     schema_fingerprint,
     single_object_header,
 )
-from consumer.codec.records import decision_record, listing_from_record, listing_record
+from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
+from consumer.codec.listing_reader import CANONICAL_FINGERPRINT, ReadListing, read_listing
+from consumer.codec.records import decision_record, listing_record, row_from_record
+from consumer.codec.resolution import mismatch, projection, strict_schema, strip_logical_types
 from consumer.codec.schemas import (
     LISTING_CREATED,
     LISTING_DECISION,
@@ -37,12 +46,10 @@ from consumer.codec.schemas import (
     SchemaSource,
 )
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Reason, SourceRef
+from consumer.events import Decision, Listing, ListingRow, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
-#: Keys fastavro adds to a parsed schema; dropped before a stripped copy is parsed again.
-_PARSED_MARKERS: Final = frozenset({"__fastavro_parsed", "__named_schemas"})
 #: Longest excerpt of a library message kept in ours; resolution errors can print whole schemas.
 _DETAIL_LIMIT: Final = 160
 
@@ -51,10 +58,11 @@ class _Plan:
     """How to read values of one writer schema, or why it cannot be done.
 
     `reader` is None when the writer's fields can be read as they are and projected onto ours:
-    then `defaults` lists the reader fields the writer lacks, filled in after the read.
+    then `defaults` lists the reader fields the writer lacks, filled in after the read. `same`
+    says the writer is the reader schema itself (the hand-written listing reader may read it).
     """
 
-    __slots__ = ("defaults", "error", "label", "reader", "writer")
+    __slots__ = ("defaults", "error", "label", "reader", "same", "writer")
 
     def __init__(
         self,
@@ -64,7 +72,9 @@ class _Plan:
         *,
         defaults: tuple[tuple[str, Any], ...] = (),
         error: str | None = None,
+        same: bool = False,
     ) -> None:
+        self.same = same
         self.label = label
         self.writer = writer
         self.reader = reader
@@ -78,10 +88,12 @@ class _Reader:
     __slots__ = (
         "_by_fingerprint",
         "_by_id",
+        "_max_bytes",
         "_reader",
         "_reader_annotated",
         "_reader_fingerprint",
         "_source",
+        "_strict_reader",
     )
 
     def __init__(
@@ -90,9 +102,12 @@ class _Reader:
         known_writers: Mapping[bytes, ParsedSchema],
         source: SchemaSource | None,
         known_ids: Mapping[int, ParsedSchema],
+        max_bytes: int | None = None,
     ) -> None:
         self._reader_annotated = reader
         self._reader = strip_logical_types(reader)
+        self._strict_reader = strict_schema(self._reader)
+        self._max_bytes = max_bytes
         self._reader_fingerprint = schema_fingerprint(reader)
         self._source = source
         self._by_fingerprint = {
@@ -102,19 +117,19 @@ class _Reader:
         self._by_id = {i: self._plan(f"schema id {i}", schema) for i, schema in known_ids.items()}
 
     def _plan(self, label: str, writer: ParsedSchema) -> _Plan:
-        error = _mismatch(writer, self._reader_annotated)
+        error = mismatch(writer, self._reader_annotated)
         if error is not None:
             return _Plan(label, writer, self._reader, error=error)
         if schema_fingerprint(writer) == self._reader_fingerprint:
-            # Same schema: passing one object twice lets fastavro skip resolution entirely.
-            return _Plan(label, self._reader, self._reader)
+            # Same schema: read with the writer alone, no resolution at all.
+            return _Plan(label, self._strict_reader, None, same=True)
         stripped = strip_logical_types(writer)
-        defaults = _projection(stripped, self._reader)
+        defaults = projection(stripped, self._reader)
         if defaults is not None:
             # fastavro resolves field by field on every read (about 40% slower); reading with
             # the writer alone and filling defaults gives the same record when this is allowed.
-            return _Plan(label, stripped, None, defaults=defaults)
-        return _Plan(label, stripped, self._reader)
+            return _Plan(label, strict_schema(stripped), None, defaults=defaults)
+        return _Plan(label, strict_schema(stripped), self._reader)
 
     def _plan_for_id(self, schema_id: int) -> _Plan:
         if self._source is None:
@@ -124,10 +139,18 @@ class _Reader:
         self._by_id[schema_id] = plan
         return plan
 
-    def read(self, value: bytes | None) -> dict[str, Any]:
-        """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
+    def same(self, fingerprint: bytes) -> bool:
+        """Whether values with this writer fingerprint are read with the reader schema itself."""
+        plan = self._by_fingerprint.get(fingerprint)
+        return plan is not None and plan.same
+
+    def locate(self, value: bytes | None) -> tuple[_Plan, int]:
+        """How to read `value` and where its body starts; DecodeError when it cannot be read."""
         if value is None:
             raise DecodeError("empty", "value is null (tombstone)")
+        if self._max_bytes is not None and len(value) > self._max_bytes:
+            msg = f"value has {len(value)} bytes, more than {self._max_bytes}"
+            raise DecodeError("too_large", msg)
         header = read_header(value)
         if isinstance(header, ConfluentHeader):
             plan = self._by_id.get(header.schema_id) or self._plan_for_id(header.schema_id)
@@ -141,6 +164,16 @@ class _Reader:
             offset = SINGLE_OBJECT_HEADER_SIZE
         if plan.error is not None:
             raise DecodeError("schema_mismatch", f"writer {plan.label}: {plan.error}")
+        return plan, offset
+
+    def read(self, value: bytes | None) -> dict[str, Any]:
+        """The record in `value`; raises DecodeError (or SchemaSourceUnavailable from the source)."""
+        plan, offset = self.locate(value)
+        return self.read_body(cast(bytes, value), plan, offset)
+
+    @staticmethod
+    def read_body(value: bytes, plan: _Plan, offset: int) -> dict[str, Any]:
+        """The record from `offset` to the end of `value`, with fastavro."""
         stream = BytesIO(value)
         stream.seek(offset)
         try:
@@ -173,6 +206,7 @@ class AvroCodec:
         "_decision_header",
         "_decision_schema",
         "_decisions",
+        "_fast_prefix",
         "_listing_header",
         "_listing_schema",
         "_listings",
@@ -192,10 +226,16 @@ class AvroCodec:
         known = {s.fingerprint: s.parsed for s in schemas.by_name.values()}
         known.update({schema_fingerprint(s): s for s in writer_schemas})
         own_ids = {} if decision_schema_id is None else {decision_schema_id: decision.parsed}
-        self._listings = _Reader(listing.parsed, known, schema_source, {})
+        self._listings = _Reader(listing.parsed, known, schema_source, {}, MAX_VALUE_BYTES)
         self._decisions = _Reader(decision.parsed, known, schema_source, own_ids)
         self._listing_schema = strip_logical_types(listing.parsed)
         self._listing_header = single_object_header(listing.fingerprint)
+        # The hand-written reader is written for one schema; any other bundled one uses fastavro,
+        # as does a writer given for our fingerprint that differs in a logical type.
+        fast = listing.fingerprint == CANONICAL_FINGERPRINT
+        self._fast_prefix = (
+            self._listing_header if fast and self._listings.same(listing.fingerprint) else None
+        )
         self._decision_schema = strip_logical_types(decision.parsed)
         self._decision_header = (
             single_object_header(decision.fingerprint)
@@ -205,7 +245,37 @@ class AvroCodec:
 
     def decode_listing(self, value: bytes | None) -> Listing:
         """The listing in a Kafka value; every failure is a DecodeError with a stable code."""
-        return listing_from_record(self._listings.read(value))
+        return self.read_listing(value)[0].listing()
+
+    def read_listing(self, value: bytes | None) -> ReadListing:
+        """The hot path's decode: a ListingRow plus its event_id, event_time and listing_id..site
+        fields as encoded (the decision writer copies them). Same errors as decode_listing.
+        """
+        fast = self._fast_prefix
+        if (
+            value is not None
+            and fast is not None
+            and value.startswith(fast)
+            and len(value) <= MAX_VALUE_BYTES
+        ):
+            found = read_listing(value, SINGLE_OBJECT_HEADER_SIZE)
+        else:
+            plan, offset = self._listings.locate(value)
+            value = cast(bytes, value)
+            if plan.same and self._fast_prefix is not None:
+                found = read_listing(value, offset)
+            else:
+                found = _encoded_fields(
+                    row_from_record(self._listings.read_body(value, plan, offset))
+                )
+        too_large = listing_too_large(found[0], len(value))
+        if too_large is not None:
+            raise DecodeError("too_large", too_large)
+        return found
+
+    def decision_writer(self, policy_id: str, policy_version: str) -> DecisionWriter:
+        """The hand-written encoder of this codec's decision framing, for one policy version."""
+        return DecisionWriter(self._decision_header, policy_id, policy_version)
 
     def encode_listing(self, listing: Listing) -> bytes:
         """Single-object ListingCreated, as the sample producer writes it."""
@@ -261,110 +331,17 @@ class AvroCodec:
         return stream.getvalue()
 
 
-def strip_logical_types(schema: ParsedSchema) -> ParsedSchema:
-    """A parsed copy of `schema` without logicalType annotations: same wire format, plain values."""
-    return parse_schema(_strip(schema))
-
-
-def _strip(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_strip(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {
-        key: value if key == "default" else _strip(value)
-        for key, value in node.items()
-        if key != "logicalType" and key not in _PARSED_MARKERS
-    }
-
-
-def _mismatch(writer: ParsedSchema, reader: ParsedSchema) -> str | None:
-    """Why `writer` can never be read as `reader`, for what is cheap to see up front; else None.
-
-    Catches a different record (e.g. a decision on the listings topic) and a field whose logical
-    type differs (timestamp-micros read as millis would be silently wrong once annotations are gone).
-    fastavro finds the rest when it reads.
-    """
-    if not isinstance(writer, dict) or not isinstance(reader, dict):
-        return None
-    if writer.get("type") != reader.get("type"):
-        return f"{_kind(writer)} cannot be read as {_kind(reader)}"
-    w_name = str(writer.get("name", writer.get("type")))
-    r_name = str(reader.get("name", reader.get("type")))
-    # Avro matches record names unqualified, and a reader alias names a writer it accepts.
-    r_names = {str(n).rsplit(".", 1)[-1] for n in [r_name, *reader.get("aliases", ())]}
-    if w_name.rsplit(".", 1)[-1] not in r_names:
-        return f"{w_name} cannot be read as {r_name}"
-    writer_logical = _logical_types(writer)
-    for field, logical in _logical_types(reader).items():
-        other = writer_logical.get(field)
-        if other is not None and other != logical:
-            return f"field {field} is {other} in the writer but {logical} in the reader"
-    return None
-
-
-def _projection(writer: ParsedSchema, reader: ParsedSchema) -> tuple[tuple[str, Any], ...] | None:
-    """Reader fields to default if `writer` can be read alone and projected onto `reader`; else None.
-
-    Allowed when every reader field is in the writer with the same canonical type (so no
-    promotion, no enum or union change, no nested evolution), or is missing from the writer and
-    has a default whose JSON form is already its Python value. Aliases need fastavro's resolution.
-    """
-    if not isinstance(writer, dict) or not isinstance(reader, dict):
-        return None
-    if writer.get("type") != "record" or reader.get("type") != "record":
-        return None
-    written = {f["name"]: f for f in writer["fields"]}
-    missing: list[tuple[str, Any]] = []
-    for field in reader["fields"]:
-        if field.get("aliases"):
-            return None
-        other = written.get(field["name"])
-        if other is None:
-            if "default" not in field or not _plain_default(field["default"]):
-                return None
-            missing.append((field["name"], field["default"]))
-        elif _shape(other["type"]) != _shape(field["type"]):
-            return None
-    return tuple(missing)
-
-
-def _shape(node: Any) -> Any:
-    """What of a (sub)schema decides its bytes, like the canonical form but needing no name lookup.
-
-    A named type referenced by name in one schema and defined inline in the other compares
-    unequal, which only sends that writer down fastavro's full resolution.
-    """
-    if isinstance(node, list):
-        return [_shape(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    shaped = {key: node[key] for key in ("type", "name", "symbols", "size") if key in node}
-    for key in ("items", "values"):
-        if key in node:
-            shaped[key] = _shape(node[key])
-    if "fields" in node:
-        shaped["fields"] = [(f["name"], _shape(f["type"])) for f in node["fields"]]
-    return shaped
-
-
-def _plain_default(default: Any) -> bool:
-    """Defaults that need no conversion from JSON (bytes and fixed defaults do)."""
-    return default is None or default in ({}, []) or isinstance(default, bool | int | float)
-
-
-def _kind(schema: dict[str, Any]) -> str:
-    """'record a.b.Name', or just 'array' for an unnamed type."""
-    return " ".join(str(schema[key]) for key in ("type", "name") if key in schema)
-
-
-def _logical_types(record: dict[str, Any]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for field in record.get("fields", ()):
-        kind = field.get("type")
-        if isinstance(kind, dict) and "logicalType" in kind:
-            found[str(field["name"])] = str(kind["logicalType"])
-    return found
+def _encoded_fields(row: ListingRow) -> ReadListing:
+    """What read_listing returns, for a row fastavro decoded: the copied fields encoded anew."""
+    try:
+        return (
+            row,
+            encode_string(row.event_id),
+            encode_long(row.event_time_ms),
+            encode_string(row.listing_id) + encode_string(row.seller_id) + encode_string(row.site),
+        )
+    except UnicodeEncodeError as exc:  # a lone surrogate cannot come from UTF-8, but be sure
+        raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
 
 
 def _read_error(exc: Exception, label: str) -> DecodeError:

@@ -20,8 +20,9 @@ from typing import IO, Any, Final, cast
 
 from fastavro.validation import ValidationError, ValidationErrorData, validate
 
-from consumer.codec.avro import strip_logical_types
+from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.records import decision_record, listing_from_record, listing_record
+from consumer.codec.resolution import strip_logical_types
 from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing
@@ -111,7 +112,11 @@ def listing_from_json(obj: object) -> Listing:
         validate(record, schema, raise_errors=True)
     except ValidationError as exc:
         raise _invalid_from(exc.errors, record) from exc
-    return listing_from_record(record)
+    listing = listing_from_record(record)
+    too_large = listing_too_large(listing, MAX_VALUE_BYTES)  # no wire size: check every length
+    if too_large is not None:
+        raise DecodeError("too_large", too_large)
+    return listing
 
 
 def listing_to_json(listing: Listing) -> dict[str, Any]:

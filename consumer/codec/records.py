@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consumer.events import Decision, Listing, Price
+from consumer.events import Decision, Listing, ListingRow, Price, PriceRow
 
 
 def decision_record(d: Decision) -> dict[str, Any]:
@@ -59,6 +59,28 @@ def listing_from_record(r: Mapping[str, Any]) -> Listing:
         # fastavro hands out the schema's own default {} when the writer had no attributes field;
         # a fresh dict keeps one listing's attributes from being every defaulted listing's.
         r["attributes"] or {},
+    )
+
+
+def row_from_record(r: Mapping[str, Any]) -> ListingRow:
+    """A ListingRow from a record shaped by the ListingCreated reader schema (timestamps as ints)."""
+    price = r["price"]
+    return ListingRow(
+        r["event_id"],
+        r["event_time"],
+        r["listing_id"],
+        r["seller_id"],
+        r["site"],
+        r["seller_country"],
+        r["ship_from_country"],
+        r["category_id"],
+        tuple(r["category_path"]),
+        r["title"],
+        PriceRow(price["amount_minor"], price["currency"]),
+        r["channel"],
+        r["brand"],
+        r["hs_code"],
+        r["attributes"] or {},  # a fresh dict, not the schema's shared default (see above)
     )
 
 

@@ -80,11 +80,14 @@ class Outputs:
         on_delivery = self._callback(chunk, group)
         for result in group:
             if isinstance(result, Decided):
-                d = result.decision
-                approved = d.outcome == "APPROVED"
+                approved = result.verdict.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
                 refused = self._produce(
-                    topic, result.value, d.listing_id.encode(), list(result.headers), on_delivery
+                    topic,
+                    result.value,
+                    result.listing_id.encode(),
+                    list(result.headers),
+                    on_delivery,
                 )
                 if refused is not None:
                     code, detail = refused

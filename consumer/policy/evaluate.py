@@ -12,47 +12,75 @@ Choices the issue leaves open:
 
 from __future__ import annotations
 
-from consumer.events import Listing, Reason, Verdict
+from typing import cast
+
+from consumer.events import Listing, ListingRow, Reason, Verdict
 from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRule
 
+#: What a verdict depends on, and nothing else (see scan): cluster, cross-border, indexes of the
+#: matched rules in file order, and the listing's currency when it has no fx rate and a matched
+#: reject rule needed one. Equal keys mean equal verdicts under one policy, so the hot path can
+#: keep one verdict (and its encoded bytes) per key.
+VerdictKey = tuple[str | None, bool, tuple[int, ...], str | None]
 
-def is_cross_border(listing: Listing) -> bool:
+
+def is_cross_border(listing: Listing | ListingRow) -> bool:
     """The channel when the producer set it, otherwise shipping from abroad."""
     if listing.channel is not None:
         return listing.channel == "CROSS_BORDER"
     return listing.ship_from_country != listing.site
 
 
-def evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
+def evaluate(listing: Listing | ListingRow, compiled: CompiledPolicy) -> Verdict:
     """Decide one listing; out-of-scope sites are APPROVED without evaluating any rule."""
+    return verdict_of(scan(listing, compiled), compiled)
+
+
+def scan(listing: Listing | ListingRow, compiled: CompiledPolicy) -> VerdictKey:
+    """Evaluate the rules and say what the verdict depends on, without building it."""
     cross_border = is_cross_border(listing)
     cluster = compiled.taxonomy.cluster_of(listing.category_id, listing.category_path)
     scope = compiled.scope_sites
     if scope is not None and listing.site not in scope:
-        return Verdict("APPROVED", (), (), cluster, cross_border)
+        return (cluster, cross_border, (), None)
     now = listing.event_time_ms
-    matched: list[str] = []
-    reasons: list[Reason] = []
-    allowed = False
-    for rule in compiled.rules:
+    matched: list[int] = []
+    unknown = False
+    # The rule checks are typed for Listing; a ListingRow has the same attributes.
+    as_listing = cast(Listing, listing)
+    for index, rule in enumerate(compiled.rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
-        outcome = rule_matches(rule, listing, cross_border, cluster)
-        if outcome is False:
-            continue
+        outcome = rule_matches(rule, as_listing, cross_border, cluster)
+        if outcome is True:
+            matched.append(index)
+        elif outcome is None and not rule.allow:
+            # fail closed: a reject rule whose price cannot be converted matches; an allow rule not
+            matched.append(index)
+            unknown = True
+    return (cluster, cross_border, tuple(matched), listing.price.currency if unknown else None)
+
+
+def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
+    """The verdict a scan key stands for."""
+    cluster, cross_border, matched, unknown_currency = key
+    rules = compiled.rules
+    reasons: list[Reason] = []
+    allowed = False
+    for index in matched:
+        rule = rules[index]
         if rule.allow:
-            if outcome is True:
-                allowed = True
-                matched.append(rule.id)
+            allowed = True
             continue
-        matched.append(rule.id)
         reason = rule.reason
-        if outcome is None or reason is None:
-            reason = unknown_currency_reason(rule, listing.price.currency)
+        if reason is None or (unknown_currency is not None and rule.prices):
+            # every price check shares one rate table: unknown for one is unknown for all
+            reason = unknown_currency_reason(rule, unknown_currency or "")
         reasons.append(reason)
+    matched_ids = tuple(rules[index].id for index in matched)
     if allowed or not reasons:
-        return Verdict("APPROVED", (), tuple(matched), cluster, cross_border)
-    return Verdict("REJECTED", tuple(reasons), tuple(matched), cluster, cross_border)
+        return Verdict("APPROVED", (), matched_ids, cluster, cross_border)
+    return Verdict("REJECTED", tuple(reasons), matched_ids, cluster, cross_border)
 
 
 def rule_matches(

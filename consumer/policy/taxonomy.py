@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 
 from consumer.policy.model import Cluster
 
-MEMO_LIMIT = 100_000
+#: Keys longer than this (category id plus path, in characters) are looked up but not memoised:
+#: real category paths are far shorter, and a memoised key keeps its strings alive.
+MEMO_KEY_CHARS = 256
+#: Estimated memory the memo may hold before it is cleared; at about 500 bytes per typical
+#: entry that is some 30,000 categories, more than a large marketplace has.
+MEMO_BYTES = 16 * 1024 * 1024
+#: Estimated cost of one entry besides its characters: dict slot, key and path tuples, str
+#: headers (CPython 3.11: str 49-80 bytes, tuple 40 + 8 per item). Characters count 4 bytes each,
+#: the most a str spends on one.
+_ENTRY_BYTES = 300
+_SEGMENT_BYTES = 80
 
 
 def normalise_segment(segment: str) -> str:
@@ -46,6 +56,16 @@ class _Entry:
     match: ClusterMatch
 
 
+class _Memo:
+    """Cluster names by (category_id, raw path), bounded by estimated bytes, not entries."""
+
+    __slots__ = ("bytes", "entries")
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self.bytes = 0
+
+
 @dataclass(frozen=True, slots=True)
 class TaxonomyIndex:
     """Dicts keyed by normalised prefix tuple and by category id; the first cluster listed keeps a key.
@@ -59,7 +79,7 @@ class TaxonomyIndex:
     max_depth: int
     #: Results by (category_id, raw path). A marketplace has a bounded set of categories, so after
     #: warm-up a lookup is one dict hit instead of Unicode normalisation of every segment.
-    _memo: dict[tuple[str, tuple[str, ...]], str | None] = field(default_factory=dict, repr=False)
+    _memo: _Memo = field(default_factory=_Memo, repr=False, compare=False)
 
     @classmethod
     def build(cls, clusters: Sequence[Cluster]) -> TaxonomyIndex:
@@ -97,11 +117,23 @@ class TaxonomyIndex:
         """The cluster name, memoised (a pure function of its arguments, so the memo is invisible)."""
         key = (category_id, category_path)
         memo = self._memo
-        if key in memo:
-            return memo[key]
+        entries = memo.entries
+        if key in entries:
+            return entries[key]
         match = self.lookup(category_id, category_path)
         cluster = None if match is None else match.cluster
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()  # bounded memory against a stream of ever-new categories
-        memo[key] = cluster
+        chars = len(category_id) + sum(map(len, category_path))
+        if chars > MEMO_KEY_CHARS:
+            return cluster  # a key this long is no real category; do not keep it alive
+        cost = _ENTRY_BYTES + _SEGMENT_BYTES * len(category_path) + 4 * chars
+        if memo.bytes + cost > MEMO_BYTES:
+            entries.clear()  # bounded memory against a stream of ever-new categories
+            memo.bytes = 0
+        entries[key] = cluster
+        memo.bytes += cost
         return cluster
+
+    @property
+    def memo_bytes(self) -> int:
+        """Estimated memory held by the memo (at most MEMO_BYTES)."""
+        return self._memo.bytes

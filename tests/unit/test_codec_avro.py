@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from io import BytesIO
 from typing import Any
 
 import pytest
-from fastavro import parse_schema
+from fastavro import parse_schema, schemaless_reader
 
 from consumer.codec import LISTING_CREATED, LISTING_DECISION, AvroCodec, BundledSchemas
 from consumer.codec.framing import CONFLUENT_HEADER_SIZE, SINGLE_OBJECT_HEADER_SIZE, read_header
+from consumer.codec.resolution import strict_schema
 from consumer.codec.schemas import ParsedSchema
 from consumer.errors import DecodeError, SchemaSourceUnavailable
 from consumer.events import Decision, Listing, Price, Reason, SourceRef
@@ -19,6 +21,7 @@ from tests.unit.listings import make_listing
 
 BUNDLED = BundledSchemas.load()
 LISTING_SCHEMA = BUNDLED[LISTING_CREATED].parsed
+_ENUM = {"type": "enum", "name": "E", "symbols": ["X", "Y"]}
 
 
 def _decision(**overrides: Any) -> Decision:
@@ -173,6 +176,93 @@ def _bad_union_index() -> bytes:
     return value[:at] + b"\x12" + value[at + 1 :]  # zigzag 9: a branch the union does not have
 
 
+def _channel_bytes(patch: bytes) -> bytes:
+    """A listing whose channel (union branch index, enum index) is replaced by `patch`."""
+    value = AvroCodec().encode_listing(make_listing(ship_from_country="ZZ", channel="DOMESTIC"))
+    at = value.index(b"\x04ZZ") + 3
+    assert value[at : at + 2] == b"\x02\x00"  # branch 1 (the enum), symbol 0 (DOMESTIC)
+    return value[:at] + patch + value[at + 2 :]
+
+
+#: Enums in an array, a map, a union and a nested record, the last three by named reference.
+_NESTED = parse_schema(
+    {
+        "type": "record",
+        "name": "T",
+        "fields": [
+            {"name": "a", "type": {"type": "array", "items": _ENUM}},
+            {"name": "m", "type": {"type": "map", "values": "E"}},
+            {"name": "u", "type": ["null", "E"]},
+            {
+                "name": "r",
+                "type": {"type": "record", "name": "R", "fields": [{"name": "e", "type": "E"}]},
+            },
+        ],
+    }
+)
+#: a=[Y], m={k: X}, u=X, r.e=Y; each part is patched below.
+_PARTS = (b"\x02\x02\x00", b"\x02\x02k\x00\x00", b"\x02\x00", b"\x02")
+
+
+class TestStrictIndexes:
+    """Avro indexes are zero-based; fastavro alone reads a negative one from the end of the list."""
+
+    @pytest.mark.parametrize(
+        ("patch", "message"),
+        [
+            (b"\x02\x01", "index -1"),  # enum index -1 would read as CROSS_BORDER
+            (b"\x02\x03", "index -2"),  # enum index -2 would read as DOMESTIC
+            (b"\x02\x04", "index 2"),  # past the last symbol
+            (b"\x01\x00", "branch index -1"),  # branch -1 would read the enum
+        ],
+        ids=["enum-minus-1", "enum-minus-2", "enum-past-end", "union-minus-1"],
+    )
+    def test_negative_or_unknown_index_is_corrupt(self, patch: bytes, message: str) -> None:
+        """A negative enum symbol or union branch index is corrupt, not a symbol from the end."""
+        with pytest.raises(DecodeError, match=message) as info:
+            AvroCodec().decode_listing(_channel_bytes(patch))
+        assert info.value.code == "corrupt"
+
+    @pytest.mark.parametrize(
+        ("patch", "channel"),
+        [(b"\x00", None), (b"\x02\x00", "DOMESTIC"), (b"\x02\x02", "CROSS_BORDER")],
+        ids=["null", "domestic", "cross-border"],
+    )
+    def test_valid_indexes_still_read(self, patch: bytes, channel: str | None) -> None:
+        """The strict reader changes nothing for well-formed values."""
+        assert AvroCodec().decode_listing(_channel_bytes(patch)).channel == channel
+
+    def test_decision_outcome_enum_is_strict_too(self) -> None:
+        """Every schema the codec reads gets the check: here ListingDecision's outcome."""
+        value = AvroCodec().encode_decision(_decision(outcome="APPROVED"))
+        at = value.index(b"\x04ID", SINGLE_OBJECT_HEADER_SIZE) + 3  # outcome follows site "ID"
+        assert value[at] == 0
+        with pytest.raises(DecodeError, match="KeyError: -1") as info:
+            AvroCodec().decode_decision(value[:at] + b"\x01" + value[at + 1 :])
+        assert info.value.code == "corrupt"
+
+    def test_strict_schema_reads_what_fastavro_reads(self) -> None:
+        """Well-formed nested enums decode as with the plain schema."""
+        body = b"".join(_PARTS)
+        expected = {"a": ["Y"], "m": {"k": "X"}, "u": "X", "r": {"e": "Y"}}
+        assert schemaless_reader(BytesIO(body), strict_schema(_NESTED), None) == expected
+        assert schemaless_reader(BytesIO(body), _NESTED, None) == expected
+
+    @pytest.mark.parametrize(
+        ("part", "patch"),
+        [(0, b"\x02\x01\x00"), (1, b"\x02\x02k\x01\x00"), (2, b"\x01\x00"), (3, b"\x01")],
+        ids=["enum-in-array", "enum-in-map", "union-branch", "enum-in-nested-record"],
+    )
+    def test_negative_index_anywhere_raises(self, part: int, patch: bytes) -> None:
+        """strict_schema reaches enums and unions inside arrays, maps, unions and named references."""
+        parts = list(_PARTS)
+        parts[part] = patch
+        body = b"".join(parts)
+        schemaless_reader(BytesIO(body), _NESTED, None)  # plain fastavro reads it from the end
+        with pytest.raises((KeyError, IndexError)):
+            schemaless_reader(BytesIO(body), strict_schema(_NESTED), None)
+
+
 class TestDecodeErrors:
     @pytest.mark.parametrize(
         ("value", "code", "message"),
@@ -184,8 +274,8 @@ class TestDecodeErrors:
             (_single_object(_body_of(make_listing())[:-3]), "truncated", "ends inside the record"),
             (_single_object(b""), "truncated", "ends inside the record"),
             (_single_object(_body_of(make_listing()) + b"\x00"), "corrupt", "1 unread bytes"),
-            (_negative_length(), "corrupt", "not a valid Avro body"),
-            (_bad_union_index(), "corrupt", "not a valid Avro body"),
+            (_negative_length(), "corrupt", "negative length -1"),
+            (_bad_union_index(), "corrupt", "union branch index 9"),
             (
                 b"\xc3\x01" + bytes(8) + _body_of(make_listing()),
                 "unknown_fingerprint",

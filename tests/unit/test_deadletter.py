@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 
 from consumer.deadletter import dead_letter_headers, describe, fitted_dead_letter
 from consumer.events import RawRecord
@@ -59,7 +58,7 @@ class TestFittedDeadLetter:
     def test_an_oversized_value_is_truncated_with_its_size_and_hash(self) -> None:
         """A 1 MB value near the limit still fits: cut, with the original size and SHA-256 in headers."""
         value = bytes(range(256)) * 4000
-        record = replace(RECORD, value=value)
+        record = RECORD._replace(value=value)
         letter = fitted_dead_letter(record, "corrupt", "bad", "w-1", 1_000_000)
         headers = dict(letter.headers)
         assert letter.key == record.key
@@ -72,7 +71,7 @@ class TestFittedDeadLetter:
 
     def test_huge_headers_are_dropped_when_the_value_alone_is_not_enough(self) -> None:
         """Original headers go next, and their count is recorded."""
-        record = replace(RECORD, headers=tuple((f"h{i}", b"x" * 1000) for i in range(100)))
+        record = RECORD._replace(headers=tuple((f"h{i}", b"x" * 1000) for i in range(100)))
         letter = fitted_dead_letter(record, "corrupt", "bad", "w-1", 50_000)
         headers = dict(letter.headers)
         assert headers["ic.headers.dropped"] == b"100"
@@ -81,7 +80,7 @@ class TestFittedDeadLetter:
 
     def test_a_huge_key_is_cut_last(self) -> None:
         """Even a key over the limit leaves a record that fits."""
-        record = replace(RECORD, key=b"k" * 100_000)
+        record = RECORD._replace(key=b"k" * 100_000)
         letter = fitted_dead_letter(record, "corrupt", "bad", "w-1", 50_000)
         assert dict(letter.headers)["ic.key.truncated"] == b"100000"
         assert size_of(letter) <= 50_000

@@ -57,7 +57,7 @@ class TestOversizedDeadLetters:
         [letter] = producer.sent
         headers = headers_of(letter)
         assert letter.topic() == SETTINGS.dlq_topic
-        assert headers["ic.error.code"] == b"unknown_magic"
+        assert headers["ic.error.code"] == b"too_large"
         assert headers["ic.value.truncated"] == b"true"
         assert headers["ic.value.original.size"] == b"999900"
 
@@ -112,7 +112,7 @@ class TestOversizedDeadLetters:
         assert events.fatal is None
         [letter] = producer.sent
         headers = headers_of(letter)
-        assert headers["ic.error.code"] == b"unknown_magic"
+        assert headers["ic.error.code"] == b"too_large"
         assert headers["ic.value.original.size"] == b"500000"
         assert len(letter.value() or b"") <= SMALL_DEAD_LETTER_BYTES
 

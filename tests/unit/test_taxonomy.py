@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from consumer.policy.model import Cluster
-from consumer.policy.taxonomy import ClusterMatch, TaxonomyIndex, normalise_path, normalise_segment
+from consumer.policy.taxonomy import (
+    MEMO_BYTES,
+    MEMO_KEY_CHARS,
+    ClusterMatch,
+    TaxonomyIndex,
+    normalise_path,
+    normalise_segment,
+)
 
 
 def fullwidth(text: str) -> str:
@@ -156,3 +165,52 @@ class TestTaxonomyIndex:
         assert len(index.by_prefix) == 10_000
         assert index.max_depth == 2
         assert index.cluster_of("c", ("root 9999", "LEAF", "deeper", "still")) == "k9999"
+
+
+class TestMemo:
+    """The memo is bounded by estimated bytes and refuses long keys, so it cannot grow the heap."""
+
+    def test_huge_unique_paths_leave_the_memo_and_the_heap_bounded(self) -> None:
+        """The reported case: 1,000 unique ~450 KB category paths (598 MB RSS before the bound)."""
+        index = TaxonomyIndex.build((FASHION,))
+        tracemalloc.start()
+        try:
+            before, _peak = tracemalloc.get_traced_memory()
+            for n in range(1000):
+                path = (f"{n:04d}" + "x" * 450_000,)
+                assert index.cluster_of("c-0", path) is None
+                del path
+            after, _peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert index.memo_bytes == 0  # none was memoised
+        assert after - before < 1_000_000  # what stays is not the paths (450 MB in all)
+
+    def test_many_short_keys_stay_under_the_byte_budget(self) -> None:
+        """Ever-new short categories fill the memo to MEMO_BYTES, then it starts again."""
+        index = TaxonomyIndex.build((FASHION,))
+        highest = 0
+        for n in range(60_000):
+            index.cluster_of(f"c-{n}", ("Fashion", f"Leaf {n}"))
+            highest = max(highest, index.memo_bytes)
+        assert 0 < index.memo_bytes <= MEMO_BYTES
+        assert highest > MEMO_BYTES // 2  # it was really used, not cleared at every call
+
+    def test_keys_at_the_limit_are_memoised_and_longer_ones_are_not(self) -> None:
+        """MEMO_KEY_CHARS counts the category id and every segment; longer keys are looked up only."""
+        index = TaxonomyIndex.build((FASHION,))
+        at_limit = ("Fashion", "x" * (MEMO_KEY_CHARS - len("Fashion") - 3))
+        assert index.cluster_of("c-0", at_limit) == "fashion"
+        memoised = index.memo_bytes
+        assert memoised > 0
+        longer = ("Fashion", "x" * (MEMO_KEY_CHARS - len("Fashion") - 2))
+        assert index.cluster_of("c-0", longer) == "fashion"
+        assert index.memo_bytes == memoised
+
+    def test_memo_answers_like_the_lookup(self) -> None:
+        """A memoised answer is the same as a fresh one, before and after the memo is cleared."""
+        index = TaxonomyIndex.build((FASHION, SHOES))
+        path = ("Fashion", "Shoes", "Boots")
+        assert [index.cluster_of("c-0", path) for _ in range(3)] == ["shoes"] * 3
+        fresh = TaxonomyIndex.build((FASHION, SHOES))
+        assert fresh.cluster_of("c-0", path) == "shoes"
