@@ -94,6 +94,11 @@ def main() -> None:
         help="KEY=VALUE (repeatable): also run the worker with these, as 'tuned'",
     )
     parser.add_argument(
+        "--guarantee",
+        choices=("exactly-once",),
+        help="also run the worker in this processing guarantee, as 'tuned' (same rounds)",
+    )
+    parser.add_argument(
         "--latency-rate", type=float, default=5000, help="events/s in the latency phase"
     )
     parser.add_argument("--latency-seconds", type=float, default=20)
@@ -102,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.worker_env)
     args.tuned = dict(item.split("=", 1) for item in args.tuned_env)
+    if args.guarantee:
+        args.tuned["IMPORT_CLOSURE_PROCESSING_GUARANTEE"] = args.guarantee
 
     settings = config.load()
     started_broker = _ensure_broker(settings)
@@ -186,6 +193,12 @@ def _throughput(settings: Settings, args: argparse.Namespace, extra: dict[str, s
     worker = statistics.median(r.per_cpu_second for r in kinds["worker"])
     if args.tuned:
         print(f"  tuned = worker with {' '.join(f'{k}={v}' for k, v in args.tuned.items())}")
+        tuned = kinds["tuned"]
+        rate_ratio = statistics.median(r.rate for r in tuned) / statistics.median(
+            r.rate for r in kinds["worker"]
+        )
+        cpu_ratio = statistics.median(r.per_cpu_second for r in tuned) / worker
+        print(f"  tuned / worker: events/s {rate_ratio:.2f}, events per CPU-second {cpu_ratio:.2f}")
     for other in ("old worker", "naive"):
         if other in kinds:
             theirs = statistics.median(r.per_cpu_second for r in kinds[other])
