@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from consumer.events import RawRecord
 
+#: Every header this service adds starts so; a re-drive or a re-fit strips them.
+OUR_HEADER_PREFIX = "ic."
 ERROR_CODE = "ic.error.code"
 ERROR_MESSAGE = "ic.error.message"
 SOURCE_TOPIC = "ic.source.topic"

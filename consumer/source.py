@@ -22,6 +22,9 @@ from consumer.lag import Offsets, partition_lag
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
+#: Messages asked of consume() per call, and the bytes after which a batch is cut short.
+CHUNK = 32
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 RebalanceCallback = Callable[[Consumer, list[TopicPartition]], None]
 
 
@@ -60,14 +63,30 @@ class GroupSource:
         )
 
     def poll(self, batch_size: int, timeout: float) -> list[RawRecord]:
-        """Up to `batch_size` records; errors no message can get past raise, the rest are logged."""
+        """Up to `batch_size` records and about MAX_BATCH_BYTES; errors no message can get past
+        raise, the rest are logged.
+
+        consume() is asked for CHUNK messages at a time: one call for a whole batch would copy
+        every message it returns into Python at once, and a batch of megabyte records would be
+        a gigabyte. Later chunks do not wait (timeout 0).
+        """
         records: list[RawRecord] = []
-        for m in self.consumer.consume(num_messages=batch_size, timeout=timeout):
-            err = m.error()
-            if err is not None:
-                self._consume_error(err, m.topic())
-                continue
-            records.append(raw_record(m))
+        size = 0
+        wait = timeout
+        while len(records) < batch_size and size < MAX_BATCH_BYTES:
+            want = min(CHUNK, batch_size - len(records))
+            messages = self.consumer.consume(num_messages=want, timeout=wait)
+            for m in messages:
+                err = m.error()
+                if err is not None:
+                    self._consume_error(err, m.topic())
+                    continue
+                record = raw_record(m)
+                size += len(record.value or b"")
+                records.append(record)
+            if len(messages) < want:
+                break
+            wait = 0
         if records:
             self._health.broker_up = True  # a fetch arrived: a broker answered
         return records

@@ -112,3 +112,8 @@ def end_offsets(conf: ClientConf, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+def all_committed(conf: ClientConf, group: str, topic: str) -> bool:
+    """The group has committed every partition of `topic` up to its end."""
+    return committed(conf, group, topic) == end_offsets(conf, topic)

@@ -9,7 +9,7 @@ topic; anything else is recorded as fatal in ClientEvents and raised by the loop
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -22,7 +22,11 @@ from consumer.config import Settings
 from consumer.deadletter import (
     ERROR_CODE,
     ERROR_MESSAGE,
+    OUR_HEADER_PREFIX,
     SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TIMESTAMP,
+    SOURCE_TOPIC,
     describe,
     fitted_dead_letter,
 )
@@ -77,7 +81,9 @@ class Outputs:
     def send(self, group: list[Result], chunk: Chunk[Tally]) -> None:
         """Produce one output per result of `group`, all acknowledged into `chunk`."""
         settings = self._settings
-        on_delivery = self._callback(chunk, group)
+        # Only decisions are kept for a refusal: their inputs are small (too_large bounds them),
+        # while a dead letter's input can be a megabyte and is rebuilt from the refused copy.
+        on_delivery = self._callback(chunk, [r for r in group if isinstance(r, Decided)])
         for result in group:
             if isinstance(result, Decided):
                 approved = result.verdict.outcome == "APPROVED"
@@ -108,7 +114,7 @@ class Outputs:
             letter.value,
             letter.key,
             cast(Headers, letter.headers),
-            self._callback(chunk, [record]),
+            self._callback(chunk, []),
         )
         if refused is not None:
             msg = f"{self._settings.dlq_topic}: dead-letter topic refused a record: {refused[1]}"
@@ -171,9 +177,7 @@ class Outputs:
         self._retry.clear()
         return refused
 
-    def _callback(
-        self, chunk: Chunk[Tally], sources: list[Result] | list[RawRecord]
-    ) -> DeliveryCallback:
+    def _callback(self, chunk: Chunk[Tally], sources: Sequence[Result]) -> DeliveryCallback:
         """One closure per chunk, not per message; `sources` finds the input of a refused output."""
         ack = chunk.ack
         retry = self._retry
@@ -209,7 +213,7 @@ class Outputs:
     def _refused(
         self,
         chunk: Chunk[Tally],
-        sources: list[Result] | list[RawRecord],
+        sources: Sequence[Result],
         message: Message,
         code: str,
         error: KafkaError,
@@ -224,14 +228,20 @@ class Outputs:
                     msg = f"decision of {len(value or b'')} bytes refused by the broker: {detail}"
                     return _Reroute(chunk, result.record, code, msg, self._max_bytes)
             return None
-        headers = dict(cast(list[tuple[str, bytes]], message.headers() or []))
-        offset = headers.get(SOURCE_OFFSET)
-        for source in sources:
-            record = source if isinstance(source, RawRecord) else source.record
-            too_big = len(message.value() or b"") > SMALL_DEAD_LETTER_BYTES
-            if offset == str(record.offset).encode() and too_big:
-                # Keep the record's own error; only its size changes.
-                original = (headers.get(ERROR_CODE) or code.encode()).decode()
-                text = (headers.get(ERROR_MESSAGE) or b"").decode("utf-8", "replace")
-                return _Reroute(chunk, record, original, text, SMALL_DEAD_LETTER_BYTES)
-        return None
+        if len(message.value() or b"") <= SMALL_DEAD_LETTER_BYTES:
+            return None
+        pairs = cast(list[tuple[str, bytes]], message.headers() or [])
+        ours = dict(pairs)
+        record = RawRecord(
+            (ours.get(SOURCE_TOPIC) or b"").decode(),
+            int(ours.get(SOURCE_PARTITION) or -1),
+            int(ours.get(SOURCE_OFFSET) or -1),
+            int(ours[SOURCE_TIMESTAMP]) if SOURCE_TIMESTAMP in ours else None,
+            message.key(),
+            message.value(),
+            tuple((k, v) for k, v in pairs if not k.startswith(OUR_HEADER_PREFIX)),
+        )
+        # Keep the record's own error; only its size changes.
+        original = (ours.get(ERROR_CODE) or code.encode()).decode()
+        text = (ours.get(ERROR_MESSAGE) or b"").decode("utf-8", "replace")
+        return _Reroute(chunk, record, original, text, SMALL_DEAD_LETTER_BYTES)

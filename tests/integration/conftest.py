@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -143,6 +144,17 @@ class WorkerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def finish(self, seconds: float = 90, *, terminate: bool = False) -> int:
+        """Wait for the exit code (after SIGTERM if `terminate`); kill and fail on timeout."""
+        if terminate and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("worker did not exit in time:\n" + self.logs()[-3000:]) from None
+        return int(self.process.returncode)
 
     def assert_running(self) -> None:
         """Fail at once, with the worker's log, when the process has exited."""

@@ -9,8 +9,6 @@ partition it took over.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -25,7 +23,7 @@ from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
 from tests.integration.scrape import value
-from tests.waiting import committed, drain, end_offsets, wait_until
+from tests.waiting import all_committed, drain, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +75,6 @@ def holds_all(worker: WorkerProcess) -> bool:
 
 def holds_partitions(worker: WorkerProcess) -> bool:
     return assigned(worker) > 0
-
-
-def finish(worker: WorkerProcess, seconds: float = 60) -> int:
-    if worker.process.poll() is None:
-        worker.process.send_signal(signal.SIGTERM)
-    try:
-        worker.process.communicate(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        raise AssertionError("worker did not exit in time:\n" + worker.logs()[-3000:]) from None
-    return int(worker.process.returncode)
 
 
 def outputs_by_input(topics: Topics) -> tuple[int, int]:
@@ -185,15 +172,12 @@ def kill_scenario(
             broker.start()
         producing.join(120)
         wait_until(
-            lambda: (
-                committed(topics.client_conf(), s.group_id, s.input_topic)
-                == end_offsets(topics.client_conf(), s.input_topic)
-            ),
+            partial(all_committed, topics.client_conf(), s.group_id, s.input_topic),
             180,
             "every input offset to be committed",
         )
     finally:
-        codes = [finish(w) for w in (survivor, victim)]
+        codes = [w.finish(60, terminate=True) for w in (survivor, victim)]
     assert codes == [0, 0], survivor.logs()[-2000:] + victim.logs()[-2000:]
     outputs, unique = outputs_by_input(topics)
     return Outcome(count, outputs, unique, failover_seconds(topics, *first_kill))

@@ -14,7 +14,7 @@ from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
 from tests.integration.scrape import status, value
-from tests.waiting import committed, drain, end_offsets, wait_until
+from tests.waiting import all_committed, committed, drain, end_offsets, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,10 +106,7 @@ class TestGroupFailover:
                 "the survivor to take over all partitions",
             )
             wait_until(
-                lambda: (
-                    committed(topics.client_conf(), s.group_id, s.input_topic)
-                    == end_offsets(topics.client_conf(), s.input_topic)
-                ),
+                lambda: all_committed(topics.client_conf(), s.group_id, s.input_topic),
                 120,
                 "all offsets to be committed",
             )
