@@ -30,12 +30,15 @@ from consumer.errors import KafkaClientError
 from consumer.metrics import Metrics
 from consumer.offsets import Chunk
 from consumer.pipeline import DeadLettered, Result, Tally, tally
+from consumer.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 #: Seconds allowed for each transactional call before it counts as failed (then it is retried
 #: if retriable, else the transaction is aborted).
 CALL_TIMEOUT = 30.0
+#: How far past its own timeout a call may run before the watchdog ends the process.
+OVERRUN_GRACE = 30.0
 #: How long a retriable transactional call (init, begin, abort) is repeated before giving up.
 RETRY_FOR = 120.0
 
@@ -52,7 +55,9 @@ class ExactlyOnce:
         metrics: Metrics,
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
+        watchdog: Watchdog | None = None,
     ) -> None:
+        self._watchdog = watchdog or Watchdog()
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
@@ -125,7 +130,8 @@ class ExactlyOnce:
         offsets = [
             TopicPartition(t, p, o) for (t, p), o in sorted(self._next.items()) if (t, p) in owned
         ]
-        self._producer.flush(CALL_TIMEOUT)  # every delivery report of the transaction is in
+        with self._watchdog.guard("flush", CALL_TIMEOUT + OVERRUN_GRACE):
+            self._producer.flush(CALL_TIMEOUT)  # every delivery report of the transaction is in
         if self._outputs.retrying:
             self._abort(owned, "an output was refused or not delivered")
             return []
@@ -184,7 +190,8 @@ class ExactlyOnce:
         deadline = self._monotonic() + RETRY_FOR
         while True:
             try:
-                call(CALL_TIMEOUT)
+                with self._watchdog.guard(name, CALL_TIMEOUT + OVERRUN_GRACE):
+                    call(CALL_TIMEOUT)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]

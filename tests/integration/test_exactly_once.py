@@ -37,6 +37,8 @@ class Outcome:
     outputs: int
     unique: int
     failover_seconds: float | None
+    #: Workers that stopped themselves (exit 1: fenced, or the watchdog) and were started again.
+    self_restarts: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -145,6 +147,7 @@ def kill_scenario(
     victim = start_worker(topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="victim")
     workers = [survivor, victim]
     first_kill: tuple[set[int], float] = (set(), 0.0)
+    restarts: list[str] = []
     try:
         wait_until(
             lambda: assigned(survivor) > 0 and assigned(victim) > 0, 90, "both to hold partitions"
@@ -171,16 +174,30 @@ def kill_scenario(
             broker.stop()
             broker.start()
         producing.join(120)
+
+        def restart_the_fallen_then_check() -> bool:
+            """As an orchestrator would: a worker that stopped itself is started again."""
+            nonlocal survivor, victim
+            if survivor.process.poll() is not None:
+                survivor = start_worker(
+                    topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="survivor"
+                )
+                restarts.append("survivor")
+            if victim.process.poll() is not None:
+                victim = start_worker(
+                    topics, tmp_path, **env, IMPORT_CLOSURE_TRANSACTIONAL_ID="victim"
+                )
+                restarts.append("victim")
+            return all_committed(topics.client_conf(), s.group_id, s.input_topic)
+
         wait_until(
-            partial(all_committed, topics.client_conf(), s.group_id, s.input_topic),
-            180,
-            "every input offset to be committed",
+            restart_the_fallen_then_check, 240, "every input offset to be committed", interval=1.0
         )
     finally:
         codes = [w.finish(60, terminate=True) for w in (survivor, victim)]
     assert codes == [0, 0], survivor.logs()[-2000:] + victim.logs()[-2000:]
     outputs, unique = outputs_by_input(topics)
-    return Outcome(count, outputs, unique, failover_seconds(topics, *first_kill))
+    return Outcome(count, outputs, unique, failover_seconds(topics, *first_kill), len(restarts))
 
 
 class TestExactlyOnce:
