@@ -449,6 +449,9 @@ _CONSUMER_DEFAULTS = {
     # per fetch): 1,000 listings of 450 KB took the worker to 600 MB with them, 185 MB with these.
     "queued.max.messages.kbytes": 2048,
     "fetch.max.bytes": 2 * 1024 * 1024,
+    # With a queue that small, librdkafka's default 1 s back-off once it is full capped every
+    # reader at ~18,000 events/s and put p50 latency at 650 ms; 10 ms: floor 275,000/s, p50 21 ms.
+    "fetch.queue.backoff.ms": 10,
 }
 _PRODUCER_OWNED: dict[str, dict[str, Any]] = {
     AT_LEAST_ONCE: {
