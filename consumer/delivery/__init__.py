@@ -40,3 +40,12 @@ class Delivery(Protocol):
 
     def close(self) -> None:
         """Flush and release the producer."""
+
+
+def by_partition(results: Sequence[Result]) -> dict[Key, list[Result]]:
+    """Results grouped by input partition, each group in input order: the unit of a chunk."""
+    groups: dict[Key, list[Result]] = {}
+    for result in results:
+        r = result.record
+        groups.setdefault((r.topic, r.partition), []).append(result)
+    return groups

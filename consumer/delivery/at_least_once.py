@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence, Set
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.client_events import ClientEvents
-from consumer.delivery import Key
+from consumer.delivery import Key, by_partition
 from consumer.delivery.outputs import Outputs
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetLedger
@@ -42,7 +42,7 @@ class AtLeastOnce:
         self._ledger: OffsetLedger[Tally] = OffsetLedger()
 
     def submit(self, results: Sequence[Result]) -> None:
-        for (topic, partition), group in _by_partition(results).items():
+        for (topic, partition), group in by_partition(results).items():
             first, last = group[0].record.offset, group[-1].record.offset
             chunk = self._ledger.open(topic, partition, first, last, len(group), tally(group))
             self._outputs.send(group, chunk)
@@ -125,11 +125,3 @@ class AtLeastOnce:
                 "gave up unfinished work",
                 extra={"chunks": len(dropped), "outputs": sum(c.remaining for c in dropped)},
             )
-
-
-def _by_partition(results: Sequence[Result]) -> dict[Key, list[Result]]:
-    groups: dict[Key, list[Result]] = {}
-    for result in results:
-        r = result.record
-        groups.setdefault((r.topic, r.partition), []).append(result)
-    return groups

@@ -23,8 +23,7 @@ from confluent_kafka import (
 
 from consumer import kafka_errors
 from consumer.client_events import ClientEvents
-from consumer.delivery import Key
-from consumer.delivery.at_least_once import _by_partition
+from consumer.delivery import Key, by_partition
 from consumer.delivery.outputs import Outputs
 from consumer.errors import KafkaClientError
 from consumer.metrics import Metrics
@@ -83,7 +82,7 @@ class ExactlyOnce:
             self._opened_at = self._monotonic()
         if self._refused:
             results = [self._instead(r) for r in results]
-        for (topic, partition), group in _by_partition(results).items():
+        for (topic, partition), group in by_partition(results).items():
             first, last = group[0].record.offset, group[-1].record.offset
             chunk = Chunk(topic, partition, first, last, len(group), tally(group))
             self._outputs.send(group, chunk)
