@@ -32,3 +32,12 @@ def samples(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float
 
 def value(base_url: str, name: str, **labels: str) -> float | None:
     return samples(base_url).get((name, frozenset(labels.items())))
+
+
+def events_done(base_url: str) -> float:
+    """Input events the worker counts as done, all outcomes together; 0 while nothing answers."""
+    try:
+        found = samples(base_url)
+    except OSError:
+        return 0.0
+    return sum(v for (name, _), v in found.items() if name == "import_closure_events_total")

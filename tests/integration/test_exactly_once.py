@@ -22,7 +22,7 @@ from consumer.codec import AvroCodec
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
-from tests.integration.scrape import value
+from tests.integration.scrape import events_done, value
 from tests.waiting import all_committed, drain, wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,7 @@ def assigned(worker: WorkerProcess) -> float:
 
 
 def done(worker: WorkerProcess) -> float:
-    return sum(
-        metric(worker, "import_closure_events_total", outcome=o)
-        for o in ("approved", "rejected", "dead_lettered")
-    )
+    return events_done(worker.base_url)
 
 
 def progressed(worker: WorkerProcess) -> bool:

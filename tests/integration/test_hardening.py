@@ -16,6 +16,7 @@ from consumer.clients import produce_waiting
 from consumer.codec import AvroCodec
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
+from tests.integration import scrape
 from tests.integration.conftest import (
     Broker,
     Topics,
@@ -50,11 +51,7 @@ def readiness(worker: WorkerProcess) -> tuple[int, str]:
 
 def events_done(worker: WorkerProcess) -> float:
     worker.assert_running()
-    try:
-        found = samples(worker.base_url)
-    except OSError:
-        return 0.0
-    return sum(v for (name, _), v in found.items() if name == "import_closure_events_total")
+    return scrape.events_done(worker.base_url)
 
 
 def json_lines(worker: WorkerProcess) -> list[dict[str, object]]:

@@ -13,7 +13,7 @@ from consumer.codec import AvroCodec
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
-from tests.integration.scrape import status, value
+from tests.integration.scrape import events_done, status, value
 from tests.waiting import all_committed, committed, drain, end_offsets, wait_until
 
 pytestmark = pytest.mark.integration
@@ -23,13 +23,7 @@ SPEC = SampleSpec(base_time_ms=1_700_000_000_000)
 
 def _events_done(worker: WorkerProcess) -> float:
     worker.assert_running()
-    total = 0.0
-    for outcome in ("approved", "rejected", "dead_lettered"):
-        try:
-            total += value(worker.base_url, "import_closure_events_total", outcome=outcome) or 0.0
-        except OSError:
-            return 0.0
-    return total
+    return events_done(worker.base_url)
 
 
 def _finish(worker: WorkerProcess, seconds: float = 60) -> int:

@@ -6,7 +6,10 @@ or ate memory. They are built here rather than stored, so the big ones cost no r
 
 from __future__ import annotations
 
+import copy
 import json
+
+from tests.unit.listings import MINIMAL_JSON
 
 #: A valid policy head; hostile cases append or substitute one part.
 HEAD = (
@@ -79,18 +82,6 @@ def deep_json(depth: int) -> str:
 
 def listing_line(**changes: object) -> str:
     """One valid listing as a JSON line, with fields replaced or (value None) removed."""
-    listing: dict[str, object] = {
-        "event_id": "evt-1",
-        "event_time": "2021-08-03T10:00:00Z",
-        "listing_id": "lst-1",
-        "seller_id": "seller-cn-7",
-        "site": "ID",
-        "seller_country": "CN",
-        "ship_from_country": "CN",
-        "category_id": "c-101",
-        "category_path": ["Women's Fashion", "Dresses"],
-        "title": "Gaun Midi Motif Bunga",
-        "price": {"amount_minor": 15000000, "currency": "IDR"},
-    }
+    listing: dict[str, object] = copy.deepcopy(MINIMAL_JSON)
     listing.update(changes)
     return json.dumps(listing)

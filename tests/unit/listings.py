@@ -31,3 +31,19 @@ def make_listing(**overrides: Any) -> Listing:
 def epoch_ms(rfc3339: str) -> int:
     """Epoch milliseconds of an RFC 3339 time with offset, e.g. "2021-08-02T17:00:00Z"."""
     return round(datetime.fromisoformat(rfc3339).timestamp() * 1000)
+
+
+#: The smallest valid ListingCreated in the JSON form `check` reads (optional fields left out).
+MINIMAL_JSON: dict[str, Any] = {
+    "event_id": "evt-1",
+    "event_time": "2021-08-03T10:00:00Z",
+    "listing_id": "lst-1",
+    "seller_id": "seller-cn-7",
+    "site": "ID",
+    "seller_country": "CN",
+    "ship_from_country": "CN",
+    "category_id": "c-101",
+    "category_path": ["Women's Fashion", "Dresses"],
+    "title": "Gaun Midi Motif Bunga",
+    "price": {"amount_minor": 15000000, "currency": "IDR"},
+}

@@ -19,20 +19,9 @@ from consumer.codec.jsonform import (
 )
 from consumer.errors import DecodeError
 from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from tests.unit.listings import MINIMAL_JSON
 
-MINIMAL: dict[str, Any] = {
-    "event_id": "evt-1",
-    "event_time": "2021-08-03T10:00:00Z",
-    "listing_id": "lst-1",
-    "seller_id": "seller-cn-7",
-    "site": "ID",
-    "seller_country": "CN",
-    "ship_from_country": "CN",
-    "category_id": "c-101",
-    "category_path": ["Women's Fashion", "Dresses"],
-    "title": "Gaun Midi Motif Bunga",
-    "price": {"amount_minor": 15000000, "currency": "IDR"},
-}
+MINIMAL: dict[str, Any] = MINIMAL_JSON
 MINIMAL_LISTING = Listing(
     event_id="evt-1",
     event_time_ms=1_627_984_800_000,
