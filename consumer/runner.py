@@ -15,6 +15,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from consumer import config
+from consumer.allocator import pin_mmap_threshold
 from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
 from consumer.codec import AvroCodec
@@ -145,6 +146,7 @@ def run_worker(
     *,
     until_idle: float | None = None,
 ) -> RunResult:
+    pin_mmap_threshold()  # before any client allocates: see allocator.py
     registry = new_registry()
     metrics = Metrics(registry)
     metrics.set_policy(policy.policy_id, policy.version)

@@ -204,11 +204,11 @@ class TestLag:
 
 class TestMemory:
     def test_huge_category_paths_keep_rss_bounded(self, topics: Topics, tmp_path: Path) -> None:
-        """1,000 valid listings with unique ~450 KB category paths: dead-lettered too_large, RSS bounded.
+        """1,000 valid listings with unique ~450 KB category paths: dead-lettered too_large, RSS < 200 MB.
 
-        It was 598 MB; with byte-bounded batches and client queues it measures 184-213 MB on the
-        development machine. The bound asserted is 256 MB (half the pod's 512 MiB limit), not the
-        200 MB aimed for, which these runs straddle.
+        It was 598 MB. Bounded batches and client queues brought it to 185-253 MB, varying with
+        where glibc placed the large buffers; a pinned mmap threshold (consumer/allocator.py) and
+        a 1 MiB fetch measure 129-136 MB on the development machine.
         """
         s = topics.settings
         codec = AvroCodec()
@@ -223,4 +223,4 @@ class TestMemory:
         assert finish(worker, 300) == 0, worker.logs()[-3000:]
         [stopped] = [line for line in json_lines(worker) if line.get("event") == "worker stopped"]
         assert stopped["dead_letters"] == {"too_large": 1000}, stopped
-        assert float(stopped["peak_rss_mb"]) < 256, stopped  # type: ignore[arg-type]
+        assert float(stopped["peak_rss_mb"]) < 200, stopped  # type: ignore[arg-type]
