@@ -154,7 +154,10 @@ class Decider:
         self._verdicts = Verdicts.of(codec, policy, provenance)
 
     def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
-        return decide_batch(records, self.codec, self.policy, now_ms, self._verdicts)
+        """Rule windows are checked against the provenance's as-of time when it has one."""
+        verdicts = self._verdicts
+        as_of = verdicts.writer.provenance.as_of_ms
+        return decide_batch(records, self.codec, self.policy, now_ms, verdicts, as_of)
 
 
 def decide_batch(
@@ -163,8 +166,12 @@ def decide_batch(
     policy: CompiledPolicy,
     now_ms: int,
     verdicts: Verdicts | None = None,
+    as_of_ms: int | None = None,
 ) -> list[Result]:
     """Decode, evaluate and encode each record. A bad record becomes a DeadLettered, never an exception.
+
+    `as_of_ms`: check rule windows against this time instead of each listing's event_time
+    (replay); the as_of field written is the writer's provenance, so give both the same time.
 
     `verdicts` carries encoded verdicts from batch to batch (a fresh cache when None or when it
     belongs to another policy). SchemaSourceUnavailable (registry down) propagates: that is no
@@ -198,7 +205,7 @@ def decide_batch(
         except DecodeError as exc:
             append(DeadLettered(record, exc.code, exc.message))
             continue
-        key = scan(row, policy)
+        key = scan(row, policy, as_of_ms)
         entry = entries.get(key)
         if entry is None:
             try:
