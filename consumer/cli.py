@@ -30,7 +30,7 @@ from consumer.errors import (
     ImportClosureError,
     PolicyError,
 )
-from consumer.events import make_decision
+from consumer.events import LIVE, Provenance, make_decision
 from consumer.policy import (
     CompiledPolicy,
     bundled_policy_text,
@@ -40,7 +40,7 @@ from consumer.policy import (
     load_policy,
     summarize,
 )
-from consumer.policy.load import policy_warnings
+from consumer.policy.load import parse_as_of, policy_warnings
 from consumer.policy.yamldoc import MAX_POLICY_BYTES
 from consumer.producing import produce_samples
 from consumer.runner import run_worker
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--explain", action="store_true", help="print a readable account per listing instead"
     )
+    add_as_of(check)
 
     validate = sub.add_parser(
         "validate-policy",
@@ -165,6 +166,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, help="YAML config file (default: IMPORT_CLOSURE_CONFIG)"
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def add_as_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="check rule windows against TIME instead of each listing's event_time: now, a date "
+        "(00:00 in the policy's timezone) or an RFC 3339 datetime with offset",
+    )
+
+
+def as_of_ms(text: str | None, policy: CompiledPolicy) -> int | None:
+    """The --as-of time in epoch ms (None: each listing's event_time); ConfigError if unreadable."""
+    if text is None:
+        return None
+    try:
+        return parse_as_of(text, policy.tz, int(time.time() * 1000))
+    except ValueError as exc:
+        raise ConfigError(f"--as-of: {exc}") from None
 
 
 def _add_timeout(parser: argparse.ArgumentParser, what: str) -> None:
@@ -277,6 +297,8 @@ def _check(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     invalid = 0
     now_ms = int(time.time() * 1000)
+    as_of = as_of_ms(args.as_of, policy)
+    provenance = LIVE if as_of is None else Provenance(as_of_ms=as_of)
     with stream:
         for number, line in enumerate(json_lines(stream), start=1):
             if line is not None and not line.strip():
@@ -288,16 +310,17 @@ def _check(args: argparse.Namespace) -> int:
                 invalid += 1
                 continue
             if args.explain:
-                print(explain(listing, policy))
+                print(explain(listing, policy, as_of))
                 print()
                 continue
             decision = make_decision(
                 listing,
-                evaluate(listing, policy),
+                evaluate(listing, policy, as_of),
                 policy=policy.policy_id,
                 policy_version=policy.version,
                 decided_at_ms=now_ms,
                 source=None,
+                provenance=provenance,
             )
             print(json.dumps(decision_to_json(decision), ensure_ascii=False))
     return EXIT_USAGE if invalid else EXIT_OK

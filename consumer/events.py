@@ -15,6 +15,8 @@ from typing import Literal, NamedTuple
 
 Outcome = Literal["APPROVED", "REJECTED"]
 Channel = Literal["DOMESTIC", "CROSS_BORDER"]
+#: How a decision was made: the live worker, a shadow (candidate) policy, or a replay run.
+DecisionMode = Literal["LIVE", "SHADOW", "REPLAY"]
 
 #: Namespace for decision ids: uuid5(namespace, "<event_id>|<policy_version>") is stable across re-runs.
 DECISION_ID_NAMESPACE = uuid.UUID("5b0b7c52-5a43-4f7e-9a8e-6f1f3f0c2a11")
@@ -137,6 +139,23 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Provenance:
+    """How a decision was made (ListingDecision's mode, replay_run and as_of fields).
+
+    One value per decision writer, not per event: every decision of a run shares it.
+    `as_of_ms` None means rule windows were checked against the listing's event_time.
+    """
+
+    mode: DecisionMode = "LIVE"
+    replay_run: str | None = None
+    as_of_ms: int | None = None
+
+
+#: What the live worker writes, and what decisions written before the provenance fields read as.
+LIVE = Provenance()
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One ListingDecision event."""
 
@@ -155,6 +174,7 @@ class Decision:
     event_time_ms: int
     decided_at_ms: int
     source: SourceRef | None
+    provenance: Provenance = LIVE
 
 
 _NAMESPACE_BYTES = DECISION_ID_NAMESPACE.bytes
@@ -183,6 +203,7 @@ def make_decision(
     policy_version: str,
     decided_at_ms: int,
     source: SourceRef | None,
+    provenance: Provenance = LIVE,
 ) -> Decision:
     return Decision(
         decision_id=decision_id_for(listing.event_id, policy_version),
@@ -200,4 +221,5 @@ def make_decision(
         event_time_ms=listing.event_time_ms,
         decided_at_ms=decided_at_ms,
         source=source,
+        provenance=provenance,
     )

@@ -3,7 +3,8 @@
 Per event the hot path decodes into a ListingRow (codec.read_listing), scans the policy into a
 VerdictKey, looks up the verdict and its encoded part (built once per distinct key, see Verdicts)
 and joins the decision's bytes from that part, the input's own encodings of the ids and event
-time, and per-batch constants (header, decided_at, source topic and partition). No Listing,
+time, and constants (header, decided_at, source topic and partition, the writer's provenance
+trailer). No Listing,
 Verdict, Decision or dict is built per event.
 """
 
@@ -18,7 +19,7 @@ from consumer.codec import AvroCodec
 from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import DecisionWriter, source_prefix
 from consumer.errors import DecodeError
-from consumer.events import RawRecord, Verdict
+from consumer.events import LIVE, Provenance, RawRecord, Verdict
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
 
@@ -116,8 +117,10 @@ class Verdicts:
         self._bytes = 0
 
     @classmethod
-    def of(cls, codec: AvroCodec, policy: CompiledPolicy) -> Verdicts:
-        return cls(codec.decision_writer(policy.policy_id, policy.version), policy)
+    def of(
+        cls, codec: AvroCodec, policy: CompiledPolicy, provenance: Provenance = LIVE
+    ) -> Verdicts:
+        return cls(codec.decision_writer(policy.policy_id, policy.version, provenance), policy)
 
     def add(self, key: VerdictKey) -> _Entry:
         """Build, encode and keep the verdict for `key`; DecodeError if it cannot be encoded."""
@@ -143,13 +146,18 @@ class Decider:
 
     __slots__ = ("_verdicts", "codec", "policy")
 
-    def __init__(self, codec: AvroCodec, policy: CompiledPolicy) -> None:
+    def __init__(
+        self, codec: AvroCodec, policy: CompiledPolicy, provenance: Provenance = LIVE
+    ) -> None:
         self.codec = codec
         self.policy = policy
-        self._verdicts = Verdicts.of(codec, policy)
+        self._verdicts = Verdicts.of(codec, policy, provenance)
 
     def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
-        return decide_batch(records, self.codec, self.policy, now_ms, self._verdicts)
+        """Rule windows are checked against the provenance's as-of time when it has one."""
+        verdicts = self._verdicts
+        as_of = verdicts.writer.provenance.as_of_ms
+        return decide_batch(records, self.codec, self.policy, now_ms, verdicts, as_of)
 
 
 def decide_batch(
@@ -158,21 +166,27 @@ def decide_batch(
     policy: CompiledPolicy,
     now_ms: int,
     verdicts: Verdicts | None = None,
+    as_of_ms: int | None = None,
 ) -> list[Result]:
     """Decode, evaluate and encode each record. A bad record becomes a DeadLettered, never an exception.
+
+    `as_of_ms`: check rule windows against this time instead of each listing's event_time
+    (replay); the as_of field written is the writer's provenance, so give both the same time.
 
     `verdicts` carries encoded verdicts from batch to batch (a fresh cache when None or when it
     belongs to another policy). SchemaSourceUnavailable (registry down) propagates: that is no
     fault of the record, so the caller retries the batch instead of dead-lettering it.
     """
     if verdicts is None or verdicts.policy is not policy:
-        verdicts = Verdicts.of(codec, policy)
+        provenance = LIVE if verdicts is None else verdicts.writer.provenance
+        verdicts = Verdicts.of(codec, policy, provenance)
     read = codec.read_listing
     entries = verdicts.entries
     add = verdicts.add
     writer = verdicts.writer
     header = writer.header
     decision_id = writer.decision_id_field
+    trailer = writer.trailer
     decided_at = encode_long(now_ms)  # per batch: every decision of it carries this time
     version_headers: Headers = (
         (POLICY_HEADER, policy.policy_id.encode()),
@@ -191,7 +205,7 @@ def decide_batch(
         except DecodeError as exc:
             append(DeadLettered(record, exc.code, exc.message))
             continue
-        key = scan(row, policy)
+        key = scan(row, policy, as_of_ms)
         entry = entries.get(key)
         if entry is None:
             try:
@@ -213,6 +227,7 @@ def decide_batch(
                 decided_at,
                 source,
                 encode_long(record.offset),
+                trailer,
             )
         )
         trace = record.headers

@@ -46,7 +46,7 @@ from consumer.codec.schemas import (
     SchemaSource,
 )
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, ListingRow, Reason, SourceRef
+from consumer.events import LIVE, Decision, Listing, ListingRow, Provenance, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"
@@ -273,9 +273,12 @@ class AvroCodec:
             raise DecodeError("too_large", too_large)
         return found
 
-    def decision_writer(self, policy_id: str, policy_version: str) -> DecisionWriter:
-        """The hand-written encoder of this codec's decision framing, for one policy version."""
-        return DecisionWriter(self._decision_header, policy_id, policy_version)
+    def decision_writer(
+        self, policy_id: str, policy_version: str, provenance: Provenance = LIVE
+    ) -> DecisionWriter:
+        """The hand-written encoder of this codec's decision framing, for one policy version
+        and one provenance (live, shadow or a replay run)."""
+        return DecisionWriter(self._decision_header, policy_id, policy_version, provenance)
 
     def encode_listing(self, listing: Listing) -> bytes:
         """Single-object ListingCreated, as the sample producer writes it."""
@@ -315,6 +318,7 @@ class AvroCodec:
             r["event_time"],
             r["decided_at"],
             None if s is None else SourceRef(s["topic"], s["partition"], s["offset"]),
+            Provenance(r["mode"], r["replay_run"], r["as_of"]),
         )
 
     @staticmethod

@@ -3,11 +3,11 @@
 A decision's bytes, in schema field order, are:
 
     decision_id event_id listing_id seller_id site | outcome reasons matched_rules cluster
-    cross_border policy policy_version | event_time decided_at source
+    cross_border policy policy_version | event_time decided_at source | mode replay_run as_of
 
 The middle part is fixed by the verdict and the policy, so `verdict_part` is encoded once per
-distinct verdict and cached by the caller; per event only the ids, times and source are written
-around it (most of them copied as the input encoded them, see listing_reader). fastavro stays
+distinct verdict and cached by the caller; the last part (`trailer`, the provenance) is fixed per
+writer; per event only the ids, times and source are written around them (most of them copied as the input encoded them, see listing_reader). fastavro stays
 the reference: tests/unit/test_codec_fastpath.py decodes what this writes with fastavro and
 compares the records, for arbitrary decisions.
 """
@@ -20,9 +20,11 @@ from typing import Final
 
 from consumer.codec.binary import INT_MAX, INT_MIN, encode_long, encode_string
 from consumer.errors import DecodeError
-from consumer.events import DECISION_ID_NAMESPACE, Decision, Verdict
+from consumer.events import DECISION_ID_NAMESPACE, LIVE, Decision, Provenance, Verdict
 
 _OUTCOMES: Final = {"APPROVED": b"\x00", "REJECTED": b"\x02"}
+#: DecisionMode symbols by index, as zig-zag varints.
+_MODES: Final = {"LIVE": b"\x00", "SHADOW": b"\x02", "REPLAY": b"\x04"}
 #: A decision id is 36 ASCII characters; its length prefix is always this byte.
 _ID_LENGTH: Final = encode_long(36)
 _NAMESPACE: Final = DECISION_ID_NAMESPACE.bytes
@@ -32,14 +34,26 @@ _END_OF_ARRAY: Final = b"\x00"
 
 
 class DecisionWriter:
-    """Encodes ListingDecision values framed with `header` for one policy id and version."""
+    """Encodes ListingDecision values framed with `header` for one policy id and version.
 
-    __slots__ = ("_id_suffix", "_policy", "header")
+    `trailer` is the encoded provenance (mode, replay_run, as_of), the same for every decision
+    of this writer, so the hot path appends it as one more constant.
+    """
 
-    def __init__(self, header: bytes, policy_id: str, policy_version: str) -> None:
+    __slots__ = ("_id_suffix", "_policy", "header", "provenance", "trailer")
+
+    def __init__(
+        self,
+        header: bytes,
+        policy_id: str,
+        policy_version: str,
+        provenance: Provenance = LIVE,
+    ) -> None:
         self.header = header
         self._policy = encode_string(policy_id) + encode_string(policy_version)
         self._id_suffix = f"|{policy_version}".encode()
+        self.provenance = provenance
+        self.trailer = provenance_fields(provenance)
 
     def verdict_part(self, verdict: Verdict) -> bytes:
         """outcome .. policy_version; DecodeError for a value outside the schema."""
@@ -87,6 +101,7 @@ class DecisionWriter:
                     _NULL
                     if s is None
                     else source_prefix(s.topic, s.partition) + encode_long(s.offset),
+                    provenance_fields(decision.provenance),
                 )
             )
         except UnicodeEncodeError as exc:
@@ -122,6 +137,28 @@ def verdict_fields(verdict: Verdict) -> bytes:
         raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
     parts.append(b"\x01" if verdict.cross_border else b"\x00")
     return b"".join(parts)
+
+
+def provenance_fields(provenance: Provenance) -> bytes:
+    """mode, replay_run and as_of as ListingDecision writes them; DecodeError outside the schema."""
+    try:
+        mode = _MODES[provenance.mode]
+    except KeyError:
+        msg = f"cannot encode: mode {provenance.mode!r} is not a symbol of DecisionMode"
+        raise DecodeError("schema_mismatch", msg) from None
+    run, as_of = provenance.replay_run, provenance.as_of_ms
+    try:
+        return b"".join(
+            (
+                mode,
+                _NULL if run is None else _BRANCH_1 + encode_string(run),
+                _NULL if as_of is None else _BRANCH_1 + encode_long(as_of),
+            )
+        )
+    except UnicodeEncodeError as exc:
+        raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
+    except ValueError as exc:  # a long outside 64 bits
+        raise DecodeError("schema_mismatch", f"cannot encode: {exc}") from exc
 
 
 def source_prefix(topic: str, partition: int) -> bytes:

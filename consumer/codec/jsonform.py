@@ -133,6 +133,8 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
     record = decision_record(decision)
     record["event_time"] = format_time(decision.event_time_ms)
     record["decided_at"] = format_time(decision.decided_at_ms)
+    as_of = decision.provenance.as_of_ms
+    record["as_of"] = None if as_of is None else format_time(as_of)
     return record
 
 

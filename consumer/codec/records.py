@@ -14,6 +14,7 @@ from consumer.events import Decision, Listing, ListingRow, Price, PriceRow
 def decision_record(d: Decision) -> dict[str, Any]:
     """A Decision shaped as a ListingDecision record (times as epoch ms, source as a plain dict)."""
     s = d.source
+    p = d.provenance
     return {
         "decision_id": d.decision_id,
         "event_id": d.event_id,
@@ -34,6 +35,9 @@ def decision_record(d: Decision) -> dict[str, Any]:
         "source": None
         if s is None
         else {"topic": s.topic, "partition": s.partition, "offset": s.offset},
+        "mode": p.mode,
+        "replay_run": p.replay_run,
+        "as_of": p.as_of_ms,
     }
 
 

@@ -31,19 +31,31 @@ def is_cross_border(listing: Listing | ListingRow) -> bool:
     return listing.ship_from_country != listing.site
 
 
-def evaluate(listing: Listing | ListingRow, compiled: CompiledPolicy) -> Verdict:
-    """Decide one listing; out-of-scope sites are APPROVED without evaluating any rule."""
-    return verdict_of(scan(listing, compiled), compiled)
+def evaluate(
+    listing: Listing | ListingRow, compiled: CompiledPolicy, as_of_ms: int | None = None
+) -> Verdict:
+    """Decide one listing; out-of-scope sites are APPROVED without evaluating any rule.
+
+    Rule windows are checked against the listing's event_time, or against `as_of_ms` when given:
+    "is this existing listing allowed as of T" (a backtest or a re-enforcement).
+    """
+    return verdict_of(scan(listing, compiled, as_of_ms), compiled)
 
 
-def scan(listing: Listing | ListingRow, compiled: CompiledPolicy) -> VerdictKey:
-    """Evaluate the rules and say what the verdict depends on, without building it."""
+def scan(
+    listing: Listing | ListingRow, compiled: CompiledPolicy, as_of_ms: int | None = None
+) -> VerdictKey:
+    """Evaluate the rules and say what the verdict depends on, without building it.
+
+    The key does not hold the time: two listings with equal keys have equal verdicts whatever
+    time their windows were checked against.
+    """
     cross_border = is_cross_border(listing)
     cluster = compiled.taxonomy.cluster_of(listing.category_id, listing.category_path)
     scope = compiled.scope_sites
     if scope is not None and listing.site not in scope:
         return (cluster, cross_border, (), None)
-    now = listing.event_time_ms
+    now = listing.event_time_ms if as_of_ms is None else as_of_ms
     matched: list[int] = []
     unknown = False
     # The rule checks are typed for Listing; a ListingRow has the same attributes.

@@ -17,13 +17,17 @@ from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def explain(listing: Listing, compiled: CompiledPolicy) -> str:
-    """A multi-line account: scope, cross-border, cluster, every rule and condition, the outcome."""
-    verdict = evaluate(listing, compiled)
+def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = None) -> str:
+    """A multi-line account: scope, cross-border, cluster, every rule and condition, the outcome.
+
+    With `as_of_ms`, rule windows are checked against it instead of the listing's event_time.
+    """
+    verdict = evaluate(listing, compiled, as_of_ms)
     tz = compiled.tz
     lines = [
         f"listing {listing.listing_id} (event {listing.event_id}) at "
         f"{_when(listing.event_time_ms, tz)} [{compiled.timezone}]",
+        *([] if as_of_ms is None else [f"rule windows checked as of {_when(as_of_ms, tz)}"]),
         f"policy {compiled.policy_id} version {compiled.version}",
         _scope_line(listing, compiled),
         _cross_border_line(listing),
@@ -34,7 +38,9 @@ def explain(listing: Listing, compiled: CompiledPolicy) -> str:
         lines.append("rules:")
         for rule in compiled.rules:
             lines.extend(
-                _rule_lines(rule, listing, verdict.cross_border, verdict.cluster, compiled)
+                _rule_lines(
+                    rule, listing, verdict.cross_border, verdict.cluster, compiled, as_of_ms
+                )
             )
     lines.append(f"outcome: {verdict.outcome}")
     lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
@@ -123,11 +129,13 @@ def _rule_lines(
     cross_border: bool,
     cluster: str | None,
     compiled: CompiledPolicy,
+    as_of_ms: int | None,
 ) -> list[str]:
     code = rule.rule.reason
     head = f"  {rule.id} ({rule.effect}{'' if code is None else ' ' + code})"
     window = _window(rule.rule, compiled.tz)
-    if not rule.from_ms <= listing.event_time_ms < rule.until_ms:
+    at = listing.event_time_ms if as_of_ms is None else as_of_ms
+    if not rule.from_ms <= at < rule.until_ms:
         return [f"{head}: not in effect at this time ({window}); skipped"]
     lines = [f"{head}: in effect ({window})"]
     when = rule.rule.when

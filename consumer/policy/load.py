@@ -330,3 +330,22 @@ class _Names:
     def __init__(self, known: set[str], hints: list[str]) -> None:
         self.known = known
         self.hints = hints
+
+
+def parse_as_of(text: str, tz: tzinfo, now_ms: int) -> int:
+    """An --as-of value as epoch ms: `now`, a plain date (00:00 in `tz`, the policy's zone) or
+    an RFC 3339 datetime with its offset; ValueError with a one-line message otherwise."""
+    if text.strip().lower() == "now":
+        return now_ms
+    shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+    try:
+        value = parse_instant(text.strip())
+    except ValueError:
+        msg = f"{shown} is not now, a date (2021-08-03) or an RFC 3339 datetime"
+        raise ValueError(msg) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            msg = f"{shown} needs an offset (Z or +07:00), or use a plain date"
+            raise ValueError(msg)
+        return (value - _EPOCH) // _MS
+    return (datetime.combine(value, time(), tzinfo=tz) - _EPOCH) // _MS

@@ -99,6 +99,25 @@ class TestCheck:
         assert "akar-fashion-textile" in result.stdout
         assert "REJECTED" in result.stdout
 
+    def test_as_of_re_evaluates_a_listing_from_before_the_closure(self) -> None:
+        """A July 2021 cross-border dress: approved by its event_time, rejected as of September."""
+        first = SAMPLES.read_text().splitlines()[0] + "\n"
+        live = json.loads(run("check", "-", stdin=first).stdout)
+        result = run("check", "--as-of", "2021-09-01", "-", stdin=first)
+        assert result.returncode == 0, result.stderr
+        later = json.loads(result.stdout)
+        assert (live["outcome"], live["as_of"]) == ("APPROVED", None)
+        assert later["outcome"] == "REJECTED"
+        assert later["as_of"] == "2021-08-31T17:00:00.000Z"  # 00:00 in Asia/Jakarta
+
+    def test_unreadable_as_of_is_one_line_and_exit_2(self) -> None:
+        """An --as-of that is no time stops before reading any input."""
+        result = run("check", "--as-of", "soon", str(SAMPLES))
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "import-closure: --as-of: 'soon' is not now, a date (2021-08-03) or an RFC 3339 datetime"
+        )
+
 
 class TestValidatePolicy:
     def test_summarises_a_valid_policy(self) -> None:

@@ -16,7 +16,7 @@ from consumer.codec import LISTING_CREATED, LISTING_DECISION, AvroCodec, Bundled
 from consumer.codec.framing import confluent_header, schema_fingerprint, single_object_header
 from consumer.codec.schemas import ParsedSchema
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from consumer.events import LIVE, Decision, Listing, Price, Provenance, Reason, SourceRef
 
 BUNDLED = BundledSchemas.load()
 Raw = dict[str, Any]
@@ -321,6 +321,9 @@ DECISION_RECORD: Raw = {
     "event_time": 1_695_661_200_000,
     "decided_at": 1_695_661_200_500,
     "source": {"topic": "listing-created", "partition": 0, "offset": 7},
+    "mode": "LIVE",
+    "replay_run": None,
+    "as_of": None,
 }
 
 
@@ -346,10 +349,26 @@ class TestDecisionEvolution:
         value = _single_object(writer, {**DECISION_RECORD, "reviewer": "ops"})
         assert codec.decode_decision(value) == DECISION
 
+    def test_older_reader_reads_a_replay_decision(self) -> None:
+        """A reader from before the provenance fields reads a REPLAY decision, minus those fields."""
+        replayed = replace(
+            DECISION, provenance=Provenance("REPLAY", "close-crafts", 1_700_000_000_000)
+        )
+        value = AvroCodec().encode_decision(replayed)
+        old_reader = parse_schema(
+            _without("mode", "replay_run", "as_of")(_schema(LISTING_DECISION))
+        )
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert record["decision_id"] == "d-1"
+        assert not {"mode", "replay_run", "as_of"} & set(record)
+        assert AvroCodec().decode_decision(value) == replayed
+
     @pytest.mark.parametrize(
         "dropped",
-        [("cluster",), ("source",), ("reasons", "matched_rules")],
-        ids=["cluster", "source", "reasons-and-matched-rules"],
+        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
     )
     def test_older_reader_reads_our_output(self, dropped: tuple[str, ...]) -> None:
         """A consumer on a schema without our defaulted fields still reads what we produce."""
@@ -363,8 +382,8 @@ class TestDecisionEvolution:
 
     @pytest.mark.parametrize(
         "dropped",
-        [("cluster",), ("source",), ("reasons", "matched_rules")],
-        ids=["cluster", "source", "reasons-and-matched-rules"],
+        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
     )
     def test_older_writer_without_defaulted_fields(self, dropped: tuple[str, ...]) -> None:
         """Fields with defaults may be missing in the writer; the reader fills the default."""
@@ -377,4 +396,8 @@ class TestDecisionEvolution:
             "reasons": (),
             "matched_rules": (),
         }
-        assert decoded == replace(DECISION, **{k: defaults[k] for k in dropped})
+        provenance = {"mode", "replay_run", "as_of"}
+        kept = {k: defaults[k] for k in dropped if k not in provenance}
+        # A decision written before the provenance fields existed reads as a live one.
+        assert decoded == replace(DECISION, **kept)
+        assert decoded.provenance == LIVE

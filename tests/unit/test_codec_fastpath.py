@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from io import BytesIO
 from typing import Any, cast
 
@@ -27,8 +28,10 @@ from consumer.codec.records import row_from_record
 from consumer.codec.resolution import strict_schema, strip_logical_types
 from consumer.errors import DecodeError
 from consumer.events import (
+    LIVE,
     Decision,
     Listing,
+    Provenance,
     RawRecord,
     Reason,
     SourceRef,
@@ -91,7 +94,9 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
     return Verdict("REJECTED", tuple(reasons), tuple(matched), cluster, cross_border)
 
 
-def _reference_decision(listing: Listing, record: RawRecord, policy: CompiledPolicy) -> Decision:
+def _reference_decision(
+    listing: Listing, record: RawRecord, policy: CompiledPolicy, provenance: Provenance = LIVE
+) -> Decision:
     return make_decision(
         listing,
         _reference_evaluate(listing, policy),
@@ -99,7 +104,16 @@ def _reference_decision(listing: Listing, record: RawRecord, policy: CompiledPol
         policy_version=policy.version,
         decided_at_ms=NOW_MS,
         source=SourceRef(record.topic, record.partition, record.offset),
+        provenance=provenance,
     )
+
+
+provenances = st.builds(
+    Provenance,
+    mode=st.sampled_from(["LIVE", "SHADOW", "REPLAY"]),
+    replay_run=st.none() | st.text(max_size=12),
+    as_of_ms=st.none() | st.integers(-(2**63), 2**63 - 1),
+)
 
 
 class TestDecisionWriter:
@@ -111,6 +125,24 @@ class TestDecisionWriter:
         value = writer.encode(decision)
         assert CODEC.decode_decision(value) == decision
         assert value == CODEC.encode_decision(decision)
+
+    @settings(max_examples=100, deadline=None)
+    @given(decisions, provenances)
+    def test_trailer_is_the_encoded_provenance(
+        self, decision: Decision, provenance: Provenance
+    ) -> None:
+        """A writer's trailer is how fastavro ends a decision with that provenance."""
+        value = CODEC.encode_decision(replace(decision, provenance=provenance))
+        trailer = CODEC.decision_writer("p", "1", provenance).trailer
+        assert value.endswith(trailer)
+        live = CODEC.encode_decision(replace(decision, provenance=LIVE))
+        assert value[: len(value) - len(trailer)] == live[:-3]  # LIVE, null, null: 3 bytes
+
+    def test_mode_outside_the_schema(self) -> None:
+        """A mode that is no DecisionMode symbol is refused when the writer is built."""
+        with pytest.raises(DecodeError, match="not a symbol of DecisionMode") as info:
+            CODEC.decision_writer("p", "1", Provenance("DRY"))  # type: ignore[arg-type]
+        assert info.value.code == "schema_mismatch"
 
     def test_verdict_part_outside_the_schema(self) -> None:
         """An outcome that is no Outcome symbol is refused, like fastavro refuses it."""
@@ -169,6 +201,23 @@ class TestDecideBatch:
             assert counted.decisions[(d.outcome.lower(), d.cluster or "none")] > 0
         assert sum(counted.rejections.values()) == sum(len(d.reasons) for d in expected)
         assert counted.event_times_ms == [d.event_time_ms for d in expected]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(policy_listings, min_size=1, max_size=4), policy_names, provenances)
+    def test_provenance_is_spliced_after_the_source(
+        self, listings: list[Listing], name: str, provenance: Provenance
+    ) -> None:
+        """With a writer of any provenance, each value is fastavro's bytes of that decision."""
+        policy = POLICIES[name]
+        records = _records(listings, 1, 5)
+        verdicts = Verdicts.of(CODEC, policy, provenance)
+        results = decide_batch(records, CODEC, policy, NOW_MS, verdicts)
+        expected = [
+            _reference_decision(x, r, policy, provenance)
+            for x, r in zip(listings, records, strict=True)
+        ]
+        values = [r.value for r in results if isinstance(r, Decided)]
+        assert values == [CODEC.encode_decision(d) for d in expected]
 
     @settings(max_examples=100, deadline=None)
     @given(st.lists(any_listings(), min_size=1, max_size=5))

@@ -18,7 +18,7 @@ from consumer.codec import (
 from consumer.codec.framing import confluent_header, single_object_header
 from consumer.codec.schemas import ParsedSchema
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from consumer.events import Decision, Listing, Price, Provenance, Reason, SourceRef
 
 BUNDLED = BundledSchemas.load()
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -84,6 +84,12 @@ decisions = st.builds(
         topic=TEXT,
         partition=st.integers(min_value=0, max_value=2**31 - 1),
         offset=st.integers(min_value=0, max_value=2**63 - 1),
+    ),
+    provenance=st.builds(
+        Provenance,
+        mode=st.sampled_from(["LIVE", "SHADOW", "REPLAY"]),
+        replay_run=st.none() | TEXT,
+        as_of_ms=st.none() | LONG,
     ),
 )
 

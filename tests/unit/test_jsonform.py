@@ -18,7 +18,7 @@ from consumer.codec.jsonform import (
     parse_time,
 )
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing, Price, Reason, SourceRef
+from consumer.events import Decision, Listing, Price, Provenance, Reason, SourceRef
 from tests.unit.listings import MINIMAL_JSON
 
 MINIMAL: dict[str, Any] = MINIMAL_JSON
@@ -424,7 +424,23 @@ class TestDecisionToJson:
             "event_time": "2021-08-03T10:00:00.000Z",
             "decided_at": "2021-08-03T10:00:00.007Z",
             "source": {"topic": "listing-created", "partition": 2, "offset": 99},
+            "mode": "LIVE",
+            "replay_run": None,
+            "as_of": None,
         }
+
+    def test_replay_provenance(self) -> None:
+        """A replayed decision names its run and prints its as-of time like the other times."""
+        decision = Decision(
+            "d", "e", "l", "s", "ID", "APPROVED", (), (), None, False, "p", "v", 0, 0, None,
+            Provenance("REPLAY", "close-crafts", 1_627_984_800_000),
+        )  # fmt: skip
+        out = decision_to_json(decision)
+        assert (out["mode"], out["replay_run"], out["as_of"]) == (
+            "REPLAY",
+            "close-crafts",
+            "2021-08-03T10:00:00.000Z",
+        )
 
     def test_no_source_is_null(self) -> None:
         """A decision made outside Kafka (the check command) prints source as null."""
