@@ -33,15 +33,12 @@ from consumer.errors import (
 from consumer.events import LIVE, Provenance, make_decision
 from consumer.policy import (
     CompiledPolicy,
-    bundled_policy_text,
-    compile_policy,
     evaluate,
     explain,
-    load_policy,
     summarize,
 )
 from consumer.policy.load import parse_as_of, policy_warnings
-from consumer.policy.yamldoc import MAX_POLICY_BYTES
+from consumer.policy_source import load_policy_file
 from consumer.producing import produce_samples
 from consumer.runner import run_worker
 
@@ -271,21 +268,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(settings, args)
 
 
-def load_policy_file(path: Path | None) -> CompiledPolicy:
-    """The policy at `path`, or the bundled default; one clear error for an unreadable file."""
-    if path is None:
-        return compile_policy(
-            load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
-        )
-    try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_POLICY_BYTES + 1)  # one byte over is enough for the size check
-    except OSError as exc:
-        msg = f"policy file {path}: cannot read: {exc.strerror or exc}"
-        raise ConfigError(msg) from exc
-    return compile_policy(load_policy(raw, str(path)))
-
-
 def _check(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.policy)
     if args.file == "-":
@@ -379,10 +361,9 @@ def _run(settings: config.Settings, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, policy=args.policy)
     if args.create_topics:
         settings = dataclasses.replace(settings, create_topics=True)
-    policy = load_policy_file(settings.policy)
-    stop = threading.Event()
-    _install_signal_handlers(stop)
-    result = run_worker(settings, policy, stop, until_idle=args.until_idle)
+    stop, reload = threading.Event(), threading.Event()
+    _install_signal_handlers(stop, reload)
+    result = run_worker(settings, stop, reload=reload, until_idle=args.until_idle)
     if args.summary:
         print(result.summary_text())
     if args.print_metrics:
@@ -390,11 +371,8 @@ def _run(settings: config.Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT ask the loop to stop; a second signal exits at once.
-
-    SIGHUP does the same for now (its default would kill the worker with no commit and no log).
-    """
+def _install_signal_handlers(stop: threading.Event, reload: threading.Event) -> None:
+    """SIGTERM/SIGINT ask the loop to stop; a second one exits at once. SIGHUP: re-read the policies."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
@@ -402,6 +380,10 @@ def _install_signal_handlers(stop: threading.Event) -> None:
         log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
+    def hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received, checking the policy files", extra={"signal": "SIGHUP"})
+        reload.set()
+
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGHUP, handler)
+    signal.signal(signal.SIGHUP, hangup)

@@ -98,6 +98,22 @@ class Settings:
         default=None,
         metadata=_doc("policy YAML file", shown="bundled id-akar-import-closure"),
     )
+    policy_reload_interval: float = field(
+        default=10.0,
+        metadata=_doc("seconds between checks of the policy files for a change (0: only SIGHUP)"),
+    )
+    shadow_policy: Path | None = field(
+        default=None,
+        metadata=_doc("candidate policy YAML evaluated beside the live one; never enforced"),
+    )
+    shadow_topic: str | None = field(
+        default=None,
+        metadata=_doc("where the shadow policy's decisions go (none: metrics only)", shown="none"),
+    )
+    shadow_topic_changes_only: bool = field(
+        default=False,
+        metadata=_doc("produce only the shadow decisions that differ from the live ones"),
+    )
     http_host: str = field(default="0.0.0.0", metadata=_doc("address of /metrics and the probes"))
     http_port: int = field(default=9400, metadata=_doc("port of /metrics and the probes (0: any)"))
     log_level: str = field(
@@ -213,7 +229,7 @@ def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _MAPPING_FIELDS = ("kafka", "schema_registry")
 #: Settings where 0 means "off" rather than a bad value.
-_ZERO_TURNS_OFF = ("progress_interval",)
+_ZERO_TURNS_OFF = ("progress_interval", "policy_reload_interval")
 
 
 _MAP_ENV_PREFIXES = {"kafka": KAFKA_ENV_PREFIX, "schema_registry": SCHEMA_REGISTRY_ENV_PREFIX}
@@ -413,7 +429,29 @@ def load(
             "schema_registry settings given without a url (set IMPORT_CLOSURE_SCHEMA_REGISTRY_URL)"
         )
         raise ConfigError(msg)
-    return Settings(kafka=kafka, schema_registry=registry, **values)  # type: ignore[arg-type]
+    settings = Settings(kafka=kafka, schema_registry=registry, **values)  # type: ignore[arg-type]
+    _check_shadow(settings)
+    return settings
+
+
+def _check_shadow(settings: Settings) -> None:
+    """A shadow topic needs a shadow policy, and must not be a topic that live consumers act on."""
+    topic = settings.shadow_topic
+    if topic is None:
+        return
+    if settings.shadow_policy is None:
+        msg = "shadow_topic is set but shadow_policy is not (set IMPORT_CLOSURE_SHADOW_POLICY)"
+        raise ConfigError(msg)
+    live = {
+        "input_topic": settings.input_topic,
+        "approved_topic": settings.approved_topic,
+        "rejected_topic": settings.rejected_topic,
+        "dlq_topic": settings.dlq_topic,
+    }
+    for name, value in live.items():
+        if topic == value:
+            msg = f"shadow_topic {topic!r} is also the {name}: shadow decisions must not mix with live ones"
+            raise ConfigError(msg)
 
 
 # Keys the worker's guarantees depend on; user extras cannot override them.

@@ -144,8 +144,42 @@ class Metrics:
         )
         self.policy_info = Gauge(
             "import_closure_policy_info",
-            "The policy in use: always 1, identified by its labels.",
-            ["policy", "version"],
+            "The policies in use: always 1, identified by their labels (role live or shadow).",
+            ["policy", "version", "role"],
+            registry=registry,
+        )
+        self.policy_reloads = PromCounter(
+            "import_closure_policy_reloads",
+            "Policy file changes by result: applied, rejected (invalid or unreadable, the "
+            "previous policy stays), unchanged (a SIGHUP found nothing new).",
+            ["role", "result"],
+            registry=registry,
+        )
+        self.policy_last_change = Gauge(
+            "import_closure_policy_last_change_timestamp_seconds",
+            "Unix time at which the policy in use was loaded (at start or by a reload).",
+            ["role"],
+            registry=registry,
+        )
+        self.policy_file_rejected = Gauge(
+            "import_closure_policy_file_rejected",
+            "1 while the policy file holds a change that was rejected (the previous policy is "
+            "still enforced), else 0.",
+            ["role"],
+            registry=registry,
+        )
+        self.shadow_decisions = PromCounter(
+            "import_closure_shadow_decisions",
+            "Decisions the shadow policy would have made on acknowledged live decisions, by "
+            "outcome and its cluster.",
+            ["outcome", "cluster"],
+            registry=registry,
+        )
+        self.shadow_disagreements = PromCounter(
+            "import_closure_shadow_disagreements",
+            "Acknowledged live decisions the shadow policy decides otherwise, by both outcomes "
+            "and the rule that makes the difference (none when only the reasons differ).",
+            ["live", "shadow", "rule_id"],
             registry=registry,
         )
         self.last_progress = Gauge(
@@ -165,6 +199,7 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
+        self._policy_labels: dict[str, tuple[str, str, str]] = {}
         self._lag = _LagCollector()
         registry.register(self._lag)
         for outcome in ("approved", "rejected", "dead_lettered"):
@@ -174,9 +209,17 @@ class Metrics:
         for result in ("committed", "aborted"):
             self.transactions.labels(result)
 
-    def set_policy(self, policy: str, version: str) -> None:
-        self.policy_info.clear()
-        self.policy_info.labels(policy, version).set(1)
+    def set_policy(self, role: str, policy: str, version: str, loaded_at: float) -> None:
+        """The policy of `role` in use from now on: its old info series goes."""
+        old = self._policy_labels.pop(role, None)
+        if old is not None:
+            self.policy_info.remove(*old)
+        self._policy_labels[role] = (policy, version, role)
+        self.policy_info.labels(policy, version, role).set(1)
+        self.policy_last_change.labels(role).set(loaded_at)
+        self.policy_file_rejected.labels(role).set(0)
+        for result in ("applied", "rejected", "unchanged"):
+            self.policy_reloads.labels(role, result)
 
     def set_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
         self._lag.set(lag)
@@ -192,6 +235,10 @@ class Metrics:
                 rejected += n
         for (reason, rule_id), n in tally.rejections.items():
             self.rejections.labels(reason, rule_id).inc(n)
+        for (outcome, cluster), n in tally.shadow_decisions.items():
+            self.shadow_decisions.labels(outcome, cluster).inc(n)
+        for (live, shadow, rule_id), n in tally.disagreements.items():
+            self.shadow_disagreements.labels(live, shadow, rule_id).inc(n)
         dead = 0
         for code, n in tally.dead_letters.items():
             self.dead_letters.labels(code).inc(n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import resource
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.health import Health, HealthServer
 from consumer.metrics import Metrics
-from consumer.pipeline import Decider
-from consumer.policy import CompiledPolicy
+from consumer.pipeline import Decider, ShadowOutput
+from consumer.policy_source import PolicySource
 from consumer.registry_client import RegistrySchemaSource
 from consumer.source import GroupSource
 from consumer.summary import RunSummary
@@ -139,22 +140,37 @@ def max_message_bytes(settings: Settings) -> int:
         raise ConfigError(msg) from exc
 
 
+def shadow_output(settings: Settings) -> ShadowOutput:
+    """Which shadow decisions are produced to shadow_topic."""
+    if settings.shadow_topic is None:
+        return "none"
+    return "changes" if settings.shadow_topic_changes_only else "all"
+
+
 def run_worker(
     settings: Settings,
-    policy: CompiledPolicy,
     stop: threading.Event,
     *,
+    reload: threading.Event | None = None,
     until_idle: float | None = None,
 ) -> RunResult:
+    """Run until `stop`; `reload` (SIGHUP) makes the policy source look at its files at once."""
     pin_mmap_threshold()  # before any client allocates: see allocator.py
     registry = new_registry()
     metrics = Metrics(registry)
-    metrics.set_policy(policy.policy_id, policy.version)
     health = Health(stall_timeout=settings.stall_timeout)
     # Binds the port first: a port in use is a ConfigError (exit 2) before any Kafka work.
     server = HealthServer(settings.http_host, settings.http_port, registry, health)
+    # An invalid policy at start is a PolicyError (exit 2), also before any Kafka work.
+    policies = PolicySource(
+        settings.policy,
+        settings.shadow_policy,
+        metrics,
+        interval=settings.policy_reload_interval,
+        wake=reload,
+        wall_clock=time.time,
+    )
     health.policy_loaded = True
-    log.info("policy loaded", extra={"policy": policy.policy_id, "version": policy.version})
     if settings.create_topics:
         for result in create_topics(settings):
             log.info("topic", extra={"topic": result.topic, "detail": result.detail})
@@ -182,16 +198,25 @@ def run_worker(
             max_message_bytes(settings),
             transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
         )
+        current = policies.current
         worker = Worker(
             settings,
             GroupSource(consumer, settings.input_topic, events, health),
             build_delivery(settings, consumer, producer, outputs, events, metrics),
-            Decider(codec, policy),
+            Decider(
+                codec,
+                current.live,
+                shadow=current.shadow,
+                shadow_output=shadow_output(settings),
+            ),
             Telemetry(metrics, health, events),
             stop,
+            policies=policies,
         )
+        policies.start()
         summary = worker.run(until_idle=until_idle)
     finally:
+        policies.stop()
         producer.flush(5)
         server.stop()
     log.info(

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -24,6 +25,7 @@ from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
 from consumer.pipeline import DeadLettered, Decider, Tally
+from consumer.policy_source import Policies
 from consumer.reporting import Reporter
 from consumer.source import GroupSource
 from consumer.summary import RunSummary
@@ -44,6 +46,12 @@ class Telemetry:
 
 
 Callback = Callable[["Worker", Consumer, list[TopicPartition]], None]
+
+
+class PolicyUpdates(Protocol):
+    """Where changed policies come from (consumer/policy_source.py): None while nothing changed."""
+
+    def take(self) -> Policies | None: ...
 
 
 def _wrap_rebalance_errors(callback: Callback) -> Callback:
@@ -72,11 +80,14 @@ class Worker:
         telemetry: Telemetry,
         stop: threading.Event,
         clock: Clock | None = None,
+        *,
+        policies: PolicyUpdates | None = None,
     ) -> None:
         self._settings = settings
         self._source = source
         self._delivery = delivery
         self._decider = decider
+        self._policies = policies
         self._metrics = telemetry.metrics
         self._health = telemetry.health
         self._events = telemetry.events
@@ -139,6 +150,9 @@ class Worker:
 
     def _process(self, records: list[RawRecord]) -> None:
         started = self._clock.monotonic()
+        if self._policies is not None and (change := self._policies.take()) is not None:
+            # between two batches: this one and all after it under the new policies
+            self._decider = self._decider.replaced(change.live, change.shadow)
         try:
             results = self._decider.decide(records, int(self._clock.now() * 1000))
         except SchemaSourceUnavailable as exc:

@@ -44,7 +44,8 @@ class AtLeastOnce:
     def submit(self, results: Sequence[Result]) -> None:
         for (topic, partition), group in by_partition(results).items():
             first, last = group[0].record.offset, group[-1].record.offset
-            chunk = self._ledger.open(topic, partition, first, last, len(group), tally(group))
+            count = self._outputs.count(group)
+            chunk = self._ledger.open(topic, partition, first, last, count, tally(group))
             self._outputs.send(group, chunk)
 
     def service(self, owned: Set[Key]) -> list[Tally]:

@@ -84,10 +84,11 @@ class ExactlyOnce:
             results = [self._instead(r) for r in results]
         for (topic, partition), group in by_partition(results).items():
             first, last = group[0].record.offset, group[-1].record.offset
-            chunk = Chunk(topic, partition, first, last, len(group), tally(group))
+            count = self._outputs.count(group)
+            chunk = Chunk(topic, partition, first, last, count, tally(group))
             self._outputs.send(group, chunk)
             self._tallies.append(chunk.payload)
-            self._produced += len(group)
+            self._produced += count
             self._first.setdefault((topic, partition), first)
             self._next[(topic, partition)] = last + 1
 

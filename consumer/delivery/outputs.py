@@ -78,8 +78,18 @@ class Outputs:
         self._retry: list[tuple[Chunk[Tally], Message]] = []
         self._reroute: list[_Reroute] = []
 
+    @staticmethod
+    def count(group: Sequence[Result]) -> int:
+        """How many records `send` produces for `group`: one per result, plus shadow decisions."""
+        shadows = sum(
+            1
+            for r in group
+            if isinstance(r, Decided) and r.shadow is not None and r.shadow.value is not None
+        )
+        return len(group) + shadows
+
     def send(self, group: list[Result], chunk: Chunk[Tally]) -> None:
-        """Produce one output per result of `group`, all acknowledged into `chunk`."""
+        """Produce the outputs of `group` (Outputs.count of them), all acknowledged into `chunk`."""
         settings = self._settings
         # Only decisions are kept for a refusal: their inputs are small (too_large bounds them),
         # while a dead letter's input can be a megabyte and is rebuilt from the refused copy.
@@ -88,21 +98,34 @@ class Outputs:
             if isinstance(result, Decided):
                 approved = result.verdict.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
-                refused = self._produce(
-                    topic,
-                    result.value,
-                    result.listing_id.encode(),
-                    list(result.headers),
-                    on_delivery,
-                )
+                key = result.listing_id.encode()
+                refused = self._produce(topic, result.value, key, list(result.headers), on_delivery)
                 if refused is not None:
                     code, detail = refused
                     msg = f"decision of {len(result.value)} bytes refused: {detail}"
                     self._dead_letter(result.record, code, msg, chunk, self._max_bytes)
+                shadow = result.shadow
+                if shadow is not None and shadow.value is not None:
+                    self._shadow(shadow.value, key, shadow.headers, chunk, on_delivery)
             else:
                 self._dead_letter(
                     result.record, result.code, result.message, chunk, self._max_bytes
                 )
+
+    def _shadow(
+        self,
+        value: bytes,
+        key: bytes,
+        headers: Sequence[tuple[str, bytes | None]],
+        chunk: Chunk[Tally],
+        on_delivery: DeliveryCallback,
+    ) -> None:
+        """A shadow decision; one the topic refuses is skipped (and said), never dead-lettered."""
+        topic = cast(str, self._settings.shadow_topic)
+        refused = self._produce(topic, value, key, cast(Headers, list(headers)), on_delivery)
+        if refused is not None:
+            chunk.ack()
+            self._events.throttled("shadow decision refused, skipped", refused[1])
 
     def _dead_letter(
         self, record: RawRecord, code: str, message: str, chunk: Chunk[Tally], max_bytes: int
@@ -183,6 +206,7 @@ class Outputs:
         retry = self._retry
         events = self._events
         dlq_topic = self._settings.dlq_topic
+        shadow_topic = self._settings.shadow_topic
         transactional = self._transactional
 
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -192,7 +216,12 @@ class Outputs:
                 pass  # an aborted transaction's output: whoever aborted it redoes the work
             elif error.retriable() or error.code() == KafkaError._MSG_TIMED_OUT:
                 retry.append((chunk, message))
-            elif (code := kafka_errors.per_message_code(error)) is not None:
+            elif (code := kafka_errors.per_message_code(error)) is not None and (
+                message.topic() == shadow_topic
+            ):
+                ack()  # a shadow decision is advice: the live decision stands without it
+                events.throttled("shadow decision refused, skipped", kafka_errors.describe(error))
+            elif code is not None:
                 reroute = self._refused(chunk, sources, message, code, error, dlq_topic)
                 if reroute is not None:
                     self._reroute.append(reroute)

@@ -79,8 +79,41 @@ WORKER_METRICS: tuple[Metric, ...] = (
     Metric(
         "import_closure_policy_info",
         "gauge",
-        ("policy", "version"),
-        (("id-akar-import-closure", "2021.08+2c0c7158"),),
+        ("policy", "version", "role"),
+        (
+            ("id-akar-import-closure", "2021.08+2c0c7158", "live"),
+            ("id-akar-import-closure", "2023.10+5d1e2f3a", "shadow"),
+        ),
+    ),
+    Metric(
+        "import_closure_policy_reloads_total",
+        "counter",
+        ("role", "result"),
+        (("live", "applied"), ("live", "rejected"), ("shadow", "applied")),
+    ),
+    Metric(
+        "import_closure_policy_last_change_timestamp_seconds",
+        "gauge",
+        ("role",),
+        (("live",), ("shadow",)),
+    ),
+    Metric(
+        "import_closure_policy_file_rejected",
+        "gauge",
+        ("role",),
+        (("live",), ("shadow",)),
+    ),
+    Metric(
+        "import_closure_shadow_decisions_total",
+        "counter",
+        ("outcome", "cluster"),
+        (("approved", "fashion_textile"), ("rejected", "fashion_textile"), ("rejected", "crafts")),
+    ),
+    Metric(
+        "import_closure_shadow_disagreements_total",
+        "counter",
+        ("live", "shadow", "rule_id"),
+        (("approved", "rejected", "akar-crafts"), ("rejected", "rejected", "none")),
     ),
     Metric("import_closure_last_progress_timestamp_seconds", "gauge"),
 )
@@ -122,6 +155,8 @@ ENV_SETTINGS: frozenset[str] = frozenset(
     {
         "IMPORT_CLOSURE_CONFIG",
         "IMPORT_CLOSURE_POLICY",
+        "IMPORT_CLOSURE_SHADOW_POLICY",
+        "IMPORT_CLOSURE_POLICY_RELOAD_INTERVAL",
         "IMPORT_CLOSURE_GROUP_ID",
         "IMPORT_CLOSURE_INPUT_TOPIC",
         "IMPORT_CLOSURE_APPROVED_TOPIC",

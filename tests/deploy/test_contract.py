@@ -23,7 +23,7 @@ def _worker_registry() -> CollectorRegistry:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     metrics = Metrics(registry)
-    metrics.set_policy("id-akar-import-closure", "2021.08+2c0c7158")
+    metrics.set_policy("live", "id-akar-import-closure", "2021.08+2c0c7158", 0.0)
     metrics.set_lag({("listing-created", 0): 12})
     metrics.record(
         Tally(
@@ -31,6 +31,8 @@ def _worker_registry() -> CollectorRegistry:
             rejections=Counter({("IMPORT_CLOSED_CATEGORY", "akar-fashion-textile"): 2}),
             dead_letters=Counter({"truncated": 1}),
             event_times_ms=[1_700_000_000_000],
+            shadow_decisions=Counter({("rejected", "crafts"): 1}),
+            disagreements=Counter({("approved", "rejected", "akar-crafts"): 1}),
         ),
         acked_at_ms=1_700_000_000_500,
     )

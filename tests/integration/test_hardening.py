@@ -91,15 +91,24 @@ class TestPoisonMessages:
 
 
 class TestSignals:
-    def test_sighup_stops_gracefully_and_commits(self, topics: Topics, tmp_path: Path) -> None:
-        """SIGHUP is not a silent kill: the worker logs, delivers, commits and exits 0."""
+    def test_sighup_rereads_the_policy_and_the_worker_goes_on(
+        self, topics: Topics, tmp_path: Path
+    ) -> None:
+        """SIGHUP is neither a silent kill nor a stop: it asks for a policy check and work goes on."""
         s = topics.settings
         produce_samples(s, s.input_topic, count=500, seed=4, spec=SPEC)
         worker = start_worker(topics, tmp_path)
         wait_until(lambda: events_done(worker) >= 500, 60, "the worker to decide all events")
         worker.process.send_signal(signal.SIGHUP)
-        assert finish(worker, 30) == 0, worker.logs()[-3000:]
-        assert any(line.get("signal") == "SIGHUP" for line in json_lines(worker))
+        wait_until(
+            lambda: any(line.get("signal") == "SIGHUP" for line in json_lines(worker)),
+            10,
+            "the SIGHUP log line",
+        )
+        produce_samples(s, s.input_topic, count=100, seed=5, spec=SPEC)
+        wait_until(lambda: events_done(worker) >= 600, 60, "events after the SIGHUP")
+        worker.assert_running()
+        assert worker.finish(30, terminate=True) == 0, worker.logs()[-3000:]
         assert committed(topics.client_conf(), s.group_id, s.input_topic) == end_offsets(
             topics.client_conf(), s.input_topic
         )

@@ -78,23 +78,42 @@ class TestMetrics:
             is None
         )
 
-    def test_policy_info_names_only_the_current_policy(self, registry: CollectorRegistry) -> None:
-        """After a policy change only the new version is reported."""
+    def test_policy_info_names_only_the_current_policy_of_each_role(
+        self, registry: CollectorRegistry
+    ) -> None:
+        """After a reload only the new version of that role is reported; the other role stays."""
         metrics = Metrics(registry)
-        metrics.set_policy("p", "1+aaaa")
-        metrics.set_policy("p", "2+bbbb")
+        metrics.set_policy("live", "p", "1+aaaa", 100.0)
+        metrics.set_policy("shadow", "q", "7+cccc", 100.0)
+        metrics.set_policy("live", "p", "2+bbbb", 250.0)
+
+        def info(policy: str, version: str, role: str) -> float | None:
+            labels = {"policy": policy, "version": version, "role": role}
+            return registry.get_sample_value("import_closure_policy_info", labels)
+
+        assert info("p", "2+bbbb", "live") == 1
+        assert info("p", "1+aaaa", "live") is None
+        assert info("q", "7+cccc", "shadow") == 1
+        changed = registry.get_sample_value(
+            "import_closure_policy_last_change_timestamp_seconds", {"role": "live"}
+        )
+        assert changed == 250.0
+
+    def test_shadow_tallies_become_shadow_series(self, registry: CollectorRegistry) -> None:
+        metrics = Metrics(registry)
+        t = Tally()
+        t.shadow_decisions[("rejected", "crafts")] = 3
+        t.disagreements[("approved", "rejected", "r-crafts")] = 2
+        metrics.record(t, 0)
         assert (
             registry.get_sample_value(
-                "import_closure_policy_info", {"policy": "p", "version": "2+bbbb"}
+                "import_closure_shadow_decisions_total",
+                {"outcome": "rejected", "cluster": "crafts"},
             )
-            == 1
+            == 3
         )
-        assert (
-            registry.get_sample_value(
-                "import_closure_policy_info", {"policy": "p", "version": "1+aaaa"}
-            )
-            is None
-        )
+        labels = {"live": "approved", "shadow": "rejected", "rule_id": "r-crafts"}
+        assert registry.get_sample_value("import_closure_shadow_disagreements_total", labels) == 2
 
 
 class TestBatchHistogram:

@@ -16,7 +16,7 @@ from consumer.errors import DeliveryError
 from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
-from consumer.offsets import OffsetLedger
+from consumer.offsets import Chunk, OffsetLedger
 from consumer.pipeline import Decider, Result, Tally, tally
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
 from tests.unit.fakes import FakeProducer
@@ -137,3 +137,57 @@ class TestOversizedDeadLetters:
 
 def headers_of(message: Message) -> dict[str, bytes]:
     return dict(message.headers() or [])  # type: ignore[arg-type]
+
+
+SHADOW_SETTINGS = replace(SETTINGS, shadow_topic="shadow-decisions")
+
+
+def shadowed_results(*values: bytes) -> list[Result]:
+    """Decided by the bundled policy, shadowed by the same policy, every shadow decision produced."""
+    policy = compile_policy(load_policy(bundled_policy_text()))
+    decider = Decider(AvroCodec(), policy, shadow=policy, shadow_output="all")
+    records = [RawRecord("in", 0, n, None, b"key", v, ()) for n, v in enumerate(values)]
+    return decider.decide(records, 0)
+
+
+def run_shadowed(producer: FakeProducer, group: list[Result]) -> tuple[Chunk[Tally], ClientEvents]:
+    events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
+    outputs = Outputs(producer, SHADOW_SETTINGS, events)  # type: ignore[arg-type]
+    ledger: OffsetLedger[Tally] = OffsetLedger()
+    count = Outputs.count(group)
+    chunk = ledger.open("in", 0, 0, len(group) - 1, count, tally(group))
+    outputs.send(group, chunk)
+    producer.poll()
+    return chunk, events
+
+
+class TestShadowOutputs:
+    def test_an_input_is_done_only_when_its_live_and_shadow_decisions_are_acknowledged(
+        self,
+    ) -> None:
+        group = shadowed_results(good_value(), b"\x07")  # a decision and a dead letter
+        assert Outputs.count(group) == 3
+        producer = FakeProducer()
+        events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
+        outputs = Outputs(producer, SHADOW_SETTINGS, events)  # type: ignore[arg-type]
+        ledger: OffsetLedger[Tally] = OffsetLedger()
+        chunk = ledger.open("in", 0, 0, 1, Outputs.count(group), tally(group))
+        outputs.send(group, chunk)
+        assert chunk.remaining == 3
+        producer.poll()
+        assert chunk.done
+        topics = sorted(str(m.topic()) for m in producer.sent)
+        assert topics == sorted([SETTINGS.rejected_topic, "shadow-decisions", SETTINGS.dlq_topic])
+        [shadow] = [m for m in producer.sent if m.topic() == "shadow-decisions"]
+        assert ("ic.shadow", b"true") in (shadow.headers() or [])
+        assert shadow.key() == b"lst-1"
+
+    def test_a_refused_shadow_decision_is_skipped_and_the_live_one_stands(self) -> None:
+        refused = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+        producer = FakeProducer(
+            refuse=lambda topic, _value: refused if topic == "shadow-decisions" else None
+        )
+        chunk, events = run_shadowed(producer, shadowed_results(good_value()))
+        assert chunk.done
+        assert events.fatal is None
+        assert [m.topic() for m in producer.sent] == [SETTINGS.rejected_topic]

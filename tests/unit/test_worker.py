@@ -18,6 +18,8 @@ from consumer.events import RawRecord
 from consumer.health import Health
 from consumer.metrics import Metrics
 from consumer.pipeline import Decider, Tally
+from consumer.policy import CompiledPolicy
+from consumer.policy_source import Policies
 from consumer.source import GroupSource
 from consumer.worker import REGISTRY_RETRY_DELAY, Telemetry, Worker
 
@@ -186,3 +188,46 @@ class TestIdle:
         loop.turn()
         assert loop.worker.summary.dead_letters["corrupt"] == 2
         assert loop.worker.summary.events == 2
+
+
+class TestPolicySwap:
+    def test_a_pending_policy_change_is_applied_between_two_batches(self) -> None:
+        """Batch 1 is decided by the old decider, batch 2 and later by the one built for the change."""
+        loop = Loop()
+        new_live = create_autospec(CompiledPolicy, instance=True)
+        updates = [None, Policies(new_live), None]
+        taken: list[Policies | None] = []
+
+        class Updates:
+            def take(self) -> Policies | None:
+                taken.append(updates.pop(0))
+                return taken[-1]
+
+        loop.worker._policies = Updates()
+        swapped = create_autospec(Decider, instance=True, spec_set=True)
+        swapped.decide.return_value = []
+        loop.decider.replaced.return_value = swapped
+        loop.assign(TP0)
+        loop.source.poll.return_value = records(0, 1)
+        loop.turn()
+        loop.source.poll.return_value = records(2, 3)
+        loop.turn()
+        loop.source.poll.return_value = records(4)
+        loop.turn()
+        assert [c.args[0] for c in loop.decider.decide.call_args_list] == [records(0, 1)]
+        loop.decider.replaced.assert_called_once_with(new_live, None)
+        assert [c.args[0] for c in swapped.decide.call_args_list] == [records(2, 3), records(4)]
+
+    def test_no_change_costs_no_new_decider(self) -> None:
+        loop = Loop()
+
+        class Quiet:
+            def take(self) -> Policies | None:
+                return None
+
+        loop.worker._policies = Quiet()
+        loop.assign(TP0)
+        loop.source.poll.return_value = records(0)
+        loop.turn()
+        loop.decider.replaced.assert_not_called()
+        assert loop.decider.decide.call_count == 1
