@@ -48,6 +48,7 @@ from consumer.producing import produce_samples
 from consumer.runner import run_worker
 from consumer.tools.diff import compare, lines_input, render_json, render_text, topic_input
 from consumer.tools.export import KINDS, RangeSpec, export, kind_of, open_range, reading_codec
+from consumer.tools.replay import ReplayOptions, run_replay
 
 log = logging.getLogger("consumer.cli")
 T = TypeVar("T")
@@ -222,8 +223,41 @@ def _add_impact_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
         help="instead of a report, one JSON line per changed listing",
     )
 
+    replay = sub.add_parser(
+        "replay",
+        help="re-decide listings on the input topic with the live policy and publish",
+        description="A bounded job in its own group <group_id>.replay.<RUN>: re-decides the input "
+        "topic from --from to the end offsets seen at start (or --to), publishes the decisions "
+        "(mode REPLAY, header ic.replay) and exits 0. Re-running a name resumes it; processes with "
+        "the same name split the partitions.",
+    )
+    _add_common(replay)
+    replay.add_argument(
+        "--policy", type=Path, help="live policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)"
+    )
+    replay.add_argument("--from", dest="from_time", metavar="TIME", help=_TIME_HELP + " (start)")
+    replay.add_argument("--to", dest="to_time", metavar="TIME", help=_TIME_HELP + " (end)")
+    add_as_of(replay)
+    replay.add_argument("--name", help="run name (default: the policy version)")
+    replay.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="publish only decisions that differ from what --baseline decides",
+    )
+    replay.add_argument(
+        "--baseline", type=Path, help="the policy to compare with (old policy YAML)"
+    )
+    replay.add_argument("--rate", type=_positive_float, help="at most N decisions per second")
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="publish nothing; print the diff report against --baseline",
+    )
+    replay.add_argument("--http-port", type=_offset, help="serve /metrics and probes on this port")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-_TIME_HELP = "now, a date (00:00 UTC) or an RFC 3339 datetime with offset"
+
+_TIME_HELP = "now, a date (00:00 in the policy's timezone; UTC for export) or an RFC 3339 datetime with offset"
 
 
 def _offset(text: str) -> int:
@@ -350,6 +384,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _export(settings, args)
     if args.command == "diff":
         return _diff(settings, args)
+    if args.command == "replay":
+        return _replay(settings, args)
     return _run(settings, args)
 
 
@@ -474,6 +510,50 @@ def _diff(settings: config.Settings | None, args: argparse.Namespace) -> int:
     if not args.changes:
         print(render_json(report) if args.format == "json" else render_text(report, judge))
     return EXIT_USAGE if report.invalid else EXIT_OK
+
+
+def _replay(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.changed_only != (args.baseline is not None) and not args.dry_run:
+        raise ConfigError("--changed-only and --baseline go together")
+    if args.dry_run and args.baseline is None:
+        raise ConfigError("--dry-run prints the diff report against --baseline: give it")
+    policy = load_policy_file(args.policy or settings.policy)
+    baseline = None if args.baseline is None else load_policy_file(args.baseline)
+    tz = policy.tz
+    from_ms, to_ms = _time("--from", args.from_time, tz), _time("--to", args.to_time, tz)
+    as_of = as_of_ms(args.as_of, policy)
+    if args.dry_run:
+        assert baseline is not None
+        spec = RangeSpec(settings.input_topic, from_ms=from_ms, to_ms=to_ms)
+        try:
+            reader = open_range(settings, spec)
+        except BrokerUnavailable as exc:
+            return _broker_unavailable("replay", exc)
+        judge = Judge(baseline, policy, as_of)
+        try:
+            report = compare(topic_input(reader, reading_codec(settings)), judge, sys.stderr)
+        finally:
+            reader.close()
+        print(render_text(report, judge))
+        return EXIT_OK
+    options = ReplayOptions(
+        name=args.name or policy.version,
+        from_ms=from_ms,
+        to_ms=to_ms,
+        as_of_ms=as_of,
+        baseline=baseline if args.changed_only else None,
+        rate=args.rate,
+        http_port=args.http_port,
+        progress=not args.no_progress,
+    )
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    try:
+        result = run_replay(settings, policy, stop, options)
+    except BrokerUnavailable as exc:
+        return _broker_unavailable("replay", exc)
+    print(result.summary_text())
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ class Loop:
         self.source = create_autospec(GroupSource, instance=True, spec_set=True)
         self.source.poll.return_value = []
         self.source.lag.return_value = {}
+        self.source.done.return_value = False  # the group subscription: never done
         self.delivery = create_autospec(AtLeastOnce, instance=True, spec_set=True)
         self.delivery.in_flight.return_value = 0
         self.delivery.service.return_value = []
