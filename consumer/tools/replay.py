@@ -26,7 +26,6 @@ from consumer.client_events import ClientEvents
 from consumer.clients import build_producer, build_replay_consumer
 from consumer.codec import AvroCodec
 from consumer.config import Settings
-from consumer.delivery.outputs import Outputs
 from consumer.errors import ConfigError
 from consumer.events import Provenance, RawRecord, Verdict
 from consumer.health import Health, HealthServer
@@ -35,7 +34,7 @@ from consumer.metrics import Metrics
 from consumer.pipeline import DeadLettered, Decided, Decider, Result
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
-from consumer.runner import build_codec, build_delivery, max_message_bytes, new_registry
+from consumer.runner import build_codec, build_delivery, build_outputs, new_registry
 from consumer.summary import RunSummary
 from consumer.worker import Telemetry, Worker
 
@@ -220,13 +219,7 @@ def run_replay(
             bucket=bucket,
             progress=progress_bar.update,
         )
-        outputs = Outputs(
-            producer,
-            replay,
-            events,
-            max_message_bytes(replay),
-            transactional=replay.processing_guarantee == config.EXACTLY_ONCE,
-        )
+        outputs = build_outputs(replay, producer, events)
         source = BoundedSource(
             consumer,
             bounds,
