@@ -16,13 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, tzinfo
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO, TypeVar
 
 from consumer import __version__, config, logs
 from consumer.clients import BROKER_TIMEOUT, create_topics
-from consumer.codec.jsonform import decision_to_json, json_lines, listing_from_json_line
+from consumer.codec.jsonform import decision_to_json, read_listings
 from consumer.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -31,6 +32,7 @@ from consumer.errors import (
     PolicyError,
 )
 from consumer.events import LIVE, Provenance, make_decision
+from consumer.impact import Judge
 from consumer.policy import (
     CompiledPolicy,
     evaluate,
@@ -41,6 +43,9 @@ from consumer.policy.load import parse_as_of, policy_warnings
 from consumer.policy_source import load_policy_file
 from consumer.producing import produce_samples
 from consumer.runner import run_worker
+from consumer.tools.diff import compare, lines_input, render_json, render_text, topic_input
+from consumer.tools.export import KINDS, RangeSpec, export, kind_of, open_range, reading_codec
+from consumer.tools.replay import ReplayOptions, run_replay
 
 log = logging.getLogger("consumer.cli")
 T = TypeVar("T")
@@ -146,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--topic", help="target topic (default: the input topic)")
     _add_timeout(sample, "for the broker to answer at the start and to acknowledge at the end")
 
+    _add_impact_commands(sub)
+
     show = sub.add_parser(
         "config",
         help="print the effective configuration, secrets redacted",
@@ -156,6 +163,109 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(show)
     return parser
+
+
+def _add_impact_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    export = sub.add_parser(
+        "export",
+        help="write a bounded range of a topic as JSON Lines",
+        description="Decode a topic's records (either wire format) to JSON Lines on stdout: "
+        "listings as `check` reads them, decisions as their JSON form, dead letters as key, "
+        "value (base64) and headers. Stops at the end offsets seen at start (or --to, --count).",
+    )
+    _add_common(export)
+    export.add_argument("--topic", required=True, help="topic to read")
+    export.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="what the topic holds (default: told by its name in the settings)",
+    )
+    start = export.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="from_time", metavar="TIME", help=_TIME_HELP + " (start)")
+    start.add_argument("--from-offset", type=_offset, metavar="N", help="first offset to read")
+    export.add_argument("--to", dest="to_time", metavar="TIME", help=_TIME_HELP + " (end)")
+    export.add_argument("--count", type=_positive_int, help="stop after N records")
+    export.add_argument("--partition", type=_offset, metavar="P", help="read only partition P")
+    export.add_argument(
+        "--with-meta", action="store_true", help="add topic, partition, offset and timestamp"
+    )
+
+    diff = sub.add_parser(
+        "diff",
+        help="backtest a candidate policy: how it changes decisions",
+        description="Decide every listing with the live and the candidate policy and report the "
+        "decisions that change. Exit 0 when it ran, 2 on invalid input lines or an invalid policy.",
+    )
+    _add_common(diff)
+    diff.add_argument(
+        "file",
+        nargs="?",
+        help="JSON Lines file, or - for standard input (default, without --topic)",
+    )
+    diff.add_argument(
+        "--policy", type=Path, help="live policy YAML (default: the bundled id-akar-import-closure)"
+    )
+    diff.add_argument("--candidate", type=Path, required=True, help="candidate policy YAML")
+    diff.add_argument("--topic", help="read listings from this topic instead of a file")
+    diff.add_argument("--from", dest="from_time", metavar="TIME", help=_TIME_HELP + " (--topic)")
+    diff.add_argument("--to", dest="to_time", metavar="TIME", help=_TIME_HELP + " (--topic)")
+    add_as_of(diff)
+    diff.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    diff.add_argument(
+        "--examples", type=_non_negative_int, default=5, metavar="N", help="examples (default 5)"
+    )
+    diff.add_argument(
+        "--changes",
+        action="store_true",
+        help="instead of a report, one JSON line per changed listing",
+    )
+
+    replay = sub.add_parser(
+        "replay",
+        help="re-decide listings on the input topic with the live policy and publish",
+        description="A bounded job in its own group <group_id>.replay.<RUN>: re-decides the input "
+        "topic from --from to the end offsets seen at start (or --to), publishes the decisions "
+        "(mode REPLAY, header ic.replay) and exits 0. Re-running a name resumes it; processes with "
+        "the same name split the partitions.",
+    )
+    _add_common(replay)
+    replay.add_argument(
+        "--policy", type=Path, help="live policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)"
+    )
+    replay.add_argument("--from", dest="from_time", metavar="TIME", help=_TIME_HELP + " (start)")
+    replay.add_argument("--to", dest="to_time", metavar="TIME", help=_TIME_HELP + " (end)")
+    add_as_of(replay)
+    replay.add_argument("--name", help="run name (default: the policy version)")
+    replay.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="publish only decisions that differ from what --baseline decides",
+    )
+    replay.add_argument(
+        "--baseline", type=Path, help="the policy to compare with (old policy YAML)"
+    )
+    replay.add_argument("--rate", type=_positive_float, help="at most N decisions per second")
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="publish nothing; print the diff report against --baseline",
+    )
+    replay.add_argument("--http-port", type=_offset, help="serve /metrics and probes on this port")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+_TIME_HELP = "now, a date (00:00 in the policy's timezone; UTC for export) or an RFC 3339 datetime with offset"
+
+
+def _offset(text: str) -> int:
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return _offset(text)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +364,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check(args)
     if args.command == "validate-policy":
         return _validate(args)
+    if args.command == "diff" and args.topic is None:
+        return _diff(None, args)
     settings = config.load(config_file=args.config, log_level=args.log_level)
     # Every command from here on uses Kafka: name a bad client property before anything runs.
     config.validate_client_conf(settings)
@@ -265,30 +377,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _topics_create(settings, args)
     if args.command == "produce-sample":
         return _produce_sample(settings, args)
+    if args.command == "export":
+        return _export(settings, args)
+    if args.command == "diff":
+        return _diff(settings, args)
+    if args.command == "replay":
+        return _replay(settings, args)
     return _run(settings, args)
 
 
 def _check(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.policy)
-    if args.file == "-":
-        stream: BinaryIO = sys.stdin.buffer  # bytes: each line is decoded, and refused, on its own
-    else:
-        try:
-            stream = Path(args.file).open("rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    stream = open_input(args.file)
     invalid = 0
     now_ms = int(time.time() * 1000)
     as_of = as_of_ms(args.as_of, policy)
     provenance = LIVE if as_of is None else Provenance(as_of_ms=as_of)
     with stream:
-        for number, line in enumerate(json_lines(stream), start=1):
-            if line is not None and not line.strip():
-                continue
-            try:
-                listing = listing_from_json_line(line)
-            except DecodeError as exc:
-                print(f"line {number}: {exc.message}", file=sys.stderr)
+        for number, listing in read_listings(stream):
+            if isinstance(listing, DecodeError):
+                print(f"line {number}: {listing.message}", file=sys.stderr)
                 invalid += 1
                 continue
             if args.explain:
@@ -306,6 +414,128 @@ def _check(args: argparse.Namespace) -> int:
             )
             print(json.dumps(decision_to_json(decision), ensure_ascii=False))
     return EXIT_USAGE if invalid else EXIT_OK
+
+
+def open_input(file: str) -> BinaryIO:
+    """The named file or standard input, as bytes: each line is decoded, and refused, on its own."""
+    if file == "-":
+        return sys.stdin.buffer
+    try:
+        return Path(file).open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
+
+
+def _time(option: str, text: str | None, tz: tzinfo = UTC) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_as_of(text, tz, int(time.time() * 1000))
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+
+
+def _export(settings: config.Settings, args: argparse.Namespace) -> int:
+    kind = kind_of(settings, args.topic, args.kind)
+    spec = RangeSpec(
+        args.topic,
+        from_ms=_time("--from", args.from_time),
+        from_offset=args.from_offset,
+        to_ms=_time("--to", args.to_time),
+        partition=args.partition,
+        count=args.count,
+    )
+    try:
+        reader = open_range(settings, spec)
+    except BrokerUnavailable as exc:
+        return _broker_unavailable("export", exc)
+    try:
+        done = export(reader, kind, reading_codec(settings), sys.stdout, with_meta=args.with_meta)
+    finally:
+        reader.close()
+    print(
+        f"exported {done.records} records of {args.topic} ({done.undecodable} undecodable)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _diff(settings: config.Settings | None, args: argparse.Namespace) -> int:
+    live = load_policy_file(args.policy)
+    candidate = load_policy_file(args.candidate)
+    judge = Judge(live, candidate, as_of_ms(args.as_of, live))
+    changes = sys.stdout if args.changes else None
+    if settings is None:
+        if args.from_time is not None or args.to_time is not None:
+            raise ConfigError("--from and --to read a topic range: give --topic too")
+        with open_input(args.file or "-") as stream:
+            report = compare(
+                lines_input(stream), judge, sys.stderr, examples=args.examples, changes=changes
+            )
+    else:
+        if args.file is not None:
+            raise ConfigError(f"give either a file ({args.file}) or --topic, not both")
+        spec = RangeSpec(
+            args.topic,
+            from_ms=_time("--from", args.from_time, live.tz),
+            to_ms=_time("--to", args.to_time, live.tz),
+        )
+        try:
+            reader = open_range(settings, spec)
+        except BrokerUnavailable as exc:
+            return _broker_unavailable("diff", exc)
+        try:
+            items = topic_input(reader, reading_codec(settings))
+            report = compare(items, judge, sys.stderr, examples=args.examples, changes=changes)
+        finally:
+            reader.close()
+    if not args.changes:
+        print(render_json(report) if args.format == "json" else render_text(report, judge))
+    return EXIT_USAGE if report.invalid else EXIT_OK
+
+
+def _replay(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.changed_only != (args.baseline is not None) and not args.dry_run:
+        raise ConfigError("--changed-only and --baseline go together")
+    if args.dry_run and args.baseline is None:
+        raise ConfigError("--dry-run prints the diff report against --baseline: give it")
+    policy = load_policy_file(args.policy or settings.policy)
+    baseline = None if args.baseline is None else load_policy_file(args.baseline)
+    tz = policy.tz
+    from_ms, to_ms = _time("--from", args.from_time, tz), _time("--to", args.to_time, tz)
+    as_of = as_of_ms(args.as_of, policy)
+    if args.dry_run:
+        assert baseline is not None
+        spec = RangeSpec(settings.input_topic, from_ms=from_ms, to_ms=to_ms)
+        try:
+            reader = open_range(settings, spec)
+        except BrokerUnavailable as exc:
+            return _broker_unavailable("replay", exc)
+        judge = Judge(baseline, policy, as_of)
+        try:
+            report = compare(topic_input(reader, reading_codec(settings)), judge, sys.stderr)
+        finally:
+            reader.close()
+        print(render_text(report, judge))
+        return EXIT_OK
+    options = ReplayOptions(
+        name=args.name or policy.version,
+        from_ms=from_ms,
+        to_ms=to_ms,
+        as_of_ms=as_of,
+        baseline=baseline if args.changed_only else None,
+        rate=args.rate,
+        http_port=args.http_port,
+        progress=not args.no_progress,
+    )
+    stop = threading.Event()
+    _install_signal_handlers(stop, threading.Event())  # a replay's policy is fixed for the run
+    try:
+        result = run_replay(settings, policy, stop, options)
+    except BrokerUnavailable as exc:
+        return _broker_unavailable("replay", exc)
+    print(result.summary_text())
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -156,6 +156,11 @@ def build_consumer(settings: Settings, **callbacks: object) -> Consumer:
     return _build(Consumer, config.consumer_conf(settings, **callbacks))
 
 
+def build_replay_consumer(settings: Settings, **callbacks: object) -> Consumer:
+    """The consumer of a replay run (config.replay_settings): the worker's, plus partition EOF."""
+    return _build(Consumer, config.replay_consumer_conf(settings, **callbacks))
+
+
 def build_producer(settings: Settings, **callbacks: object) -> Producer:
     return _build(Producer, config.producer_conf(settings, **callbacks))
 

@@ -541,6 +541,20 @@ def consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     return _merge(base, _dotted(overrides), _CONSUMER_OWNED[settings.processing_guarantee])
 
 
+def replay_settings(settings: Settings, run: str) -> Settings:
+    """Settings of `replay --name RUN`: its own group `<group_id>.replay.<RUN>`, so the live
+    group's offsets never move, and with it its own transactional.id in exactly-once."""
+    return dataclasses.replace(settings, group_id=f"{settings.group_id}.replay.{run}")
+
+
+def replay_consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
+    """The worker's consumer config (for replay_settings) plus partition-EOF events: the
+    bounded source learns from them that a partition is read to its end."""
+    conf = consumer_conf(settings, **overrides)
+    conf["enable.partition.eof"] = True
+    return conf
+
+
 def producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     """librdkafka producer config: defaults < settings.kafka < overrides < owned keys."""
     common = _without_consumer_keys(settings.kafka)

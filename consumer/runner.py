@@ -130,6 +130,17 @@ def build_delivery(
     return AtLeastOnce(consumer, outputs, events, metrics)
 
 
+def build_outputs(settings: Settings, producer: Producer, events: ClientEvents) -> Outputs:
+    """The producing side, transactional in exactly-once."""
+    return Outputs(
+        producer,
+        settings,
+        events,
+        max_message_bytes(settings),
+        transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
+    )
+
+
 def max_message_bytes(settings: Settings) -> int:
     """The producer's message.max.bytes: what a dead letter must fit in."""
     raw = config.producer_conf(settings).get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)
@@ -191,13 +202,7 @@ def run_worker(
         if codec is None:
             consumer.close()
             return RunResult(RunSummary(started=0.0), generate_latest(registry).decode())
-        outputs = Outputs(
-            producer,
-            settings,
-            events,
-            max_message_bytes(settings),
-            transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
-        )
+        outputs = build_outputs(settings, producer, events)
         current = policies.current
         worker = Worker(
             settings,

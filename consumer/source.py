@@ -79,7 +79,7 @@ class GroupSource:
             for m in messages:
                 err = m.error()
                 if err is not None:
-                    self._consume_error(err, m.topic())
+                    self._consume_error(err, m)
                     continue
                 record = raw_record(m)
                 size += len(record.value or b"")
@@ -91,7 +91,8 @@ class GroupSource:
             self._health.broker_up = True  # a fetch arrived: a broker answered
         return records
 
-    def _consume_error(self, error: KafkaError, topic: str | None) -> None:
+    def _consume_error(self, error: KafkaError, message: Message) -> None:
+        topic = message.topic()
         if kafka_errors.stops_worker(error):
             where = f"{topic}: " if topic else ""
             msg = f"{where}cannot consume: {kafka_errors.describe(error)}"
@@ -124,6 +125,10 @@ class GroupSource:
                 low, high = self.consumer.get_watermark_offsets(tp, cached=True)
                 known[(tp.topic, tp.partition)] = Offsets(tp.offset, low, high)
         return partition_lag(known, self._events.partition_stats, keys)
+
+    def done(self) -> bool:
+        """Whether a bounded source has read all it was asked to; a subscription never has."""
+        return False
 
     def close(self) -> None:
         self.consumer.close()

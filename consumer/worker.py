@@ -121,6 +121,9 @@ class Worker:
                 if until_idle is not None and self._idle_for(until_idle):
                     log.info("input idle, stopping", extra={"idle_seconds": until_idle})
                     break
+                if self._source.done() and self._delivery.idle():  # a bounded source (replay)
+                    log.info("input read to its end, stopping")
+                    break
             self._shutdown()
         finally:
             self._health.stopping = True

@@ -104,10 +104,15 @@ class DecisionWriter:
                     provenance_fields(decision.provenance),
                 )
             )
-        except UnicodeEncodeError as exc:
-            raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
-        except ValueError as exc:  # a long outside 64 bits
-            raise DecodeError("schema_mismatch", f"cannot encode: {exc}") from exc
+        except (UnicodeEncodeError, ValueError) as exc:
+            raise encode_error(exc) from exc
+
+
+def encode_error(exc: UnicodeEncodeError | ValueError) -> DecodeError:
+    """What a value outside the schema raised while encoding, as our error."""
+    if isinstance(exc, UnicodeEncodeError):
+        return DecodeError("invalid_utf8", f"cannot encode: {exc.reason}")
+    return DecodeError("schema_mismatch", f"cannot encode: {exc}")  # a long outside 64 bits
 
 
 def verdict_fields(verdict: Verdict) -> bytes:
@@ -155,10 +160,8 @@ def provenance_fields(provenance: Provenance) -> bytes:
                 _NULL if as_of is None else _BRANCH_1 + encode_long(as_of),
             )
         )
-    except UnicodeEncodeError as exc:
-        raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
-    except ValueError as exc:  # a long outside 64 bits
-        raise DecodeError("schema_mismatch", f"cannot encode: {exc}") from exc
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise encode_error(exc) from exc
 
 
 def source_prefix(topic: str, partition: int) -> bytes:

@@ -68,6 +68,17 @@ def json_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes
         yield None
 
 
+def read_listings(stream: IO[bytes]) -> Iterator[tuple[int, Listing | DecodeError]]:
+    """(line number, listing or the reason it is invalid) per non-blank line, as `check` reads."""
+    for number, line in enumerate(json_lines(stream), start=1):
+        if line is not None and not line.strip():
+            continue
+        try:
+            yield number, listing_from_json_line(line)
+        except DecodeError as exc:
+            yield number, exc
+
+
 def listing_from_json_line(line: bytes | None) -> Listing:
     """A Listing from one line of JSON Lines (None: a line `json_lines` found too long).
 

@@ -46,6 +46,7 @@ class Loop:
         self.source = create_autospec(GroupSource, instance=True, spec_set=True)
         self.source.poll.return_value = []
         self.source.lag.return_value = {}
+        self.source.done.return_value = False  # the group subscription: never done
         self.delivery = create_autospec(AtLeastOnce, instance=True, spec_set=True)
         self.delivery.in_flight.return_value = 0
         self.delivery.service.return_value = []
@@ -177,6 +178,16 @@ class TestIdle:
         assert not loop.worker._idle_for(3)
         loop.delivery.idle.return_value = True
         assert loop.worker._idle_for(3)
+
+    def test_a_bounded_source_stops_the_loop_once_done_and_delivered(self) -> None:
+        """A replay's source read to its end ends the run, but only when all work is durable."""
+        loop = Loop()
+        loop.assign(TP0)
+        loop.source.done.side_effect = [True, True]
+        loop.delivery.idle.side_effect = [False, True]
+        loop.worker.run()
+        assert loop.source.poll.call_count == 2  # one more turn while output was in flight
+        loop.delivery.shutdown.assert_called_once()
 
     def test_durable_work_is_counted_when_the_delivery_reports_it(self) -> None:
         """Metrics count what the delivery says became durable, not what was produced."""

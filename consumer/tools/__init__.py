@@ -1,0 +1,1 @@
+"""The policy impact tools (export, diff, replay): shell modules the command line calls."""
