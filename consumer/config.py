@@ -488,6 +488,10 @@ _CONSUMER_DEFAULTS = {
     # 2 MiB fetch, 136 MB with 1 MiB (each fetch buffer lives until its last message is freed).
     "queued.max.messages.kbytes": 2048,
     "fetch.max.bytes": 1024 * 1024,
+    # These bounds count bytes as fetched, i.e. compressed: 1 MiB of lz4 batches of repetitive
+    # listings held ~57 decompressed 1.4 MB buffers (137-206 MB peak). 128 KiB per partition per
+    # fetch: 105 MB, and no slower in bench/throughput.py (1.16x per CPU-second, same run).
+    "max.partition.fetch.bytes": 128 * 1024,
     # With a queue that small, librdkafka's default 1 s back-off once it is full capped every
     # reader at ~18,000 events/s and put p50 latency at 650 ms; 10 ms: floor 275,000/s, p50 21 ms.
     "fetch.queue.backoff.ms": 10,

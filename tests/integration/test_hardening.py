@@ -217,7 +217,8 @@ class TestMemory:
 
         It was 598 MB. Bounded batches and client queues brought it to 185-253 MB, varying with
         where glibc placed the large buffers; a pinned mmap threshold (consumer/allocator.py) and
-        a 1 MiB fetch measure 129-136 MB on the development machine.
+        a 1 MiB fetch measured 137-206 MB (lz4 batches expand past the compressed fetch
+        bounds); 128 KiB per partition per fetch: 105 MB.
         """
         s = topics.settings
         codec = AvroCodec()
