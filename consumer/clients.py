@@ -67,13 +67,16 @@ def broker_metadata(client: AdminClient | Producer, conf: config.ClientConf, tim
 
 
 def our_topics(settings: Settings) -> list[str]:
-    """Input, decision and dead-letter topics, without duplicates (approved and rejected may share)."""
+    """Input, decision, dead-letter and (when set) shadow topics, without duplicates (approved and
+    rejected may share)."""
     names = [
         settings.input_topic,
         settings.approved_topic,
         settings.rejected_topic,
         settings.dlq_topic,
     ]
+    if settings.shadow_topic is not None:
+        names.append(settings.shadow_topic)
     return list(dict.fromkeys(names))
 
 

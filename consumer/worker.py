@@ -136,6 +136,9 @@ class Worker:
         self._raise_fatal()
         self._release_held()
         self._apply_backpressure()
+        if self._policies is not None and (change := self._policies.take()) is not None:
+            # between two batches: the next one and all after it under the new policies
+            self._decider = self._decider.replaced(change.live, change.shadow)
         records = self._source.poll(
             self._settings.batch_size, 0.1 if self._paused else self._settings.poll_timeout
         )
@@ -153,9 +156,6 @@ class Worker:
 
     def _process(self, records: list[RawRecord]) -> None:
         started = self._clock.monotonic()
-        if self._policies is not None and (change := self._policies.take()) is not None:
-            # between two batches: this one and all after it under the new policies
-            self._decider = self._decider.replaced(change.live, change.shadow)
         try:
             results = self._decider.decide(records, int(self._clock.now() * 1000))
         except SchemaSourceUnavailable as exc:
