@@ -19,6 +19,7 @@ Not a test: figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -33,8 +34,8 @@ from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import source_prefix
 from consumer.codec.records import decision_record
 from consumer.codec.resolution import strip_logical_types
-from consumer.events import RawRecord, SourceRef, make_decision
-from consumer.pipeline import Verdicts, decide_batch
+from consumer.events import Provenance, RawRecord, SourceRef, make_decision
+from consumer.pipeline import Verdicts, decide_batch, tally
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
 from consumer.policy.evaluate import scan
 from consumer.sample import generate
@@ -47,6 +48,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--policy", type=Path, help="policy YAML (default: the bundled one)")
+    parser.add_argument(
+        "--shadow", type=Path, help="also time decide_batch + tally with this shadow policy"
+    )
     args = parser.parse_args()
     text = args.policy.read_text() if args.policy else bundled_policy_text()
     policy = compile_policy(load_policy(text))
@@ -152,11 +156,26 @@ def main() -> None:
         "evaluate (scan + verdict lookup)": evaluate_stage,
         "encode (spliced decision bytes)": encode,
         "decide_batch (all of it)": lambda: decide_batch(records, codec, policy, now_ms, verdicts),
+        "decide_batch + tally": lambda: tally(
+            decide_batch(records, codec, policy, now_ms, verdicts)
+        ),
         "ref: fastavro schemaless_reader": fastavro_read,
         "ref: evaluate() -> Verdict": lambda: [evaluate(x, policy) for x in listings],
         "ref: fastavro schemaless_writer": fastavro_write,
         "ref: typed chain (Listing..Decision)": typed_chain,
     }
+    if args.shadow:
+        candidate = compile_policy(load_policy(args.shadow.read_text()))
+        shadow = Verdicts.of(codec, candidate, Provenance(mode="SHADOW"))
+        for output in ("none", "all"):
+            stages[f"decide_batch + tally, shadow {output}"] = functools.partial(
+                lambda o: tally(
+                    decide_batch(
+                        records, codec, policy, now_ms, verdicts, shadow=shadow, shadow_output=o
+                    )
+                ),
+                output,
+            )
     print(
         f"policy {policy.policy_id} {policy.version}; {args.count:,} events, {args.repeats} rounds"
     )
