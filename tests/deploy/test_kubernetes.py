@@ -165,6 +165,26 @@ class TestWorkerPod:
             pytest.fail(f"librdkafka rejects the configuration: {exc}")
         consumer.close()
 
+    def test_commented_shadow_example_is_an_environment_the_worker_accepts(
+        self, rendered: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """config.env's optional `#IMPORT_CLOSURE_*=` lines, uncommented, still load, and the
+        shadow policy they name sits in the policy mount beside the live one."""
+        lines = (KUSTOMIZATIONS["base"] / "config.env").read_text().splitlines()
+        examples = dict(
+            line[1:].split("=", 1) for line in lines if line.startswith("#IMPORT_CLOSURE_")
+        )
+        assert [k for k in examples if not contract.is_known_env(k)] == []
+        env = container_env(rendered["base"]) | examples
+        try:
+            settings = config.load(env=env)
+        except ConfigError as exc:
+            pytest.fail(f"the worker would refuse the example: {exc}")
+        assert settings.shadow_policy is not None
+        assert settings.policy is not None
+        assert settings.shadow_policy.parent == settings.policy.parent
+        assert settings.shadow_topic == examples["IMPORT_CLOSURE_SHADOW_TOPIC"]
+
     @pytest.mark.parametrize("name", NAMES)
     def test_topics_and_group_are_the_contract_defaults(
         self, rendered: dict[str, list[dict[str, Any]]], name: str
@@ -204,7 +224,8 @@ class TestWorkerPod:
     def test_policy_is_mounted_where_the_env_points(
         self, rendered: dict[str, list[dict[str, Any]]], name: str
     ) -> None:
-        """IMPORT_CLOSURE_POLICY names a key of the (hash-named) policy ConfigMap's mount."""
+        """IMPORT_CLOSURE_POLICY names a key of the (hash-named) policy ConfigMap's mount, a
+        directory mount: a subPath mount never receives ConfigMap updates, so no hot reload."""
         objects = rendered[name]
         policy_path = container_env(objects)["IMPORT_CLOSURE_POLICY"]
         container = worker_container(objects)
@@ -213,6 +234,7 @@ class TestWorkerPod:
             m for m in container["volumeMounts"] if policy_path.startswith(m["mountPath"] + "/")
         )
         assert mount["readOnly"] is True
+        assert "subPath" not in mount
         volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
         config_map = named(objects, "ConfigMap", volume["configMap"]["name"])
         assert policy_path[len(mount["mountPath"]) + 1 :] in config_map["data"]
