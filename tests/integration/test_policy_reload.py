@@ -11,8 +11,6 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from consumer.codec import AvroCodec
 from consumer.events import Decision
 from consumer.pipeline import SHADOW_HEADER
@@ -82,6 +80,22 @@ def decisions(topics: Topics) -> list[Decision]:
     return [CODEC.decode_decision(r.value) for r in records]
 
 
+def start_with_policy(
+    topics: Topics, tmp_path: Path, interval: str, **env: str
+) -> tuple[Path, WorkerProcess]:
+    """A worker enforcing LIVE_TEXT from a file it checks every `interval` seconds."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(LIVE_TEXT)
+    worker = start_worker(
+        topics,
+        tmp_path,
+        IMPORT_CLOSURE_POLICY=str(policy),
+        IMPORT_CLOSURE_POLICY_RELOAD_INTERVAL=interval,
+        **env,
+    )
+    return policy, worker
+
+
 def stop(worker: WorkerProcess) -> None:
     assert worker.finish(60, terminate=True) == 0, worker.logs()[-3000:]
 
@@ -92,15 +106,7 @@ class TestHotReload:
     ) -> None:
         """Decisions by source offset: old version, then new, never back; every event decided once."""
         s = topics.settings
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(LIVE_TEXT)
-        worker = start_worker(
-            topics,
-            tmp_path,
-            IMPORT_CLOSURE_POLICY=str(policy),
-            IMPORT_CLOSURE_POLICY_RELOAD_INTERVAL="0.2",
-            IMPORT_CLOSURE_BATCH_SIZE="100",
-        )
+        policy, worker = start_with_policy(topics, tmp_path, "0.2", IMPORT_CLOSURE_BATCH_SIZE="100")
         total = 16_000
         producer = threading.Thread(
             target=produce_samples,
@@ -171,14 +177,7 @@ class TestHotReload:
     def test_sighup_applies_a_change_when_periodic_checks_are_off(
         self, topics: Topics, tmp_path: Path
     ) -> None:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(LIVE_TEXT)
-        worker = start_worker(
-            topics,
-            tmp_path,
-            IMPORT_CLOSURE_POLICY=str(policy),
-            IMPORT_CLOSURE_POLICY_RELOAD_INTERVAL="0",
-        )
+        policy, worker = start_with_policy(topics, tmp_path, "0")
         wait_until(lambda: policy_versions(worker), 30, "the worker to serve metrics")
         replace_file(policy, CANDIDATE_TEXT)
         worker.process.send_signal(signal.SIGHUP)
@@ -194,14 +193,7 @@ class TestHotReload:
         self, topics: Topics, tmp_path: Path
     ) -> None:
         s = topics.settings
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(LIVE_TEXT)
-        worker = start_worker(
-            topics,
-            tmp_path,
-            IMPORT_CLOSURE_POLICY=str(policy),
-            IMPORT_CLOSURE_POLICY_RELOAD_INTERVAL="0.2",
-        )
+        policy, worker = start_with_policy(topics, tmp_path, "0.2")
         wait_until(lambda: policy_versions(worker), 30, "the worker to serve metrics")
         [enforced] = policy_versions(worker)
         replace_file(policy, LIVE_TEXT.replace("effect: reject", "effect: maybe", 1))
@@ -260,42 +252,46 @@ def rule_that_differs(live: dict[str, object], shadow: dict[str, object]) -> str
     return None if reasons(live) == reasons(shadow) else "none"
 
 
-class TestShadow:
-    @pytest.fixture
-    def policies(self, tmp_path: Path) -> tuple[Path, Path]:
-        live, shadow = tmp_path / "live.yaml", tmp_path / "shadow.yaml"
-        live.write_text(LIVE_TEXT)
-        shadow.write_text(CANDIDATE_TEXT)
-        return live, shadow
+def run_shadowed(
+    topics: Topics, tmp_path: Path, events: int, **env: str
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """A worker with the live policy and CANDIDATE_TEXT in shadow, until `events` are committed;
+    returns its final metrics."""
+    s = topics.settings
+    live, shadow = tmp_path / "live.yaml", tmp_path / "shadow.yaml"
+    live.write_text(LIVE_TEXT)
+    shadow.write_text(CANDIDATE_TEXT)
+    worker = start_worker(
+        topics,
+        tmp_path,
+        "--create-topics",
+        IMPORT_CLOSURE_POLICY=str(live),
+        IMPORT_CLOSURE_SHADOW_POLICY=str(shadow),
+        **env,
+    )
+    wait_until(lambda: scrape.events_done(worker.base_url) >= events, 60, "all decisions")
+    wait_until(
+        lambda: all_committed(topics.client_conf(), s.group_id, s.input_topic), 30, "commits"
+    )
+    found = scrape.samples(worker.base_url)
+    stop(worker)
+    return found
 
+
+class TestShadow:
     def test_shadow_counts_equal_check_with_each_policy_and_its_topic_holds_every_decision(
-        self, topics: Topics, tmp_path: Path, policies: tuple[Path, Path]
+        self, topics: Topics, tmp_path: Path
     ) -> None:
         s = topics.settings
-        live, shadow = policies
         shadow_topic = f"{s.input_topic}.shadow"
-        topics_env = {**topics.env, "IMPORT_CLOSURE_SHADOW_TOPIC": shadow_topic}
         produce_samples(
             s, s.input_topic, count=2000, seed=31, spec=SampleSpec(base_time_ms=1_700_000_000_000)
         )
-        worker = start_worker(
-            topics,
-            tmp_path,
-            "--create-topics",
-            IMPORT_CLOSURE_POLICY=str(live),
-            IMPORT_CLOSURE_SHADOW_POLICY=str(shadow),
-            **topics_env,
-        )
-        wait_until(lambda: scrape.events_done(worker.base_url) >= 2000, 60, "all decisions")
-        wait_until(
-            lambda: all_committed(topics.client_conf(), s.group_id, s.input_topic), 30, "commits"
-        )
-        found = scrape.samples(worker.base_url)
-        stop(worker)
+        found = run_shadowed(topics, tmp_path, 2000, IMPORT_CLOSURE_SHADOW_TOPIC=shadow_topic)
 
         exported = export(topics)
-        live_checked = check_outcomes(exported, live)
-        shadow_checked = check_outcomes(exported, shadow)
+        live_checked = check_outcomes(exported, tmp_path / "live.yaml")
+        shadow_checked = check_outcomes(exported, tmp_path / "shadow.yaml")
         expected_shadow = Counter(
             (str(d["outcome"]).lower(), str(d["cluster"] or "none")) for d in shadow_checked
         )
@@ -337,27 +333,18 @@ class TestShadow:
         )
 
     def test_changes_only_produces_just_the_decisions_that_differ(
-        self, topics: Topics, tmp_path: Path, policies: tuple[Path, Path]
+        self, topics: Topics, tmp_path: Path
     ) -> None:
         s = topics.settings
-        live, shadow = policies
         shadow_topic = f"{s.input_topic}.shadow"
         produce_samples(s, s.input_topic, count=1000, seed=32)
-        worker = start_worker(
+        found = run_shadowed(
             topics,
             tmp_path,
-            "--create-topics",
-            IMPORT_CLOSURE_POLICY=str(live),
-            IMPORT_CLOSURE_SHADOW_POLICY=str(shadow),
+            1000,
             IMPORT_CLOSURE_SHADOW_TOPIC=shadow_topic,
             IMPORT_CLOSURE_SHADOW_TOPIC_CHANGES_ONLY="true",
         )
-        wait_until(lambda: scrape.events_done(worker.base_url) >= 1000, 60, "all decisions")
-        wait_until(
-            lambda: all_committed(topics.client_conf(), s.group_id, s.input_topic), 30, "commits"
-        )
-        found = scrape.samples(worker.base_url)
-        stop(worker)
         disagreements = sum(
             v
             for (name, _), v in found.items()

@@ -32,6 +32,19 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """The live policy file, holding V1 at start."""
+    live = tmp_path / "policy.yaml"
+    live.write_text(policy_text(V1))
+    return live
+
+
+@pytest.fixture
+def source(path: Path, registry: CollectorRegistry) -> PolicySource:
+    return source_for(path, registry)
+
+
 def source_for(path: Path, registry: CollectorRegistry, shadow: Path | None = None) -> PolicySource:
     return PolicySource(path, shadow, Metrics(registry), interval=0, wall_clock=lambda: 1000.0)
 
@@ -51,11 +64,8 @@ def records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogR
 
 class TestValidChange:
     def test_is_applied_only_when_the_worker_takes_it(
-        self, tmp_path: Path, registry: CollectorRegistry
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         v1 = source.current.live.version
         path.write_text(policy_text(V2, version="2"))
         source.check()
@@ -72,11 +82,12 @@ class TestValidChange:
         assert registry.get_sample_value("import_closure_policy_info", info_old) is None
 
     def test_logs_one_line_with_old_and_new_version_and_what_changed(
-        self, tmp_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+        self,
+        path: Path,
+        source: PolicySource,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         path.write_text(policy_text(V2, version="2"))
         source.check()
         with caplog.at_level(logging.INFO):
@@ -109,11 +120,8 @@ class TestValidChange:
         assert taken.live.version.startswith("2+")
 
     def test_a_new_layout_of_the_same_policy_is_not_a_change(
-        self, tmp_path: Path, registry: CollectorRegistry
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         path.write_text("# reviewed 2026-12-02\n" + policy_text(V1))
         source.check()
         assert source.take() is None
@@ -123,11 +131,12 @@ class TestValidChange:
 
 class TestRejectedChange:
     def test_keeps_the_policy_in_force_and_logs_every_problem_once(
-        self, tmp_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+        self,
+        path: Path,
+        source: PolicySource,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         v1 = source.current.live.version
         path.write_text(policy_text([{"id": "x", "effect": "maybe"}, {"effect": "reject"}]))
         with caplog.at_level(logging.INFO):
@@ -144,11 +153,8 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 1
 
     def test_the_next_valid_change_is_applied_and_clears_the_rejection(
-        self, tmp_path: Path, registry: CollectorRegistry
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         path.write_text("rules: [")
         source.check()
         path.write_text(policy_text(V2, version="2"))
@@ -157,11 +163,8 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 0
 
     def test_going_back_to_the_policy_in_force_clears_the_rejection(
-        self, tmp_path: Path, registry: CollectorRegistry
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         path.write_text("rules: [")
         source.check()
         path.write_text(policy_text(V1))
@@ -170,11 +173,8 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 0
 
     def test_a_file_that_disappears_keeps_the_policy_and_is_rejected_once(
-        self, tmp_path: Path, registry: CollectorRegistry
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
     ) -> None:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(V1))
-        source = source_for(path, registry)
         path.unlink()
         source.check()
         source.check()
