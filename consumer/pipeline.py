@@ -122,6 +122,9 @@ class _Entry(NamedTuple):
     #: What a decision says, for comparing a live and a shadow verdict: outcome and reasons by
     #: (code, rule_id); matched allow rules and message texts are not a different decision.
     judgement: tuple[str, tuple[tuple[str, str], ...]]
+    #: This verdict as a shadow verdict with nothing to produce: one shared object, no allocation
+    #: per event in the (usual) metrics-only shadow mode.
+    unproduced: Shadowed
 
 
 class Verdicts:
@@ -149,7 +152,9 @@ class Verdicts:
         """Build, encode and keep the verdict for `key`; DecodeError if it cannot be encoded."""
         verdict = verdict_of(key, self.policy)
         judgement = (verdict.outcome, tuple((r.code, r.rule_id) for r in verdict.reasons))
-        entry = _Entry(verdict, self.writer.verdict_part(verdict), judgement)
+        entry = _Entry(
+            verdict, self.writer.verdict_part(verdict), judgement, Shadowed(verdict, None, ())
+        )
         # the key's own strings (cluster, currency) are shared with the verdict or tiny
         cost = 200 + 2 * len(entry.part)
         if len(self.entries) >= VERDICT_CACHE_ENTRIES or self._bytes + cost > VERDICT_CACHE_BYTES:
@@ -346,27 +351,26 @@ def decide_batch(
                     sentry = sadd(skey)
                 except DecodeError:
                     sentry = None  # the live decision stands; this shadow verdict is not encodable
-            if sentry is not None:
-                svalue = None
-                if produce_all or (produce_changes and sentry.judgement != entry.judgement):
-                    svalue = join(
-                        (
-                            sframe[0],
-                            sdecision_id(row.event_id),
-                            event_id,
-                            ids,
-                            sentry.part,
-                            event_time,
-                            decided_at,
-                            source,
-                            offset,
-                            sframe[1],
-                        )
+            if sentry is not None and (
+                produce_all or (produce_changes and sentry.judgement != entry.judgement)
+            ):
+                svalue = join(
+                    (
+                        sframe[0],
+                        sdecision_id(row.event_id),
+                        event_id,
+                        ids,
+                        sentry.part,
+                        event_time,
+                        decided_at,
+                        source,
+                        offset,
+                        sframe[1],
                     )
-                shadowed = new(
-                    Shadowed,
-                    (sentry.verdict, svalue, (*kept, *shadow_headers) if svalue else ()),
                 )
+                shadowed = new(Shadowed, (sentry.verdict, svalue, (*kept, *shadow_headers)))
+            elif sentry is not None:
+                shadowed = sentry.unproduced
         append(
             new(
                 Decided,
