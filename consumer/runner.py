@@ -67,7 +67,18 @@ def _counts(counter: dict[str, int]) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process's own memory, in MB.
+
+    Linux's VmHWM, not ru_maxrss: execve carries the forking parent's peak over into ru_maxrss, so
+    a worker started by a 180 MB test runner reported 182 MB whatever it did itself.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
