@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from consumer.arguments import (
     EXIT_OK,
@@ -29,7 +30,7 @@ from consumer.arguments import (
 )
 from consumer.config import Settings
 from consumer.errors import BrokerUnavailable, ConfigError
-from consumer.impact import Judge
+from consumer.impact import ImpactReport, Judge
 from consumer.policy_source import load_policy_file
 from consumer.tools.diff import compare, lines_input, render_json, render_text, topic_input
 from consumer.tools.export import KINDS, RangeSpec, export, kind_of, open_range, reading_codec
@@ -91,8 +92,7 @@ def _add_diff(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     )
     parser.add_argument("--candidate", type=Path, required=True, help="candidate policy YAML")
     parser.add_argument("--topic", help="read listings from this topic instead of a file")
-    parser.add_argument("--from", dest="from_time", metavar="TIME", help=TIME_HELP + " (--topic)")
-    parser.add_argument("--to", dest="to_time", metavar="TIME", help=TIME_HELP + " (--topic)")
+    _add_window(parser, "--topic", "--topic")
     add_as_of(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="report format")
     parser.add_argument(
@@ -118,8 +118,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     parser.add_argument(
         "--policy", type=Path, help="live policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)"
     )
-    parser.add_argument("--from", dest="from_time", metavar="TIME", help=TIME_HELP + " (start)")
-    parser.add_argument("--to", dest="to_time", metavar="TIME", help=TIME_HELP + " (end)")
+    _add_window(parser, "start", "end")
     add_as_of(parser)
     parser.add_argument("--name", help="run name (default: the policy version)")
     parser.add_argument(
@@ -140,6 +139,12 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--http-port", type=non_negative_int, help="serve /metrics and probes on this port"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _add_window(parser: argparse.ArgumentParser, start: str, end: str) -> None:
+    """--from and --to of diff and replay (export's --from excludes --from-offset)."""
+    parser.add_argument("--from", dest="from_time", metavar="TIME", help=f"{TIME_HELP} ({start})")
+    parser.add_argument("--to", dest="to_time", metavar="TIME", help=f"{TIME_HELP} ({end})")
 
 
 def export_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,14 +194,9 @@ def diff_command(settings: Settings | None, args: argparse.Namespace) -> int:
             to_ms=time_ms("--to", args.to_time, live.tz),
         )
         try:
-            reader = open_range(settings, spec)
+            report = _compare_range(settings, spec, judge, examples=args.examples, changes=changes)
         except BrokerUnavailable as exc:
             return broker_unavailable("diff", exc)
-        try:
-            items = topic_input(reader, reading_codec(settings))
-            report = compare(items, judge, sys.stderr, examples=args.examples, changes=changes)
-        finally:
-            reader.close()
     if not args.changes:
         print(render_json(report) if args.format == "json" else render_text(report, judge))
     return EXIT_USAGE if report.invalid else EXIT_OK
@@ -218,15 +218,11 @@ def replay_command(
     if args.dry_run:
         assert baseline is not None
         spec = RangeSpec(settings.input_topic, from_ms=from_ms, to_ms=to_ms)
-        try:
-            reader = open_range(settings, spec)
-        except BrokerUnavailable as exc:
-            return broker_unavailable("replay", exc)
         judge = Judge(baseline, policy, as_of)
         try:
-            report = compare(topic_input(reader, reading_codec(settings)), judge, sys.stderr)
-        finally:
-            reader.close()
+            report = _compare_range(settings, spec, judge)
+        except BrokerUnavailable as exc:
+            return broker_unavailable("replay", exc)
         print(render_text(report, judge))
         return EXIT_OK
     options = ReplayOptions(
@@ -246,3 +242,21 @@ def replay_command(
         return broker_unavailable("replay", exc)
     print(result.summary_text())
     return EXIT_OK
+
+
+def _compare_range(
+    settings: Settings,
+    spec: RangeSpec,
+    judge: Judge,
+    *,
+    examples: int = 5,
+    changes: IO[str] | None = None,
+) -> ImpactReport:
+    """diff's compare over a topic range (diff --topic, replay --dry-run); BrokerUnavailable when
+    no broker answers, for the caller's one line."""
+    reader = open_range(settings, spec)
+    try:
+        items = topic_input(reader, reading_codec(settings))
+        return compare(items, judge, sys.stderr, examples=examples, changes=changes)
+    finally:
+        reader.close()

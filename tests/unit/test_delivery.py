@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 from unittest.mock import create_autospec
@@ -82,11 +83,15 @@ class NeverAcknowledges(FakeProducer):
 
 
 class TestAtLeastOnce:
+    def make(self, producer: FakeProducer, clock: Clock | None = None) -> tuple[AtLeastOnce, Any]:
+        outputs, events, metrics = parts(producer)
+        c = consumer()
+        return AtLeastOnce(c, outputs, events, metrics, monotonic=clock or time.monotonic), c
+
     def test_offsets_are_stored_only_after_acknowledgement(self) -> None:
         """Nothing is stored while outputs are in flight; then the next offset to read is."""
-        producer, c = FakeProducer(), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics)
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
         delivery.submit(decided(7, 8))
         assert delivery.in_flight() == 2
         assert delivery.service(OWNED)  # the fake acknowledges on poll
@@ -108,9 +113,8 @@ class TestAtLeastOnce:
     ) -> None:
         """Records that gave no output (replay's unchanged listings and dead letters) are
         committed with their batch, so a resumed run does not read them again."""
-        producer, c = FakeProducer(), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics)
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
         delivery.submit(decided(*offsets), None if consumed is None else {TP0: consumed})
         assert len(delivery.service(OWNED)) == 1
         assert stored(c) == [("in", 0, next_offset)]
@@ -120,9 +124,7 @@ class TestAtLeastOnce:
     def test_a_batch_without_output_waits_behind_undelivered_work(self) -> None:
         """Done at once, but committed only in turn: never past an earlier unacknowledged output."""
         clock = Clock()
-        producer, c = NeverAcknowledges(clock), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics, monotonic=clock)
+        delivery, c = self.make(NeverAcknowledges(clock), clock)
         delivery.submit(decided(3))
         delivery.submit([], {TP0: (4, 6)})
         assert delivery.service(OWNED) == []
@@ -131,9 +133,8 @@ class TestAtLeastOnce:
 
     def test_revoke_with_work_in_flight_drains_then_commits_the_revoked_partition(self) -> None:
         """Revocation waits for the outputs, then commits synchronously before letting go."""
-        producer, c = FakeProducer(), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics)
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
         delivery.submit(decided(3))
         done = delivery.revoke({TP0}, OWNED, timeout=5)
         assert len(done) == 1
@@ -143,9 +144,8 @@ class TestAtLeastOnce:
 
     def test_lost_partitions_are_forgotten_uncommitted(self) -> None:
         """A lost partition's acknowledged work is not stored: its new owner redoes it."""
-        producer, c = FakeProducer(), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics)
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
         delivery.submit(decided(3))
         delivery.lose({TP0}, OWNED)
         assert delivery.service(frozenset()) == []
@@ -154,9 +154,7 @@ class TestAtLeastOnce:
     def test_shutdown_timeout_leaves_undelivered_work_uncommitted(self) -> None:
         """What is not acknowledged within the timeout is not committed."""
         clock = Clock()
-        producer, c = NeverAcknowledges(clock), consumer()
-        outputs, events, metrics = parts(producer)
-        delivery = AtLeastOnce(c, outputs, events, metrics, monotonic=clock)
+        delivery, c = self.make(NeverAcknowledges(clock), clock)
         delivery.submit(decided(3))
         assert delivery.shutdown(OWNED, timeout=3) == []
         c.store_offsets.assert_not_called()
