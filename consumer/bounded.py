@@ -245,11 +245,14 @@ class BoundedSource(GroupSource):
             if batch_size <= 0:
                 time.sleep(timeout)  # the token bucket is empty: wait one poll interval
                 return []
+        # A partition-EOF event finishes its partition inside super().poll, after the records
+        # before it in the same batch: those are in range, so only earlier finishes drop records.
+        finished = frozenset(self._finished)
         records = super().poll(batch_size, timeout)
         ranges = self._bounds.ranges
         kept: list[RawRecord] = []
         for r in records:
-            if r.partition in self._finished:
+            if r.partition in finished:
                 continue
             if r.offset >= ranges.get(r.partition, (0, 0))[1]:
                 self._finish(r.partition)

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from consumer.client_events import ClientEvents, partition_names
 from consumer.clock import Clock, SystemClock
 from consumer.config import Settings
-from consumer.delivery import Delivery, Key
+from consumer.delivery import Delivery, Key, spans
 from consumer.errors import RebalanceError, SchemaSourceUnavailable
 from consumer.events import RawRecord
 from consumer.health import Health
@@ -163,7 +163,7 @@ class Worker:
             return
         self._metrics.batch_duration.observe(self._clock.monotonic() - started)
         self._reporter.dead_letters(Counter(r.code for r in results if isinstance(r, DeadLettered)))
-        self._delivery.submit(results)
+        self._delivery.submit(results, spans(records))  # offsets cover records without output
 
     def _hold(self, records: Sequence[RawRecord], exc: SchemaSourceUnavailable) -> None:
         """Registry away: pause these partitions, rewind them to this batch, retry later.

@@ -6,19 +6,27 @@ and shutdown mean for it; the loop does not branch on the mode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence, Set
+from typing import NamedTuple, Protocol
 
+from consumer.events import RawRecord
 from consumer.pipeline import Result, Tally
 
 Key = tuple[str, int]
+#: The first and last offset of a partition's records in one batch.
+Span = tuple[int, int]
 
 
 class Delivery(Protocol):
     """What the worker's loop asks of a delivery guarantee."""
 
-    def submit(self, results: Sequence[Result]) -> None:
-        """Produce the outputs of one decided batch (in input order)."""
+    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
+        """Produce the outputs of one decided batch (in input order).
+
+        `consumed` (the batch's spans) is what the committed offsets will cover: also records
+        that gave no result (replay drops unchanged listings and dead letters). None: the
+        results' own offsets.
+        """
 
     def service(self, owned: Set[Key]) -> list[Tally]:
         """Serve delivery reports, re-send, commit as the mode does; the work that became durable."""
@@ -42,10 +50,40 @@ class Delivery(Protocol):
         """Flush and release the producer."""
 
 
-def by_partition(results: Sequence[Result]) -> dict[Key, list[Result]]:
-    """Results grouped by input partition, each group in input order: the unit of a chunk."""
+class Part(NamedTuple):
+    """One partition's share of a batch, the unit of a chunk: its offsets and its results (in
+    input order; none when every record of it gave nothing to produce)."""
+
+    first: int
+    last: int
+    results: list[Result]
+
+
+def spans(records: Iterable[RawRecord]) -> dict[Key, Span]:
+    """Each partition's first and last offset in a batch (a partition's records are in order)."""
+    out: dict[Key, Span] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        span = out.get(key)
+        out[key] = (r.offset, r.offset) if span is None else (span[0], r.offset)
+    return out
+
+
+def by_partition(
+    results: Sequence[Result], consumed: Mapping[Key, Span] | None = None
+) -> dict[Key, Part]:
+    """Results grouped by input partition, over the offsets `consumed` (default: the results')."""
     groups: dict[Key, list[Result]] = {}
     for result in results:
         r = result.record
         groups.setdefault((r.topic, r.partition), []).append(result)
-    return groups
+    parts: dict[Key, Part] = {}
+    for key, group in groups.items():
+        first, last = group[0].record.offset, group[-1].record.offset
+        if consumed is not None and key in consumed:
+            first, last = min(first, consumed[key][0]), max(last, consumed[key][1])
+        parts[key] = Part(first, last, group)
+    for key, (first, last) in (consumed or {}).items():
+        if key not in parts:
+            parts[key] = Part(first, last, [])
+    return parts

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.client_events import ClientEvents
-from consumer.delivery import Key, by_partition
+from consumer.delivery import Key, Span, by_partition
 from consumer.delivery.outputs import Outputs
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetLedger
@@ -41,12 +41,13 @@ class AtLeastOnce:
         self._monotonic = monotonic
         self._ledger: OffsetLedger[Tally] = OffsetLedger()
 
-    def submit(self, results: Sequence[Result]) -> None:
-        for (topic, partition), group in by_partition(results).items():
-            first, last = group[0].record.offset, group[-1].record.offset
+    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
+        for (topic, partition), (first, last, group) in by_partition(results, consumed).items():
             count = self._outputs.count(group)
+            # A chunk of no outputs is done at once: its offsets commit in order with the rest.
             chunk = self._ledger.open(topic, partition, first, last, count, tally(group))
-            self._outputs.send(group, chunk)
+            if group:
+                self._outputs.send(group, chunk)
 
     def service(self, owned: Set[Key]) -> list[Tally]:
         self._outputs.resend_failed(owned)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from confluent_kafka import (
     Consumer,
@@ -23,7 +23,7 @@ from confluent_kafka import (
 
 from consumer import kafka_errors
 from consumer.client_events import ClientEvents
-from consumer.delivery import Key, by_partition
+from consumer.delivery import Key, Span, by_partition
 from consumer.delivery.outputs import Outputs
 from consumer.errors import KafkaClientError
 from consumer.metrics import Metrics
@@ -76,17 +76,17 @@ class ExactlyOnce:
         # Fences any earlier producer with our transactional.id and aborts its open transaction.
         self._call(producer.init_transactions, "init_transactions")
 
-    def submit(self, results: Sequence[Result]) -> None:
+    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
         if self._opened_at is None:
             self._call(lambda _timeout: self._producer.begin_transaction(), "begin_transaction")
             self._opened_at = self._monotonic()
         if self._refused:
             results = [self._instead(r) for r in results]
-        for (topic, partition), group in by_partition(results).items():
-            first, last = group[0].record.offset, group[-1].record.offset
+        for (topic, partition), (first, last, group) in by_partition(results, consumed).items():
             count = self._outputs.count(group)
             chunk = Chunk(topic, partition, first, last, count, tally(group))
-            self._outputs.send(group, chunk)
+            if group:
+                self._outputs.send(group, chunk)
             self._tallies.append(chunk.payload)
             self._produced += count
             self._first.setdefault((topic, partition), first)

@@ -137,6 +137,8 @@ class WorkerProcess:
     process: subprocess.Popen[str]
     http_port: int
     log_path: Path
+    #: What the process printed on stdout (its summary), once `finish` has returned.
+    output: str = ""
 
     @property
     def base_url(self) -> str:
@@ -150,10 +152,11 @@ class WorkerProcess:
         if terminate and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.communicate(timeout=seconds)
+            out, _err = self.process.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise AssertionError("worker did not exit in time:\n" + self.logs()[-3000:]) from None
+        self.output = out or ""
         return int(self.process.returncode)
 
     def assert_running(self) -> None:
@@ -180,6 +183,15 @@ def _no_leftover_workers() -> Iterator[None]:
 
 def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> WorkerProcess:
     """`import-closure run` as a real subprocess, logging to a file the test can show on failure."""
+    return start_command(topics, tmp_path, "run", *args, **env)
+
+
+def start_command(
+    topics: Topics, tmp_path: Path, command: str, *args: str, **env: str
+) -> WorkerProcess:
+    """`import-closure COMMAND` (run, replay) as start_worker starts `run`: its own worker id and
+    HTTP port, stderr to a log file, stdout in `output` after `finish`; killed after the test if
+    left running."""
     port = free_port()
     log_path = tmp_path / f"worker-{port}.log"
     full_env = {
@@ -192,7 +204,7 @@ def start_worker(topics: Topics, tmp_path: Path, *args: str, **env: str) -> Work
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "run", *args],
+            [sys.executable, "-m", "consumer", command, *args],
             env=full_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
+from consumer import config
 from consumer.codec import AvroCodec
 from consumer.events import Decision
 from consumer.producing import produce_samples
 from consumer.sample import SampleSpec
-from tests.integration.conftest import ROOT, Topics, start_worker
-from tests.waiting import all_committed, committed, drain, wait_until
+from tests.integration.conftest import (
+    ROOT,
+    Broker,
+    Topics,
+    WorkerProcess,
+    make_topics,
+    start_command,
+    start_worker,
+)
+from tests.waiting import all_committed, committed, drain, end_offsets, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +148,8 @@ class TestReplay:
         self, topics: Topics, tmp_path: Path
     ) -> None:
         """After a rule is added: one decision per newly rejected listing, marked as replayed;
-        a second run of the same name publishes nothing more; the live group's offsets stay."""
+        the run's offsets reach the end past unchanged listings, so a second run of the same
+        name reads and publishes nothing more; the live group's offsets stay."""
         s = topics.settings
         produce_samples(s, s.input_topic, count=300, seed=21, spec=SPEC)
         worker = start_worker(topics, tmp_path, "--until-idle", "2")
@@ -174,9 +187,15 @@ class TestReplay:
             assert headers["ic.replay"] == b"close-electronics"
             assert key == d.listing_id
 
+        # unchanged listings publish nothing, yet their offsets are committed: nothing is re-read
+        ends = end_offsets(topics.client_conf(), s.input_topic)
+        group = f"{s.group_id}.replay.close-electronics"
+        assert committed(topics.client_conf(), group, s.input_topic) == ends
+
         second = _cli(topics, *args)
         assert second.returncode == 0, second.stderr
         assert "published 0 decisions" in second.stdout
+        assert "read 0 listings" in second.stdout
         assert len(_decisions(topics)) == len(before) + len(expected)
         assert committed(topics.client_conf(), s.group_id, s.input_topic) == live_offsets
 
@@ -220,3 +239,57 @@ class TestReplay:
         assert result.returncode == 0, result.stderr
         assert "listings read: 80" in result.stdout
         assert _decisions(topics) == []
+
+
+def _log_events(member: WorkerProcess, event: str) -> list[dict[str, object]]:
+    lines = (json.loads(x) for x in member.logs().splitlines() if x.startswith("{"))
+    return [line for line in lines if line.get("event") == event]
+
+
+class TestReplaySplit:
+    def test_processes_with_the_same_name_split_the_partitions(
+        self, broker: Broker, tmp_path: Path
+    ) -> None:
+        """Two `replay --name R` processes on 4 partitions, kept running by --rate until both
+        joined: each decides a share, together they publish every listing's decision, the run's
+        offsets reach the ends captured at start (past each partition's last record, a dead
+        letter that publishes nothing), and the live group's offsets stay absent."""
+        topics = make_topics(broker, partitions=4)
+        s = topics.settings
+        conf = topics.client_conf()
+        produce_samples(s, s.input_topic, count=480, seed=25, spec=SPEC)
+        producer = Producer(config.plain_producer_conf(s))
+        for partition in range(4):
+            producer.produce(s.input_topic, value=b"\x07not avro", key=b"bad", partition=partition)
+        assert producer.flush(30) == 0
+        codec = AvroCodec()
+        inputs = drain(conf, s.input_topic)
+        listings = {codec.decode_listing(r.value).event_id for r in inputs if r.key != b"bad"}
+        assert len(listings) == 480
+        ends = end_offsets(conf, s.input_topic)
+        assert {r.partition: r.offset + 1 for r in inputs if r.key == b"bad"} == ends
+
+        args = ("--name", "split", "--rate", "40", "--no-progress")  # 480 alone: 12 s
+        members = [start_command(topics, tmp_path, "replay", *args) for _ in range(2)]
+        codes = [member.finish(120) for member in members]
+        logs = "\n\n".join(m.logs()[-3000:] for m in members)
+        assert codes == [0, 0], logs
+
+        shares = []
+        for member in members:
+            found = re.search(r"published ([\d,]+) decisions", member.output)
+            assert found is not None, member.output
+            shares.append(int(found.group(1).replace(",", "")))
+        assert all(n > 0 for n in shares), (shares, logs)
+        decided = Counter(d.event_id for _k, _h, d in _decisions(topics))
+        assert set(decided) == listings, "every listing decided, no other"
+        assert sum(decided.values()) == sum(shares)  # what the summaries count is on the topic
+        duplicates = sum(decided.values()) - len(decided)
+        print(f"shares {shares}, duplicates {duplicates}")
+        if duplicates:  # at-least-once repeats only work whose partition moved mid-run
+            moved = [e for m in members for e in ("partitions revoked", "partitions lost")
+                     if _log_events(m, e)]  # fmt: skip
+            assert moved, f"{duplicates} duplicates without a rebalance:\n{logs}"
+
+        assert committed(conf, f"{s.group_id}.replay.split", s.input_topic) == ends
+        assert set(committed(conf, s.group_id, s.input_topic).values()) == {-1001}

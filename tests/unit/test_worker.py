@@ -189,6 +189,17 @@ class TestIdle:
         assert loop.source.poll.call_count == 2  # one more turn while output was in flight
         loop.delivery.shutdown.assert_called_once()
 
+    def test_the_delivery_is_told_every_consumed_offset(self) -> None:
+        """A decider that drops records (replay) still gets their offsets committed: the loop
+        hands the delivery each partition's span of the batch beside the results."""
+        loop = Loop()
+        loop.assign(TP0, ("in", 1))
+        batch = records(5, 6, 7) + records(2, 3, partition=1)
+        loop.source.poll.return_value = batch
+        loop.decider.decide.return_value = []  # every record dropped
+        loop.turn()
+        loop.delivery.submit.assert_called_once_with([], {TP0: (5, 7), ("in", 1): (2, 3)})
+
     def test_durable_work_is_counted_when_the_delivery_reports_it(self) -> None:
         """Metrics count what the delivery says became durable, not what was produced."""
         loop = Loop()
