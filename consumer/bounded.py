@@ -190,16 +190,15 @@ class BoundedSource(GroupSource):
         self._bounds = bounds
         self._gate = gate
         self._monotonic = monotonic
-        self._started = monotonic()
+        #: Since when this member holds no partition (at start, or after all were moved away).
+        self._empty_since = monotonic()
         self._assigned: set[int] = set()
         self._finished: set[int] = set()
-        self._ever_assigned = False
 
     def subscribe(
         self, on_assign: RebalanceCallback, on_revoke: RebalanceCallback, on_lost: RebalanceCallback
     ) -> None:
         def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            self._ever_assigned = True
             consumer.incremental_assign(self._positions(partitions))
             on_assign(consumer, partitions)
             self._assigned.update(tp.partition for tp in partitions)
@@ -233,6 +232,8 @@ class BoundedSource(GroupSource):
         gone = {tp.partition for tp in partitions}
         self._assigned -= gone
         self._finished -= gone
+        if not self._assigned:
+            self._empty_since = self._monotonic()
 
     def _finish(self, partition: int) -> None:
         if partition in self._assigned and partition not in self._finished:
@@ -270,9 +271,10 @@ class BoundedSource(GroupSource):
         super()._consume_error(error, message)
 
     def done(self) -> bool:
-        """Every assigned partition read to its end; or none assigned within JOIN_GRACE."""
+        """Every assigned partition read to its end; or no partition held for JOIN_GRACE (more
+        members than partitions, or this member's partitions all moved to others)."""
         if not self._assigned:
-            return not self._ever_assigned and self._monotonic() - self._started > JOIN_GRACE
+            return self._monotonic() - self._empty_since > JOIN_GRACE
         return self._assigned <= self._finished
 
     def resume(self, keys: Iterable[Key]) -> None:

@@ -8,7 +8,7 @@ from unittest.mock import create_autospec
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumer.bounded import BoundedSource, Bounds
+from consumer.bounded import JOIN_GRACE, BoundedSource, Bounds
 from consumer.client_events import ClientEvents
 from consumer.health import Health
 from consumer.metrics import Metrics
@@ -25,16 +25,18 @@ def eof(partition: int, offset: int) -> Message:
     return Message(topic=TOPIC, partition=partition, offset=offset, error=error)
 
 
-def assigned_source(ranges: dict[int, tuple[int, int]]) -> tuple[BoundedSource, Any]:
+def assigned_source(
+    ranges: dict[int, tuple[int, int]], monotonic: Any = None
+) -> tuple[BoundedSource, Any]:
     """A source subscribed and assigned every partition of `ranges`, none committed yet."""
     consumer = create_autospec(Consumer, instance=True, spec_set=True)
     consumer.committed.side_effect = lambda tps, timeout: [
         TopicPartition(tp.topic, tp.partition, -1001) for tp in tps
     ]
     health = Health(stall_timeout=60)
-    source = BoundedSource(
-        consumer, Bounds(TOPIC, ranges), ClientEvents(Metrics(CollectorRegistry()), health), health
-    )
+    events = ClientEvents(Metrics(CollectorRegistry()), health)
+    kwargs = {} if monotonic is None else {"monotonic": monotonic}
+    source = BoundedSource(consumer, Bounds(TOPIC, ranges), events, health, **kwargs)
     noop = lambda _c, _p: None  # noqa: E731
     source.subscribe(noop, noop, noop)
     on_assign = consumer.subscribe.call_args.kwargs["on_assign"]
@@ -68,3 +70,14 @@ class TestBoundedSource:
         assert source.poll(100, 0.1) == []
         assert source.done()
         assert source.poll(100, 0.1) == []
+
+    def test_a_member_whose_partitions_all_moved_away_ends_after_the_grace(self) -> None:
+        """Another member of the run took over its partitions: nothing is left for this one."""
+        now = [0.0]
+        source, consumer = assigned_source({0: (0, 10)}, monotonic=lambda: now[0])
+        on_revoke = consumer.subscribe.call_args.kwargs["on_revoke"]
+        now[0] = 100.0
+        on_revoke(consumer, [TopicPartition(TOPIC, 0)])
+        assert not source.done()
+        now[0] = 100.0 + JOIN_GRACE + 1
+        assert source.done()
