@@ -16,7 +16,7 @@ process and consumer group, each until drained:
 For each it reports events/s over the busy span (first consume to last acknowledgement), CPU
 seconds (user + sys of the whole process, from wait4, so start-up is included), events per
 CPU-second (the headline: the machine is shared, wall time is not comparable across runs), peak
-RSS, and the ratios to the floor; medians over the rounds. Then a paced latency phase: events
+RSS (VmHWM), and the ratios to the floor; medians over the rounds. Then a paced latency phase: events
 produced at --latency-rate for --latency-seconds with event_time = now into a LogAppendTime
 topic, decided by a running worker into another; it reports event_time -> decision appended, and
 the part after the input was appended (what the worker adds). Starts deploy/kafka-local when no
@@ -255,7 +255,7 @@ def _measure(commands: Sequence[list[str]], env: dict[str, str], cwd: Path) -> l
     ]
     runs = [Run() for _ in procs]
     # Pipes are read by threads (a full pipe would block the child); the processes are reaped
-    # here with wait4, which also gives their CPU time and peak RSS.
+    # here with wait4, which also gives their CPU time; peak RSS is their VmHWM in /proc.
     texts: dict[tuple[int, str], str] = {}
 
     def collect(i: int, name: str) -> None:
@@ -274,12 +274,13 @@ def _measure(commands: Sequence[list[str]], env: dict[str, str], cwd: Path) -> l
         for i in sorted(alive):
             rss = _rss_mb(procs[i].pid)
             if rss is not None:
-                runs[i].rss_samples_mb.append(rss)
+                runs[i].rss_samples_mb.append(rss[0])
+                # VmHWM, not wait4's ru_maxrss: execve carries this script's own peak into that
+                runs[i].peak_rss_mb = rss[1]
             waited, status, usage = os.wait4(procs[i].pid, os.WNOHANG)
             if waited:
                 procs[i].returncode = os.waitstatus_to_exitcode(status)
                 runs[i].cpu_seconds = usage.ru_utime + usage.ru_stime
-                runs[i].peak_rss_mb = usage.ru_maxrss / 1024
                 alive.discard(i)
         time.sleep(0.5)
     for t in readers:
@@ -303,15 +304,19 @@ def _figures(stdout: str, stderr: str) -> dict[str, float]:
     return cast(dict[str, float], json.loads(stdout.strip().splitlines()[-1]))
 
 
-def _rss_mb(pid: int) -> float | None:
+def _rss_mb(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of a running process in MiB, None once it is gone."""
+    found: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
         return None
-    return None
+    if "VmRSS" not in found or "VmHWM" not in found:
+        return None
+    return found["VmRSS"], found["VmHWM"]
 
 
 def _worker_env(settings: Settings, source: str, decisions: str, group: str) -> dict[str, str]:
