@@ -2,7 +2,7 @@
 
 Batch consume, produce the same value, key and headers, store each batch's offsets once all its
 copies are acknowledged, nothing else per message. Same client configuration as the worker
-(config.consumer_conf / producer_conf, so the same owned keys and any overrides in the
+(client_conf.consumer_conf / producer_conf, so the same owned keys and any overrides in the
 environment) and the same batch size. With --naive it is instead the loop a first version would
 be: poll one message, decode it with fastavro, evaluate, encode with fastavro, produce.
 
@@ -22,7 +22,7 @@ from io import BytesIO
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from fastavro import schemaless_reader, schemaless_writer
 
-from consumer import config
+from consumer import client_conf, config
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.codec.records import decision_record, listing_from_record
 from consumer.codec.resolution import strip_logical_types
@@ -60,8 +60,8 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="poll-one-message fastavro loop")
     args = parser.parse_args()
     settings = config.load(group_id=args.group)
-    consumer = Consumer(config.consumer_conf(settings))
-    producer = Producer(config.producer_conf(settings))
+    consumer = Consumer(client_conf.consumer_conf(settings))
+    producer = Producer(client_conf.producer_conf(settings))
     consumer.subscribe([args.input])
     run = _naive if args.naive else _copy
     try:

@@ -45,7 +45,7 @@ from confluent_kafka.cimpl import (
     NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
 )
 
-from consumer import config
+from consumer import client_conf, config
 from consumer.codec import AvroCodec
 from consumer.config import Settings
 from consumer.producing import produce_samples
@@ -123,7 +123,7 @@ def main() -> None:
 
 
 def _ensure_broker(settings: Settings) -> bool:
-    admin = AdminClient(config.admin_conf(settings))
+    admin = AdminClient(client_conf.admin_conf(settings))
     try:
         admin.list_topics(timeout=5)
         return False
@@ -134,7 +134,7 @@ def _ensure_broker(settings: Settings) -> bool:
 
 
 def _create(settings: Settings, name: str, partitions: int, **topic_config: str) -> None:
-    admin = AdminClient(config.admin_conf(settings))
+    admin = AdminClient(client_conf.admin_conf(settings))
     futures = admin.create_topics([NewTopic(name, partitions, 1, config=topic_config)])
     futures[name].result(30)
 
@@ -402,7 +402,7 @@ def _latency(settings: Settings, args: argparse.Namespace, extra: dict[str, str]
 
 def _append_times(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
     consumer = Consumer(
-        config.plain_consumer_conf(
+        client_conf.plain_consumer_conf(
             settings, group_id=f"lat-read-{uuid.uuid4().hex[:6]}", enable_partition_eof=True
         )
     )
@@ -411,7 +411,7 @@ def _append_times(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
 
 def _read_all(settings: Settings, topic: str) -> list[tuple[bytes, int]]:
     consumer = Consumer(
-        config.plain_consumer_conf(
+        client_conf.plain_consumer_conf(
             settings, group_id=f"lat-read-{uuid.uuid4().hex[:6]}", enable_partition_eof=True
         )
     )

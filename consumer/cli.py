@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from consumer import __version__, config, logs
+from consumer import __version__, client_conf, config, logs
 from consumer.arguments import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -200,7 +200,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return diff_command(None, args)
     settings = config.load(config_file=args.config, log_level=args.log_level)
     # Every command from here on uses Kafka: name a bad client property before anything runs.
-    config.validate_client_conf(settings)
+    client_conf.validate_client_conf(settings)
     logs.configure(settings.log_level, libraries=settings.log_libraries)
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))

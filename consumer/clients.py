@@ -15,7 +15,7 @@ from confluent_kafka.cimpl import (
     NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
 )
 
-from consumer import config
+from consumer import client_conf
 from consumer.config import Settings
 from consumer.errors import BrokerUnavailable, ConfigError
 
@@ -52,7 +52,9 @@ class QuietClientLog:
         self._log.debug(msg, *args, extra={"librdkafka_level": logging.getLevelName(level)})
 
 
-def broker_metadata(client: AdminClient | Producer, conf: config.ClientConf, timeout: float) -> Any:
+def broker_metadata(
+    client: AdminClient | Producer, conf: client_conf.ClientConf, timeout: float
+) -> Any:
     """Cluster metadata (topics and their partitions), or BrokerUnavailable after `timeout` seconds."""
     try:
         return client.list_topics(timeout=timeout)
@@ -95,7 +97,7 @@ def create_topics(
     Waits at most `timeout` seconds in all, then raises BrokerUnavailable.
     """
     deadline = time.monotonic() + timeout
-    conf = config.admin_conf(settings, logger=QuietClientLog())
+    conf = client_conf.admin_conf(settings, logger=QuietClientLog())
     admin = AdminClient(conf)
     names = list(topics) if topics is not None else our_topics(settings)
     wanted_partitions = partitions or settings.topic_partitions
@@ -135,7 +137,7 @@ def _existing(topic: Any, partitions: int, replication: int) -> TopicResult:
     )
 
 
-def _created(name: str, future: Any, conf: config.ClientConf, deadline: float) -> TopicResult:
+def _created(name: str, future: Any, conf: client_conf.ClientConf, deadline: float) -> TopicResult:
     where = conf.get("bootstrap.servers", "<no bootstrap.servers>")
     try:
         future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -156,19 +158,19 @@ def _created(name: str, future: Any, conf: config.ClientConf, deadline: float) -
 
 def build_consumer(settings: Settings, **callbacks: object) -> Consumer:
     """The worker's consumer; `callbacks` are librdkafka callbacks such as error_cb or stats_cb."""
-    return _build(Consumer, config.consumer_conf(settings, **callbacks))
+    return _build(Consumer, client_conf.consumer_conf(settings, **callbacks))
 
 
 def build_replay_consumer(settings: Settings, **callbacks: object) -> Consumer:
     """The consumer of a replay run (config.replay_settings): the worker's, plus partition EOF."""
-    return _build(Consumer, config.replay_consumer_conf(settings, **callbacks))
+    return _build(Consumer, client_conf.replay_consumer_conf(settings, **callbacks))
 
 
 def build_producer(settings: Settings, **callbacks: object) -> Producer:
-    return _build(Producer, config.producer_conf(settings, **callbacks))
+    return _build(Producer, client_conf.producer_conf(settings, **callbacks))
 
 
-def _build(cls: type[_Client], conf: config.ClientConf) -> _Client:
+def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:
     try:
         return cls(conf)
     except (KafkaException, ValueError, TypeError) as exc:

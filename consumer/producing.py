@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer import config
+from consumer import client_conf
 from consumer.clients import BROKER_TIMEOUT, QuietClientLog, broker_metadata, produce_waiting
 from consumer.codec import AvroCodec
 from consumer.config import Settings
@@ -51,7 +51,7 @@ def produce_samples(
         if error is not None and not failures:
             failures.append(error.str())
 
-    conf = config.plain_producer_conf(settings, on_delivery=delivered, logger=QuietClientLog())
+    conf = client_conf.plain_producer_conf(settings, on_delivery=delivered, logger=QuietClientLog())
     producer = Producer(conf)
     # Without this, messages for a broker that is not there wait in the queue until flush().
     broker_metadata(producer, conf, timeout)

@@ -15,7 +15,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from consumer import config
+from consumer import client_conf, config
 from consumer.allocator import pin_mmap_threshold
 from consumer.client_events import ClientEvents
 from consumer.clients import build_consumer, build_producer, create_topics
@@ -104,7 +104,7 @@ def build_codec(
     if not settings.schema_registry:
         return AvroCodec()
     try:
-        source = RegistrySchemaSource(config.registry_conf(settings))
+        source = RegistrySchemaSource(client_conf.registry_conf(settings))
     except (TypeError, ValueError) as exc:  # what SchemaRegistryClient raises for a bad setting
         msg = f"schema registry settings: {exc}"
         raise ConfigError(msg) from exc
@@ -154,7 +154,7 @@ def build_outputs(settings: Settings, producer: Producer, events: ClientEvents) 
 
 def max_message_bytes(settings: Settings) -> int:
     """The producer's message.max.bytes: what a dead letter must fit in."""
-    raw = config.producer_conf(settings).get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    raw = client_conf.producer_conf(settings).get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)
     try:
         return int(raw)
     except ValueError as exc:

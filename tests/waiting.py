@@ -9,7 +9,7 @@ from typing import TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from consumer.config import ClientConf
+from consumer.client_conf import ClientConf
 from consumer.source import raw_record
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from typing import IO, Any, Final, Literal
 
 from confluent_kafka import Consumer
 
-from consumer import config
+from consumer import client_conf
 from consumer.bounded import RangeReader, plan_range
 from consumer.clients import QuietClientLog
 from consumer.codec import AvroCodec
@@ -78,7 +78,7 @@ def _checked_kind(kind: str) -> Kind:
 
 def open_range(settings: Settings, spec: RangeSpec) -> RangeReader:
     """A reader of the range, bounded by the end offsets seen now; joins and commits to no group."""
-    conf = config.plain_consumer_conf(
+    conf = client_conf.plain_consumer_conf(
         settings,
         **{
             # assign() only: this id is never joined and nothing is committed under it.
@@ -116,7 +116,7 @@ def reading_codec(settings: Settings) -> AvroCodec:
     if not settings.schema_registry:
         return AvroCodec()
     try:
-        return AvroCodec(RegistrySchemaSource(config.registry_conf(settings)))
+        return AvroCodec(RegistrySchemaSource(client_conf.registry_conf(settings)))
     except (TypeError, ValueError) as exc:  # what SchemaRegistryClient raises for a bad setting
         raise ConfigError(f"schema registry settings: {exc}") from exc
 

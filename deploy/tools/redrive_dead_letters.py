@@ -28,7 +28,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from consumer import config, deadletter
+from consumer import client_conf, config, deadletter
 
 #: Headers the worker adds to a dead letter; everything else is the original record's.
 ADDED_HEADERS = frozenset(
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = config.load(config_file=args.config)
     consumer = Consumer(
-        config.plain_consumer_conf(
+        client_conf.plain_consumer_conf(
             settings,
             **{
                 "group.id": args.group,
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         )
     )
-    producer = None if args.dry_run else Producer(config.producer_conf(settings))
+    producer = None if args.dry_run else Producer(client_conf.producer_conf(settings))
     try:
         consumer.subscribe([args.dlq_topic or settings.dlq_topic])
         tally = copy_to_end(consumer, producer, args, settings.input_topic)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaException
 
-from consumer import config
+from consumer import client_conf, config
 from consumer.errors import ConfigError
 from consumer.policy import bundled_policy_text
 from tests.deploy import contract, crd_schemas
@@ -160,7 +160,7 @@ class TestWorkerPod:
         assert str(settings.policy) == env["IMPORT_CLOSURE_POLICY"]
         assert settings.shutdown_timeout == float(env["IMPORT_CLOSURE_SHUTDOWN_TIMEOUT"])
         try:
-            consumer = Consumer(config.consumer_conf(settings))
+            consumer = Consumer(client_conf.consumer_conf(settings))
         except KafkaException as exc:
             pytest.fail(f"librdkafka rejects the configuration: {exc}")
         consumer.close()

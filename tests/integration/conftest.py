@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from consumer import config
+from consumer.client_conf import ClientConf, plain_consumer_conf
 from consumer.clients import create_topics
 from consumer.config import Settings
 
@@ -100,8 +101,8 @@ class Topics:
             "IMPORT_CLOSURE_DLQ_TOPIC": s.dlq_topic,
         }
 
-    def client_conf(self, **overrides: object) -> config.ClientConf:
-        return config.plain_consumer_conf(
+    def client_conf(self, **overrides: object) -> ClientConf:
+        return plain_consumer_conf(
             self.settings, group_id=f"probe-{uuid.uuid4().hex[:8]}", **overrides
         )
 

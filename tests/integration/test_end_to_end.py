@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import config
+from consumer import client_conf
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import listing_to_json
 from consumer.producing import produce_samples
@@ -115,7 +115,7 @@ class TestPoisonMessages:
             b"p-fingerprint": (b"\xc3\x01" + b"\x01" * 8 + good[0][10:], "unknown_fingerprint"),
             b"p-registry": (b"\x00\x00\x00\x00\x07" + good[0][10:], "unknown_schema_id"),
         }
-        producer = Producer(config.plain_producer_conf(s))
+        producer = Producer(client_conf.plain_producer_conf(s))
         for i, value in enumerate(good):
             producer.produce(s.input_topic, value=value, key=f"good-{i}".encode(), partition=i % 3)
             if i % 40 == 0:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import config
+from consumer import client_conf
 from consumer.clients import produce_waiting
 from consumer.codec import AvroCodec
 from consumer.producing import produce_samples
@@ -73,7 +73,7 @@ class TestPoisonMessages:
         """Its copy plus our headers exceeds message.max.bytes: cut to fit, and the stream goes on."""
         s = topics.settings
         poison = b"\x07" * 999_900
-        producer = Producer(config.plain_producer_conf(s))
+        producer = Producer(client_conf.plain_producer_conf(s))
         producer.produce(s.input_topic, value=poison, key=b"poison", partition=0)
         assert producer.flush(30) == 0
         produce_samples(s, s.input_topic, count=200, seed=3, spec=SPEC)
@@ -222,7 +222,7 @@ class TestMemory:
         """
         s = topics.settings
         codec = AvroCodec()
-        producer = Producer(config.plain_producer_conf(s))
+        producer = Producer(client_conf.plain_producer_conf(s))
         for n in range(1000):
             path = (f"{n}-" + "x" * 448, *(f"{n}-{i}-" + "y" * 440 for i in range(1000)))
             listing = make_listing(event_id=f"e-{n}", category_path=path)

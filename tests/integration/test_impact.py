@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import config
+from consumer import client_conf
 from consumer.codec import AvroCodec
 from consumer.events import Decision
 from consumer.producing import produce_samples
@@ -258,7 +258,7 @@ class TestReplaySplit:
         s = topics.settings
         conf = topics.client_conf()
         produce_samples(s, s.input_topic, count=480, seed=25, spec=SPEC)
-        producer = Producer(config.plain_producer_conf(s))
+        producer = Producer(client_conf.plain_producer_conf(s))
         for partition in range(4):
             producer.produce(s.input_topic, value=b"\x07not avro", key=b"bad", partition=partition)
         assert producer.flush(30) == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import config
+from consumer import client_conf
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.registry_client import RegistrySchemaSource
 from consumer.sample import SampleSpec, generate
@@ -27,7 +27,7 @@ SPEC = SampleSpec(base_time_ms=1_700_000_000_000)
 
 def _produce_confluent(topics: Topics, count: int, schema_id: int, seed: int) -> None:
     codec = AvroCodec()
-    producer = Producer(config.plain_producer_conf(topics.settings))
+    producer = Producer(client_conf.plain_producer_conf(topics.settings))
     for listing in islice(generate(seed, SPEC), count):
         value = codec.encode_listing_confluent(listing, schema_id)
         producer.produce(topics.settings.input_topic, value=value, key=listing.listing_id.encode())

@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from consumer import config
+from consumer import client_conf
 from consumer.clients import create_topics, our_topics
 from tests.integration.conftest import ROOT, Broker, Topics, make_topics
 from tests.waiting import wait_until
@@ -34,7 +34,7 @@ def _cli(topics: Topics, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _partitions(topics: Topics) -> dict[str, int]:
     """Partitions per topic, once the broker's metadata lists every topic (creation propagates)."""
-    admin = AdminClient(config.admin_conf(topics.settings))
+    admin = AdminClient(client_conf.admin_conf(topics.settings))
     names = our_topics(topics.settings)
 
     def listed() -> dict[str, int]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer import config, logs
+from consumer import client_conf, config, logs
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.errors import ConfigError, DecodeError, SchemaSourceUnavailable
 from consumer.events import Listing, Price
@@ -142,7 +142,7 @@ class TestCredentials:
         logs.configure("INFO", stream)
         url = registry.url.replace("http://", "http://svc:s3cret%21@")
         settings = config.load(env={"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": url})
-        conf = dict(config.registry_conf(settings), **{"max.retries": 0})
+        conf = dict(client_conf.registry_conf(settings), **{"max.retries": 0})
         RegistrySchemaSource(conf).writer_schema(LISTING_ID)
         expected = "Basic " + base64.b64encode(b"svc:s3cret!").decode()
         assert registry.authorizations == [expected]
