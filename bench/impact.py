@@ -37,25 +37,15 @@ from consumer import config  # noqa: E402
 from consumer.clients import create_topics  # noqa: E402
 from consumer.codec import listing_to_json  # noqa: E402
 from consumer.producing import produce_samples  # noqa: E402
-from consumer.sample import SampleSpec, generate  # noqa: E402
+from consumer.sample import SampleSpec, candidate_policy_text, generate  # noqa: E402
 
 SPEC = SampleSpec(base_time_ms=1_609_459_200_000, step_ms=90.0)  # 2021-01-01, 1M over ~1 day
 LIVE = ROOT / "consumer" / "data" / "policies" / "id-akar-import-closure.yaml"
-ELECTRONICS = """
-  - id: close-electronics
-    effect: reject
-    reason: IMPORT_CLOSED_CATEGORY
-    message: cross-border electronics are closed
-    when: {cross_border: true, cluster_in: [electronics]}
-"""
 
 
 def _candidate(directory: Path) -> Path:
-    text = LIVE.read_text()
-    clusters = text.index("clusters:\n") + len("clusters:\n")
-    cluster = "  electronics:\n    category_paths:\n      - [Electronics]\n"
     path = directory / "candidate.yaml"
-    path.write_text(text[:clusters] + cluster + text[clusters:] + ELECTRONICS)
+    path.write_text(candidate_policy_text())
     return path
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from consumer.events import Listing, Price
+from consumer.policy import bundled_policy_text
 
 # (category_id, path, english noun, indonesian noun): clusters of the default policy and others.
 _CATEGORIES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
@@ -117,3 +118,23 @@ def malformed(rng: random.Random, good_value: bytes) -> bytes:
     if kind == 4:
         return b"\x00\x00\x00\x00\x07" + good_value[10:]  # Confluent framing, no registry
     return good_value[:10] + rng.randbytes(len(good_value) - 10)  # corrupt body
+
+
+#: The rule candidate_policy_text adds to the bundled policy.
+CANDIDATE_RULE = """
+  - id: akar-electronics
+    effect: reject
+    reason: IMPORT_CLOSED_CATEGORY
+    message: Cross-border electronics imports are closed
+    when:
+      cross_border: true
+      cluster_in: [electronics]
+"""
+
+
+def candidate_policy_text() -> str:
+    """The bundled policy, version 2026.12, that also closes cross-border electronics (about 10% of
+    the samples): the one candidate the benchmarks and tests of diff, replay, reload and shadow use."""
+    text = bundled_policy_text().replace('version: "2021.08"', 'version: "2026.12"', 1)
+    cluster = "  electronics:\n    category_paths: [[Electronics], [Elektronik]]\n"
+    return text.replace("clusters:\n", "clusters:\n" + cluster, 1) + CANDIDATE_RULE

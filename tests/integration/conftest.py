@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -147,6 +148,18 @@ class WorkerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def json_lines(self) -> list[dict[str, object]]:
+        """Every stderr line of the worker, each of which must be a JSON object."""
+        parsed = []
+        for line in self.logs().splitlines():
+            if not line.strip():
+                continue
+            try:
+                parsed.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AssertionError(f"not a JSON log line: {line!r}") from None
+        return parsed
 
     def finish(self, seconds: float = 90, *, terminate: bool = False) -> int:
         """Wait for the exit code (after SIGTERM if `terminate`); kill and fail on timeout."""

@@ -54,18 +54,6 @@ def events_done(worker: WorkerProcess) -> float:
     return scrape.events_done(worker.base_url)
 
 
-def json_lines(worker: WorkerProcess) -> list[dict[str, object]]:
-    """Every stderr line of the worker, each of which must be a JSON object."""
-    lines = [line for line in worker.logs().splitlines() if line.strip()]
-    parsed = []
-    for line in lines:
-        try:
-            parsed.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AssertionError(f"not a JSON log line: {line!r}") from None
-    return parsed
-
-
 class TestPoisonMessages:
     def test_a_1mb_undecodable_value_is_dead_lettered_and_committed(
         self, topics: Topics, tmp_path: Path
@@ -101,7 +89,7 @@ class TestSignals:
         wait_until(lambda: events_done(worker) >= 500, 60, "the worker to decide all events")
         worker.process.send_signal(signal.SIGHUP)
         wait_until(
-            lambda: any(line.get("signal") == "SIGHUP" for line in json_lines(worker)),
+            lambda: any(line.get("signal") == "SIGHUP" for line in worker.json_lines()),
             10,
             "the SIGHUP log line",
         )
@@ -123,14 +111,14 @@ class TestQuietLogsDuringAnOutage:
         worker = start_worker(topics, tmp_path, IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS=closed)
         wait_until(lambda: readiness(worker)[0] == 503, 30, "the worker to serve /readyz")
         wait_until(
-            lambda: sum(1 for line in json_lines(worker) if line.get("facility") == "FAIL"),
+            lambda: sum(1 for line in worker.json_lines() if line.get("facility") == "FAIL"),
             30,
             "librdkafka's connection failure to be logged",
         )
         assert readiness(worker)[1] == "broker unreachable"
         worker.process.send_signal(signal.SIGTERM)
         finish(worker, 60)
-        lines = json_lines(worker)
+        lines = worker.json_lines()
         failures = [line for line in lines if "Connection refused" in str(line.get("event"))]
         # Two clients (consumer, producer) over several seconds: one line each, then throttled.
         assert 1 <= len(failures) <= 4, failures
@@ -231,6 +219,6 @@ class TestMemory:
         assert producer.flush(60) == 0
         worker = start_worker(topics, tmp_path, "--until-idle", "3")
         assert finish(worker, 300) == 0, worker.logs()[-3000:]
-        [stopped] = [line for line in json_lines(worker) if line.get("event") == "worker stopped"]
+        [stopped] = [line for line in worker.json_lines() if line.get("event") == "worker stopped"]
         assert stopped["dead_letters"] == {"too_large": 1000}, stopped
         assert float(stopped["peak_rss_mb"]) < 200, stopped  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from consumer import client_conf
 from consumer.codec import AvroCodec
 from consumer.events import Decision
 from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.sample import SampleSpec, candidate_policy_text
 from tests.integration.conftest import (
     ROOT,
     Broker,
@@ -36,14 +36,6 @@ POLICIES = ROOT / "consumer" / "data" / "policies"
 LIVE = POLICIES / "id-akar-import-closure.yaml"
 #: Listings from 2022 on, a few hours apart: about 40% cross-border, all after the 2021 closure.
 SPEC = SampleSpec(base_time_ms=1_650_000_000_000, step_ms=3_600_000)
-#: A rule the live policy lacks: cross-border electronics close too.
-ELECTRONICS = """
-  - id: close-electronics
-    effect: reject
-    reason: IMPORT_CLOSED_CATEGORY
-    message: cross-border electronics are closed
-    when: {cross_border: true, cluster_in: [electronics]}
-"""
 
 
 def _cli(topics: Topics, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -60,13 +52,8 @@ def _cli(topics: Topics, *args: str, timeout: float = 120) -> subprocess.Complet
 
 
 def _with_electronics(tmp_path: Path) -> Path:
-    text = LIVE.read_text()
-    rules = text.index("\nrules:")
-    cluster = "  electronics:\n    category_paths:\n      - [Electronics]\n      - [Elektronik]\n"
-    clusters = text.index("clusters:\n") + len("clusters:\n")
-    text = text[:clusters] + cluster + text[clusters:rules] + text[rules:] + ELECTRONICS
     path = tmp_path / "candidate.yaml"
-    path.write_text(text)
+    path.write_text(candidate_policy_text())
     assert _validate(path).returncode == 0, _validate(path).stderr
     return path
 

@@ -16,7 +16,7 @@ from consumer.events import Decision
 from consumer.pipeline import SHADOW_HEADER
 from consumer.policy import bundled_policy_text
 from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.sample import SampleSpec, candidate_policy_text
 from tests.integration import scrape
 from tests.integration.conftest import ROOT, Topics, WorkerProcess, start_worker
 from tests.waiting import all_committed, drain, wait_until
@@ -24,28 +24,11 @@ from tests.waiting import all_committed, drain, wait_until
 CODEC = AvroCodec()
 LIVE_TEXT = bundled_policy_text()
 #: The candidate closes cross-border electronics too (the samples have ~10% electronics).
-CANDIDATE_TEXT = (
-    LIVE_TEXT.replace('version: "2021.08"', 'version: "2026.12"', 1).replace(
-        "clusters:\n", "clusters:\n  electronics:\n    category_paths: [[Electronics]]\n", 1
-    )
-    + """
-  - id: akar-electronics
-    effect: reject
-    reason: IMPORT_CLOSED_CATEGORY
-    message: Cross-border electronics imports are closed
-    when:
-      cross_border: true
-      cluster_in: [electronics]
-"""
-)
-
-
-def json_lines(worker: WorkerProcess) -> list[dict[str, object]]:
-    return [json.loads(line) for line in worker.logs().splitlines() if line.strip()]
+CANDIDATE_TEXT = candidate_policy_text()
 
 
 def logged(worker: WorkerProcess, event: str) -> list[dict[str, object]]:
-    return [line for line in json_lines(worker) if line.get("event") == event]
+    return [line for line in worker.json_lines() if line.get("event") == event]
 
 
 def policy_versions(worker: WorkerProcess, role: str = "live") -> set[str]:
