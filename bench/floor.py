@@ -22,11 +22,12 @@ from io import BytesIO
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from fastavro import schemaless_reader, schemaless_writer
 
-from consumer import client_conf, config
+from consumer import config
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
 from consumer.codec.records import decision_record, listing_from_record
 from consumer.codec.resolution import strip_logical_types
-from consumer.events import SourceRef, make_decision
+from consumer.core.records import SourceRef, make_decision
+from consumer.kafka import client_conf
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
 
 _SOURCE_REF = "id.marketplace.importclosure.v1.SourceRef"

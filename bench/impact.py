@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consumer import config  # noqa: E402
-from consumer.clients import create_topics  # noqa: E402
 from consumer.codec import listing_to_json  # noqa: E402
-from consumer.producing import produce_samples  # noqa: E402
-from consumer.sample import SampleSpec, candidate_policy_text, generate  # noqa: E402
+from consumer.core.sample import SampleSpec, candidate_policy_text, generate  # noqa: E402
+from consumer.kafka.clients import create_topics  # noqa: E402
+from consumer.kafka.sample_producer import produce_samples  # noqa: E402
 
 SPEC = SampleSpec(base_time_ms=1_609_459_200_000, step_ms=90.0)  # 2021-01-01, 1M over ~1 day
 LIVE = ROOT / "consumer" / "data" / "policies" / "id-akar-import-closure.yaml"

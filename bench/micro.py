@@ -34,11 +34,11 @@ from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import source_prefix
 from consumer.codec.records import decision_record
 from consumer.codec.resolution import strip_logical_types
-from consumer.events import Provenance, RawRecord, SourceRef, make_decision
-from consumer.pipeline import Verdicts, decide_batch, tally
+from consumer.core.pipeline import Verdicts, decide_batch, tally
+from consumer.core.records import Provenance, RawRecord, SourceRef, make_decision
+from consumer.core.sample import generate
 from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
 from consumer.policy.evaluate import scan
-from consumer.sample import generate
 
 
 def main() -> None:

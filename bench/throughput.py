@@ -45,11 +45,12 @@ from confluent_kafka.cimpl import (
     NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
 )
 
-from consumer import client_conf, config
+from consumer import config
 from consumer.codec import AvroCodec
-from consumer.config import Settings
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.config.settings import Settings
+from consumer.core.sample import SampleSpec
+from consumer.kafka import client_conf
+from consumer.kafka.sample_producer import produce_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"

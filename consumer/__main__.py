@@ -1,5 +1,5 @@
 """`python -m consumer` is the same as the `import-closure` command."""
 
-from consumer.cli import main
+from consumer.cli.main import main
 
 raise SystemExit(main())

@@ -9,8 +9,8 @@ from typing import TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from consumer.client_conf import ClientConf
-from consumer.source import raw_record
+from consumer.kafka.client_conf import ClientConf
+from consumer.kafka.group_source import raw_record
 
 T = TypeVar("T")
 

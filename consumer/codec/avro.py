@@ -45,8 +45,8 @@ from consumer.codec.schemas import (
     ParsedSchema,
     SchemaSource,
 )
+from consumer.core.records import LIVE, Decision, Listing, ListingRow, Provenance, Reason, SourceRef
 from consumer.errors import DecodeError
-from consumer.events import LIVE, Decision, Listing, ListingRow, Provenance, Reason, SourceRef
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
 _SOURCE_REF: Final = f"{NAMESPACE}.SourceRef"

@@ -19,8 +19,8 @@ from binascii import hexlify
 from typing import Final
 
 from consumer.codec.binary import INT_MAX, INT_MIN, encode_long, encode_string
+from consumer.core.records import DECISION_ID_NAMESPACE, LIVE, Decision, Provenance, Verdict
 from consumer.errors import DecodeError
-from consumer.events import DECISION_ID_NAMESPACE, LIVE, Decision, Provenance, Verdict
 
 _OUTCOMES: Final = {"APPROVED": b"\x00", "REJECTED": b"\x02"}
 #: DecisionMode symbols by index, as zig-zag varints.

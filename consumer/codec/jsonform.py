@@ -24,8 +24,8 @@ from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.records import decision_record, listing_from_record, listing_record
 from consumer.codec.resolution import strip_logical_types
 from consumer.codec.schemas import LISTING_CREATED, BundledSchemas
+from consumer.core.records import Decision, Listing
 from consumer.errors import DecodeError
-from consumer.events import Decision, Listing
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)

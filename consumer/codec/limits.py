@@ -13,7 +13,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Final
 
-from consumer.events import Listing, ListingRow
+from consumer.core.records import Listing, ListingRow
 
 #: A whole Kafka value (header + body); checked before decoding, so a huge value costs nothing.
 MAX_VALUE_BYTES: Final = 64 * 1024

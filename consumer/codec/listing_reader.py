@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Final, NoReturn
 
 from consumer.codec.binary import read_long
+from consumer.core.records import Channel, ListingRow, PriceRow
 from consumer.errors import DecodeError
-from consumer.events import Channel, ListingRow, PriceRow
 
 #: CRC-64-AVRO fingerprint of the ListingCreated schema this reader is written for.
 CANONICAL_FINGERPRINT: Final = bytes.fromhex("cb9e155990f95a48")

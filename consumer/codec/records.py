@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consumer.events import Decision, Listing, ListingRow, Price, PriceRow
+from consumer.core.records import Decision, Listing, ListingRow, Price, PriceRow
 
 
 def decision_record(d: Decision) -> dict[str, Any]:

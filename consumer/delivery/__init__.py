@@ -2,6 +2,9 @@
 
 Each mode owns the producer, the record of unfinished work, commits, and what revocation, loss
 and shutdown mean for it; the loop does not branch on the mode.
+
+May import: core, kafka, config, errors, and confluent_kafka for the producer's transactional
+API, which is what a delivery mode is.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import NamedTuple, Protocol
 
-from consumer.events import RawRecord
-from consumer.pipeline import Result, Tally
+from consumer.core.pipeline import Result, Tally
+from consumer.core.records import RawRecord
 
 Key = tuple[str, int]
 #: The first and last offset of a partition's records in one batch.

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping, Sequence, Set
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.client_events import ClientEvents
+from consumer.core.pipeline import Result, Tally, tally
 from consumer.delivery import Key, Span, by_partition
+from consumer.delivery.ledger import OffsetLedger
 from consumer.delivery.outputs import Outputs
-from consumer.metrics import Metrics
-from consumer.offsets import OffsetLedger
-from consumer.pipeline import Result, Tally, tally
+from consumer.kafka.callbacks import ClientEvents
+from consumer.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

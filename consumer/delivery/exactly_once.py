@@ -21,15 +21,15 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from consumer import kafka_errors
-from consumer.client_events import ClientEvents
+from consumer.core.pipeline import DeadLettered, Result, Tally, tally
 from consumer.delivery import Key, Span, by_partition
+from consumer.delivery.ledger import Chunk
 from consumer.delivery.outputs import Outputs
+from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
-from consumer.metrics import Metrics
-from consumer.offsets import Chunk
-from consumer.pipeline import DeadLettered, Result, Tally, tally
-from consumer.watchdog import Watchdog
+from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.callbacks import ClientEvents
+from consumer.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

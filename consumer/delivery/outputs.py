@@ -15,11 +15,8 @@ from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from consumer import kafka_errors
-from consumer.client_events import ClientEvents
-from consumer.clients import DeliveryCallback, Headers, produce_waiting
-from consumer.config import Settings
-from consumer.deadletter import (
+from consumer.config.settings import Settings
+from consumer.core.deadletter import (
     ERROR_CODE,
     ERROR_MESSAGE,
     OUR_HEADER_PREFIX,
@@ -30,10 +27,13 @@ from consumer.deadletter import (
     describe,
     fitted_dead_letter,
 )
+from consumer.core.pipeline import Decided, Result, Tally
+from consumer.core.records import RawRecord
+from consumer.delivery.ledger import Chunk
 from consumer.errors import DeliveryError
-from consumer.events import RawRecord
-from consumer.offsets import Chunk
-from consumer.pipeline import Decided, Result, Tally
+from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.callbacks import ClientEvents
+from consumer.kafka.clients import DeliveryCallback, Headers, produce_waiting
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from consumer.events import Listing, Reason
+from consumer.core.records import Listing, Reason
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
 from consumer.policy.taxonomy import TaxonomyIndex, normalise_segment

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from consumer.events import Listing, ListingRow, Reason, Verdict
+from consumer.core.records import Listing, ListingRow, Reason, Verdict
 from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRule
 
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, indexes of the

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consumer.events import Listing
+from consumer.core.records import Listing
 from consumer.policy.compile import CompiledPolicy, CompiledRule, compile_policy, price_in_base
 from consumer.policy.evaluate import evaluate, is_cross_border
 from consumer.policy.model import Conditions, Money, PolicyModel, Rule

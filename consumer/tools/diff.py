@@ -11,12 +11,12 @@ import json
 from collections.abc import Iterator
 from typing import IO
 
-from consumer.bounded import RangeReader
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import read_listings
+from consumer.core.impact import TRANSITIONS, ImpactReport, Judge, side
+from consumer.core.records import Listing, ListingRow
 from consumer.errors import DecodeError
-from consumer.events import Listing, ListingRow
-from consumer.impact import TRANSITIONS, ImpactReport, Judge, side
+from consumer.kafka.bounded import RangeReader
 from consumer.policy import explain
 
 Item = Listing | ListingRow | str  # a listing, or where and why an input was invalid

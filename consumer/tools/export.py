@@ -17,15 +17,15 @@ from typing import IO, Any, Final, Literal
 
 from confluent_kafka import Consumer
 
-from consumer import client_conf
-from consumer.bounded import RangeReader, plan_range
-from consumer.clients import QuietClientLog
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import decision_to_json, format_time, listing_to_json
-from consumer.config import Settings
+from consumer.config.settings import Settings
+from consumer.core.records import RawRecord
 from consumer.errors import ConfigError, DecodeError
-from consumer.events import RawRecord
-from consumer.registry_client import RegistrySchemaSource
+from consumer.kafka import client_conf
+from consumer.kafka.bounded import RangeReader, plan_range
+from consumer.kafka.clients import QuietClientLog
+from consumer.kafka.registry import RegistrySchemaSource
 
 Kind = Literal["listing", "decision", "dead-letter"]
 KINDS: Final = ("listing", "decision", "dead-letter")

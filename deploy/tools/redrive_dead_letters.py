@@ -28,7 +28,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from consumer import client_conf, config, deadletter
+from consumer import config
+from consumer.core import deadletter
+from consumer.kafka import client_conf
 
 #: Headers the worker adds to a dead letter; everything else is the original record's.
 ADDED_HEADERS = frozenset(

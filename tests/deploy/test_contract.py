@@ -10,8 +10,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from consumer.metrics import Metrics
-from consumer.pipeline import Tally
+from consumer.core.pipeline import Tally
+from consumer.service.metrics import Metrics
 from tests.deploy import contract
 from tests.deploy.tools import promtool_check_metrics
 

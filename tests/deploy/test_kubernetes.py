@@ -14,8 +14,9 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaException
 
-from consumer import client_conf, config
+from consumer import config
 from consumer.errors import ConfigError
+from consumer.kafka import client_conf
 from consumer.policy import bundled_policy_text
 from tests.deploy import contract, crd_schemas
 from tests.deploy.conftest import KUSTOMIZATIONS

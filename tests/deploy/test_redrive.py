@@ -12,8 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from consumer.deadletter import dead_letter_headers
-from consumer.events import RawRecord
+from consumer.core.deadletter import dead_letter_headers
+from consumer.core.records import RawRecord
 from tests.deploy.tools import DEPLOY
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from consumer import config
-from consumer.client_conf import ClientConf, plain_consumer_conf
-from consumer.clients import create_topics
-from consumer.config import Settings
+from consumer.config.settings import Settings
+from consumer.kafka.client_conf import ClientConf, plain_consumer_conf
+from consumer.kafka.clients import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import client_conf
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import listing_to_json
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec, generate
+from consumer.core.sample import SampleSpec, generate
+from consumer.kafka import client_conf
+from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import ROOT, Topics, start_worker
 from tests.waiting import committed, drain, end_offsets
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import client_conf
-from consumer.clients import produce_waiting
 from consumer.codec import AvroCodec
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.core.sample import SampleSpec
+from consumer.kafka import client_conf
+from consumer.kafka.clients import produce_waiting
+from consumer.kafka.sample_producer import produce_samples
 from tests.integration import scrape
 from tests.integration.conftest import (
     Broker,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import client_conf
 from consumer.codec import AvroCodec
-from consumer.events import Decision
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec, candidate_policy_text
+from consumer.core.records import Decision
+from consumer.core.sample import SampleSpec, candidate_policy_text
+from consumer.kafka import client_conf
+from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import (
     ROOT,
     Broker,

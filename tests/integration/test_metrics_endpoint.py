@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumer.codec import AvroCodec
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.core.sample import SampleSpec
+from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import Topics, start_worker
 from tests.integration.scrape import samples, status
 from tests.waiting import drain, wait_until

@@ -12,11 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 from consumer.codec import AvroCodec
-from consumer.events import Decision
-from consumer.pipeline import SHADOW_HEADER
+from consumer.core.pipeline import SHADOW_HEADER
+from consumer.core.records import Decision
+from consumer.core.sample import SampleSpec, candidate_policy_text
+from consumer.kafka.sample_producer import produce_samples
 from consumer.policy import bundled_policy_text
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec, candidate_policy_text
 from tests.integration import scrape
 from tests.integration.conftest import ROOT, Topics, WorkerProcess, start_worker
 from tests.waiting import all_committed, drain, wait_until

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from consumer.codec import AvroCodec
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.core.sample import SampleSpec
+from consumer.kafka.sample_producer import produce_samples
 from tests.deploy import contract
 from tests.deploy.prometheus_server import PrometheusServer, running_prometheus
 from tests.deploy.tools import DEPLOY, promtool_check_metrics

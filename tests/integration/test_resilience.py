@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from consumer.codec import AvroCodec
-from consumer.producing import produce_samples
-from consumer.sample import SampleSpec
+from consumer.core.sample import SampleSpec
+from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
 from tests.integration.scrape import events_done, status, value
 from tests.waiting import all_committed, committed, drain, end_offsets, wait_until

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumer import client_conf
 from consumer.codec import LISTING_CREATED, AvroCodec, BundledSchemas
-from consumer.registry_client import RegistrySchemaSource
-from consumer.sample import SampleSpec, generate
+from consumer.core.sample import SampleSpec, generate
+from consumer.kafka import client_conf
+from consumer.kafka.registry import RegistrySchemaSource
 from tests.integration.conftest import Topics, WorkerProcess, start_worker
 from tests.registry_standin import DECISION_ID, running_registry
 from tests.waiting import drain

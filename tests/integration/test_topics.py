@@ -11,8 +11,8 @@ from uuid import uuid4
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from consumer import client_conf
-from consumer.clients import create_topics, our_topics
+from consumer.kafka import client_conf
+from consumer.kafka.clients import create_topics, our_topics
 from tests.integration.conftest import ROOT, Broker, Topics, make_topics
 from tests.waiting import wait_until
 

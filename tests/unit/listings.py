@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from consumer.events import Listing, Price
+from consumer.core.records import Listing, Price
 
 #: A cross-border dress from China on the Indonesian site, a day after the 2021 closure began.
 DEFAULTS: dict[str, Any] = {

@@ -1,0 +1,128 @@
+"""What a candidate policy changes: the comparison of two verdicts on one listing, and its tally.
+
+Pure: `diff` and `replay --changed-only/--dry-run` feed it listings and render what it counts.
+A decision *changes* when the outcome differs, or both reject with other reasons (compared by
+reason code and rule id; a reworded message alone is no change). `matched_rules` differing
+without either is no change either: downstream systems act on the outcome and the reasons.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from consumer.core.records import Listing, ListingRow, Verdict
+from consumer.policy import CompiledPolicy
+from consumer.policy.evaluate import VerdictKey, scan, verdict_of
+
+TRANSITIONS: Final = ("APPROVED->REJECTED", "REJECTED->APPROVED", "REJECTED->REJECTED")
+
+
+def _reason_keys(verdict: Verdict) -> frozenset[tuple[str, str]]:
+    return frozenset((r.code, r.rule_id) for r in verdict.reasons)
+
+
+def changed(old: Verdict, new: Verdict) -> bool:
+    """True when a downstream system would act differently: outcome or reasons differ."""
+    return old.outcome != new.outcome or _reason_keys(old) != _reason_keys(new)
+
+
+def deciding_rules(old: Verdict, new: Verdict) -> tuple[str, ...]:
+    """The rules that make the difference: matched under one policy only, else whose reason differs."""
+    rules = set(old.matched_rules) ^ set(new.matched_rules)
+    if not rules:
+        rules = {rule for _code, rule in _reason_keys(old) ^ _reason_keys(new)}
+    return tuple(sorted(rules)) or ("none",)
+
+
+def side(verdict: Verdict) -> dict[str, Any]:
+    """One side of a change as the JSON forms print it: outcome and reasons."""
+    return {
+        "outcome": verdict.outcome,
+        "reasons": [
+            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in verdict.reasons
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One listing whose decision the candidate changes."""
+
+    listing: Listing | ListingRow
+    old: Verdict
+    new: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "listing_id": self.listing.listing_id,
+            "event_id": self.listing.event_id,
+            "from": side(self.old),
+            "to": side(self.new),
+        }
+
+
+class Judge:
+    """Both policies' verdicts on a listing, memoised per verdict key (a few hundred at most)."""
+
+    __slots__ = ("_memo", "as_of_ms", "candidate", "live")
+
+    def __init__(
+        self, live: CompiledPolicy, candidate: CompiledPolicy, as_of_ms: int | None = None
+    ) -> None:
+        self.live = live
+        self.candidate = candidate
+        self.as_of_ms = as_of_ms
+        self._memo: dict[tuple[VerdictKey, VerdictKey], tuple[Verdict, Verdict, bool]] = {}
+
+    def judge(self, listing: Listing | ListingRow) -> tuple[Verdict, Verdict, bool]:
+        """(live verdict, candidate verdict, whether the decision changes)."""
+        keys = (
+            scan(listing, self.live, self.as_of_ms),
+            scan(listing, self.candidate, self.as_of_ms),
+        )
+        found = self._memo.get(keys)
+        if found is None:
+            if len(self._memo) >= 4096:  # hostile currencies only; a memo may start again
+                self._memo.clear()
+            old = verdict_of(keys[0], self.live)
+            new = verdict_of(keys[1], self.candidate)
+            found = self._memo[keys] = (old, new, changed(old, new))
+        return found
+
+
+@dataclass(slots=True)
+class ImpactReport:
+    """The counts `diff` reports; equal to comparing two `check` runs line by line."""
+
+    listings: int = 0
+    invalid: int = 0
+    changed: int = 0
+    transitions: Counter[str] = field(default_factory=Counter)
+    by_cluster: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    examples: list[Change] = field(default_factory=list)
+    max_examples: int = 5
+
+    def add(self, listing: Listing | ListingRow, old: Verdict, new: Verdict, differs: bool) -> None:
+        self.listings += 1
+        if not differs:
+            return
+        self.changed += 1
+        self.transitions[f"{old.outcome}->{new.outcome}"] += 1
+        self.by_cluster[new.cluster or "none"] += 1
+        self.by_rule.update(deciding_rules(old, new))
+        if len(self.examples) < self.max_examples:
+            self.examples.append(Change(listing, old, new))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "listings": self.listings,
+            "invalid": self.invalid,
+            "changed": self.changed,
+            "transitions": {t: self.transitions[t] for t in TRANSITIONS},
+            "by_cluster": dict(sorted(self.by_cluster.items())),
+            "by_rule": dict(sorted(self.by_rule.items())),
+            "examples": [c.to_json() for c in self.examples],
+        }

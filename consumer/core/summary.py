@@ -1,0 +1,46 @@
+"""Totals of acknowledged work for one run: the demo's summary and the worker's last log line."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from consumer.core.pipeline import Tally
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """Totals of acknowledged work, for the demo's summary and the CLI's last log line."""
+
+    started: float
+    #: Monotonic times of the first consumed input and the last acknowledged output: the busy span,
+    #: which excludes group join and --until-idle waiting, so events/s measures processing.
+    first_input: float = 0.0
+    last_ack: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    clusters: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+    def add(self, t: Tally) -> None:
+        for (outcome, cluster), n in t.decisions.items():
+            self.outcomes[outcome] += n
+            self.clusters[cluster] += n
+        for (reason, _rule), n in t.rejections.items():
+            self.reasons[reason] += n
+        for code, n in t.dead_letters.items():
+            self.outcomes["dead_lettered"] += n
+            self.dead_letters[code] += n
+
+    @property
+    def events(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def busy_seconds(self) -> float:
+        return max(0.0, self.last_ack - self.first_input) if self.first_input else 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        busy = self.busy_seconds
+        return self.events / busy if busy > 0 else 0.0

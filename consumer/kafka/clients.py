@@ -1,0 +1,207 @@
+"""Builds Consumer, Producer and AdminClient from Settings, and creates our topics."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import (
+    NewTopic,  # typed there; confluent_kafka.admin re-exports it untyped
+)
+
+from consumer.config.settings import Settings
+from consumer.errors import BrokerUnavailable, ConfigError
+from consumer.kafka import client_conf
+
+log = logging.getLogger(__name__)
+_Client = TypeVar("_Client", Consumer, Producer)
+
+
+#: Seconds `topics create` and `produce-sample` wait for the broker unless told otherwise.
+BROKER_TIMEOUT = 15.0
+#: Metadata errors that mean "no broker answered", as opposed to one that answered with a refusal.
+_UNREACHABLE = frozenset(
+    {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicResult:
+    topic: str
+    created: bool
+    detail: str
+
+
+class QuietClientLog:
+    """librdkafka `logger` for the tools: its lines go to DEBUG.
+
+    Against a broker that is away librdkafka logs a connection failure every 50 ms; the tool's
+    one error line says the same once. `--log-level DEBUG` shows them again.
+    """
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("consumer.librdkafka")
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        self._log.debug(msg, *args, extra={"librdkafka_level": logging.getLevelName(level)})
+
+
+def broker_metadata(
+    client: AdminClient | Producer, conf: client_conf.ClientConf, timeout: float
+) -> Any:
+    """Cluster metadata (topics and their partitions), or BrokerUnavailable after `timeout` seconds."""
+    try:
+        return client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        where = conf.get("bootstrap.servers", "<no bootstrap.servers>")
+        if error.code() in _UNREACHABLE:
+            msg = f"no broker at {where} answered within {timeout:g}s ({error.str()})"
+            raise BrokerUnavailable(msg) from exc
+        msg = f"broker at {where} refused the metadata request: {error.str()}"
+        raise ConfigError(msg) from exc
+
+
+def our_topics(settings: Settings) -> list[str]:
+    """Input, decision, dead-letter and (when set) shadow topics, without duplicates (approved and
+    rejected may share)."""
+    names = [
+        settings.input_topic,
+        settings.approved_topic,
+        settings.rejected_topic,
+        settings.dlq_topic,
+    ]
+    if settings.shadow_topic is not None:
+        names.append(settings.shadow_topic)
+    return list(dict.fromkeys(names))
+
+
+def create_topics(
+    settings: Settings,
+    topics: Iterable[str] | None = None,
+    *,
+    partitions: int | None = None,
+    replication: int | None = None,
+    timeout: float = BROKER_TIMEOUT,
+) -> list[TopicResult]:
+    """Create the topics that do not exist; an existing one is reported, never changed.
+
+    An existing topic whose partition count or replication differs from what was asked says so in
+    its detail (Kafka can add partitions but not remove them: that is a decision for an operator).
+    Waits at most `timeout` seconds in all, then raises BrokerUnavailable.
+    """
+    deadline = time.monotonic() + timeout
+    conf = client_conf.admin_conf(settings, logger=QuietClientLog())
+    admin = AdminClient(conf)
+    names = list(topics) if topics is not None else our_topics(settings)
+    wanted_partitions = partitions or settings.topic_partitions
+    wanted_replication = replication or settings.topic_replication
+    metadata = broker_metadata(admin, conf, timeout)
+    results: dict[str, TopicResult] = {}
+    for name in names:
+        topic = metadata.topics.get(name)
+        if topic is not None and topic.error is None:
+            results[name] = _existing(topic, wanted_partitions, wanted_replication)
+    new = [
+        NewTopic(name, num_partitions=wanted_partitions, replication_factor=wanted_replication)
+        for name in names
+        if name not in results
+    ]
+    if new:
+        remaining = max(0.1, deadline - time.monotonic())
+        futures = admin.create_topics(new, request_timeout=remaining)
+        for name, future in futures.items():
+            results[name] = _created(name, future, conf, deadline)
+    return [results[name] for name in names]
+
+
+def _existing(topic: Any, partitions: int, replication: int) -> TopicResult:
+    """`topic` is confluent_kafka's TopicMetadata: partitions by id, each with its replica ids."""
+    have_partitions = len(topic.partitions)
+    have_replication = min((len(p.replicas) for p in topic.partitions.values()), default=0)
+    differences = []
+    if have_partitions != partitions:
+        differences.append(f"{have_partitions} partitions (asked for {partitions})")
+    if have_replication != replication:
+        differences.append(f"replication {have_replication} (asked for {replication})")
+    if not differences:
+        return TopicResult(topic.topic, False, "already exists")
+    return TopicResult(
+        topic.topic, False, f"already exists with {', '.join(differences)}; not changed"
+    )
+
+
+def _created(name: str, future: Any, conf: client_conf.ClientConf, deadline: float) -> TopicResult:
+    where = conf.get("bootstrap.servers", "<no bootstrap.servers>")
+    try:
+        future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except concurrent.futures.TimeoutError as exc:
+        msg = f"creating topic {name}: no answer from the broker at {where} in time"
+        raise BrokerUnavailable(msg) from exc
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:  # created by someone else meanwhile
+            return TopicResult(name, False, "already exists")
+        if error.code() in _UNREACHABLE:
+            msg = f"creating topic {name}: no answer from the broker at {where} ({error.str()})"
+            raise BrokerUnavailable(msg) from exc
+        msg = f"cannot create topic {name}: {error.str()}"
+        raise ConfigError(msg) from exc
+    return TopicResult(name, True, "created")
+
+
+def build_consumer(settings: Settings, **callbacks: object) -> Consumer:
+    """The worker's consumer; `callbacks` are librdkafka callbacks such as error_cb or stats_cb."""
+    return _build(Consumer, client_conf.consumer_conf(settings, **callbacks))
+
+
+def build_replay_consumer(settings: Settings, **callbacks: object) -> Consumer:
+    """The consumer of a replay run (config.replay_settings): the worker's, plus partition EOF."""
+    return _build(Consumer, client_conf.replay_consumer_conf(settings, **callbacks))
+
+
+def build_producer(settings: Settings, **callbacks: object) -> Producer:
+    return _build(Producer, client_conf.producer_conf(settings, **callbacks))
+
+
+def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:
+    try:
+        return cls(conf)
+    except (KafkaException, ValueError, TypeError) as exc:
+        msg = f"invalid Kafka client setting: {exc}"
+        raise ConfigError(msg) from exc
+
+
+Headers = list[tuple[str, str | bytes | None]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    headers: Headers,
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """produce(), and while the local queue is full serve delivery reports until there is room.
+
+    confluent-kafka's examples only report BufferError; we may not drop anything, so we wait.
+    """
+    while True:
+        try:
+            if on_delivery is None:
+                producer.produce(topic, value=value, key=key, headers=headers)
+            else:
+                producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                )
+            return
+        except BufferError:
+            producer.poll(0.1)

@@ -1,0 +1,281 @@
+"""The processing loop: poll, decide, hand results to the delivery, account for durable work.
+
+The delivery guarantee lives behind the Delivery protocol (consumer/delivery/): the loop does not
+branch on the mode. Rebalance callbacks forward to it; backpressure reads its in-flight count.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import Consumer, TopicPartition
+
+from consumer.config.settings import Settings
+from consumer.core.pipeline import DeadLettered, Decider, Tally
+from consumer.core.records import RawRecord
+from consumer.core.summary import RunSummary
+from consumer.delivery import Delivery, Key, spans
+from consumer.errors import RebalanceError, SchemaSourceUnavailable
+from consumer.kafka.callbacks import ClientEvents, partition_names
+from consumer.kafka.group_source import GroupSource
+from consumer.service.clock import Clock, SystemClock
+from consumer.service.health import Health
+from consumer.service.metrics import Metrics
+from consumer.service.policy_watch import Policies
+from consumer.service.reporting import Reporter
+
+log = logging.getLogger(__name__)
+
+#: --until-idle waits this long for a first assignment before it counts idle time (seconds).
+JOIN_GRACE = 30.0
+#: Back-off while the schema registry is unreachable (seconds).
+REGISTRY_RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    metrics: Metrics
+    health: Health
+    events: ClientEvents
+
+
+Callback = Callable[["Worker", Consumer, list[TopicPartition]], None]
+
+
+class PolicyUpdates(Protocol):
+    """Where changed policies come from (consumer/policy_source.py): None while nothing changed."""
+
+    def take(self) -> Policies | None: ...
+
+
+def _wrap_rebalance_errors(callback: Callback) -> Callback:
+    """Any exception in a rebalance callback becomes one RebalanceError naming the callback."""
+
+    @functools.wraps(callback)
+    def wrapped(worker: Worker, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            callback(worker, consumer, partitions)
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            msg = f"{callback.__name__.lstrip('_')} failed: {exc}"
+            raise RebalanceError(msg) from exc
+
+    return wrapped
+
+
+class Worker:
+    """Owns the loop and the callbacks; every collaborator arrives through the constructor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: GroupSource,
+        delivery: Delivery,
+        decider: Decider,
+        telemetry: Telemetry,
+        stop: threading.Event,
+        clock: Clock | None = None,
+        *,
+        policies: PolicyUpdates | None = None,
+    ) -> None:
+        self._settings = settings
+        self._source = source
+        self._delivery = delivery
+        self._decider = decider
+        self._policies = policies
+        self._metrics = telemetry.metrics
+        self._health = telemetry.health
+        self._events = telemetry.events
+        self._stop = stop
+        self._clock = clock or SystemClock()
+        now = self._clock.monotonic()
+        self._assigned: set[Key] = set()
+        self._paused = False
+        self._ever_assigned = False
+        self._last_input = now
+        #: Partitions held back while the schema registry is away, and when to try them again.
+        self._held: set[Key] = set()
+        self._held_until = 0.0
+        self.summary = RunSummary(started=now)
+        self._reporter = Reporter(
+            source, self._metrics, self.summary, settings.progress_interval, self._clock.monotonic
+        )
+
+    def run(self, until_idle: float | None = None) -> RunSummary:
+        """Process until stop is set (signal) or, with until_idle, until the input has been quiet that long."""
+        self._source.check_topic()
+        self._source.subscribe(self._on_assign, self._on_revoke, self._on_lost)
+        self._metrics.last_progress.set(self._clock.now())
+        log.info(
+            "worker started",
+            extra={"topic": self._settings.input_topic, "group": self._settings.group_id},
+        )
+        try:
+            while not self._stop.is_set():
+                self._turn()
+                if until_idle is not None and self._idle_for(until_idle):
+                    log.info("input idle, stopping", extra={"idle_seconds": until_idle})
+                    break
+                if self._source.done() and self._delivery.idle():  # a bounded source (replay)
+                    log.info("input read to its end, stopping")
+                    break
+            self._shutdown()
+        finally:
+            self._health.stopping = True
+            self._source.close()
+            self._delivery.close()
+        return self.summary
+
+    def _turn(self) -> None:
+        self._health.beat()
+        self._raise_fatal()
+        self._release_held()
+        self._apply_backpressure()
+        if self._policies is not None and (change := self._policies.take()) is not None:
+            # between two batches: the next one and all after it under the new policies
+            self._decider = self._decider.replaced(change.live, change.shadow)
+        records = self._source.poll(
+            self._settings.batch_size, 0.1 if self._paused else self._settings.poll_timeout
+        )
+        self._raise_fatal()
+        if records:
+            self._last_input = self._clock.monotonic()
+            self.summary.first_input = self.summary.first_input or self._last_input
+            self._process(records)
+        self._account(self._delivery.service(self._assigned))
+        self._reporter.report(self._assigned, self._delivery.in_flight(), self._paused)
+
+    def _raise_fatal(self) -> None:
+        if self._events.fatal is not None:
+            raise self._events.fatal
+
+    def _process(self, records: list[RawRecord]) -> None:
+        started = self._clock.monotonic()
+        try:
+            results = self._decider.decide(records, int(self._clock.now() * 1000))
+        except SchemaSourceUnavailable as exc:
+            self._hold(records, exc)
+            return
+        self._metrics.batch_duration.observe(self._clock.monotonic() - started)
+        self._reporter.dead_letters(Counter(r.code for r in results if isinstance(r, DeadLettered)))
+        self._delivery.submit(results, spans(records))  # offsets cover records without output
+
+    def _hold(self, records: Sequence[RawRecord], exc: SchemaSourceUnavailable) -> None:
+        """Registry away: pause these partitions, rewind them to this batch, retry later.
+
+        The loop keeps turning meanwhile, so the group, the probes and other partitions are served.
+        """
+        first: dict[Key, int] = {}
+        for r in records:
+            first.setdefault((r.topic, r.partition), r.offset)
+        self._source.pause(first)
+        self._source.seek(first)
+        self._held.update(first)
+        self._held_until = self._clock.monotonic() + REGISTRY_RETRY_DELAY
+        self._events.throttled("schema registry unavailable, batch held", str(exc))
+
+    def _release_held(self) -> None:
+        if self._held and self._clock.monotonic() >= self._held_until:
+            keys = self._held & self._assigned
+            self._held.clear()
+            if not self._paused:
+                self._source.resume(keys)
+
+    def _account(self, done: list[Tally]) -> None:
+        """Durable work: counted in metrics and the summary, and it is progress."""
+        if not done:
+            return
+        now_ms = int(self._clock.now() * 1000)
+        for t in done:
+            self._metrics.record(t, now_ms)
+            self.summary.add(t)
+        self.summary.last_ack = self._clock.monotonic()
+        self._metrics.last_progress.set(self._clock.now())
+        self._health.broker_up = True
+
+    def _apply_backpressure(self) -> None:
+        """Stop fetching while too much output is unacknowledged (e.g. the broker is away)."""
+        in_flight = self._delivery.in_flight()
+        limit = self._settings.max_in_flight
+        if not self._paused and in_flight >= limit:
+            self._source.pause(self._assigned)
+            self._paused = True
+            log.warning("backpressure: pausing fetch", extra={"in_flight": in_flight})
+        elif self._paused and in_flight < limit // 2:
+            self._source.resume(self._assigned - self._held)
+            self._paused = False
+            log.info("backpressure released: resuming fetch", extra={"in_flight": in_flight})
+        if self._paused:
+            self._account(self._delivery.service(self._assigned))
+
+    def _idle_for(self, seconds: float) -> bool:
+        """Quiet for `seconds` since the last input or assignment, with all work durable.
+
+        Before the first assignment the clock does not run (joining a group can take longer than
+        the idle time), unless no partition arrives within JOIN_GRACE: then this worker has none
+        to wait for (more workers than partitions).
+        """
+        now = self._clock.monotonic()
+        if not self._ever_assigned and now - self.summary.started < max(seconds, JOIN_GRACE):
+            return False
+        quiet = now - self._last_input >= seconds
+        return quiet and not self._held and self._delivery.idle()
+
+    def _shutdown(self) -> None:
+        """Stop fetching, make in-flight work durable, within the shutdown timeout."""
+        timeout = self._settings.shutdown_timeout
+        log.info(
+            "shutting down",
+            extra={"in_flight": self._delivery.in_flight(), "timeout_seconds": timeout},
+        )
+        self._health.stopping = True
+        self._source.pause(self._assigned)
+        self._account(self._delivery.shutdown(self._assigned, timeout * 0.8))
+        self._reporter.log_dead_letters()
+
+    # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
+
+    @_wrap_rebalance_errors
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Joined (possibly with no partitions, when replicas outnumber partitions): ready."""
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._last_input = self._clock.monotonic()  # a new assignment restarts the idle clock
+        self._ever_assigned = True
+        self._metrics.rebalances.labels("assigned").inc()
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._health.joined = True
+        if self._paused and partitions:
+            consumer.pause(partitions)
+        log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
+
+    @_wrap_rebalance_errors
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Finish and commit the revoked partitions' in-flight work before giving them up."""
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._metrics.rebalances.labels("revoked").inc()
+        owned = frozenset(self._assigned)
+        done = self._delivery.revoke(revoked, owned, self._settings.shutdown_timeout)
+        self._account(done)
+        self._release(revoked)
+        log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
+
+    @_wrap_rebalance_errors
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Lost partitions already belong to someone else: do not commit; their new owner redoes the work."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._metrics.rebalances.labels("lost").inc()
+        self._health.joined = False  # the group dropped us; ready again at the next assignment
+        self._delivery.lose(lost, frozenset(self._assigned))
+        self._release(lost)
+        log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
+
+    def _release(self, partitions: set[Key]) -> None:
+        self._assigned -= partitions
+        self._held -= partitions
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._reporter.clear_lag()

@@ -1,0 +1,403 @@
+"""Schema evolution: older and newer writers against our reader, and our output against older readers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from io import BytesIO
+from typing import Any
+
+import pytest
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from consumer.codec import LISTING_CREATED, LISTING_DECISION, AvroCodec, BundledSchemas
+from consumer.codec.framing import confluent_header, schema_fingerprint, single_object_header
+from consumer.codec.schemas import ParsedSchema
+from consumer.core.records import LIVE, Decision, Listing, Price, Provenance, Reason, SourceRef
+from consumer.errors import DecodeError
+
+BUNDLED = BundledSchemas.load()
+Raw = dict[str, Any]
+
+RECORD: Raw = {
+    "event_id": "evt-9",
+    "event_time": 1_695_661_200_000,
+    "listing_id": "lst-9",
+    "seller_id": "seller-my-1",
+    "site": "ID",
+    "seller_country": "MY",
+    "ship_from_country": "MY",
+    "channel": "CROSS_BORDER",
+    "category_id": "c-402",
+    "category_path": ["Electronics", "Audio"],
+    "title": "Wireless Earbuds",
+    "brand": "Sonic",
+    "price": {"amount_minor": 8900, "currency": "MYR"},
+    "hs_code": "851830",
+    "attributes": {"condition": "new"},
+}
+EXPECTED = Listing(
+    event_id="evt-9",
+    event_time_ms=1_695_661_200_000,
+    listing_id="lst-9",
+    seller_id="seller-my-1",
+    site="ID",
+    seller_country="MY",
+    ship_from_country="MY",
+    category_id="c-402",
+    category_path=("Electronics", "Audio"),
+    title="Wireless Earbuds",
+    price=Price(8900, "MYR"),
+    channel="CROSS_BORDER",
+    brand="Sonic",
+    hs_code="851830",
+    attributes={"condition": "new"},
+)
+
+
+def _schema(name: str) -> Raw:
+    raw: Raw = json.loads(BUNDLED[name].text)
+    return raw
+
+
+def _field(raw: Raw, name: str) -> Raw:
+    found: Raw = next(f for f in raw["fields"] if f["name"] == name)
+    return found
+
+
+def _without(*names: str) -> Callable[[Raw], Raw]:
+    def change(raw: Raw) -> Raw:
+        raw["fields"] = [f for f in raw["fields"] if f["name"] not in names]
+        return raw
+
+    return change
+
+
+def _with_field(field: Raw) -> Callable[[Raw], Raw]:
+    def change(raw: Raw) -> Raw:
+        raw["fields"].append(field)
+        return raw
+
+    return change
+
+
+def _retyped(name: str, new_type: Any) -> Callable[[Raw], Raw]:
+    def change(raw: Raw) -> Raw:
+        _field(raw, name)["type"] = new_type
+        return raw
+
+    return change
+
+
+def _renamed(new_name: str) -> Callable[[Raw], Raw]:
+    def change(raw: Raw) -> Raw:
+        raw["name"] = new_name
+        return raw
+
+    return change
+
+
+def _price_defined_earlier(raw: Raw) -> Raw:
+    """A newer writer that defines Price in an added field first and then refers to it by name."""
+    price = _field(raw, "price")
+    raw["fields"].insert(
+        0, {"name": "list_price", "type": ["null", price["type"]], "default": None}
+    )
+    price["type"] = "Price"
+    return raw
+
+
+def _write(schema: ParsedSchema, record: Raw) -> bytes:
+    stream = BytesIO()
+    schemaless_writer(stream, schema, record)
+    return stream.getvalue()
+
+
+def _single_object(schema: ParsedSchema, record: Raw) -> bytes:
+    return single_object_header(schema_fingerprint(schema)) + _write(schema, record)
+
+
+class TestListingWriters:
+    """Producers on another version of ListingCreated, read with our reader schema."""
+
+    @pytest.mark.parametrize(
+        ("change", "record", "expected"),
+        [
+            (
+                _with_field({"name": "condition", "type": ["null", "string"], "default": None}),
+                {**RECORD, "condition": "refurbished"},
+                EXPECTED,
+            ),
+            (
+                _with_field(
+                    {"name": "tags", "type": {"type": "array", "items": "string"}, "default": []}
+                ),
+                {**RECORD, "tags": ["sale", "new"]},
+                EXPECTED,
+            ),
+            (
+                _without("attributes", "hs_code"),
+                {k: v for k, v in RECORD.items() if k not in ("attributes", "hs_code")},
+                replace(EXPECTED, attributes={}, hs_code=None),
+            ),
+            (
+                _without("channel", "brand"),
+                {k: v for k, v in RECORD.items() if k not in ("channel", "brand")},
+                replace(EXPECTED, channel=None, brand=None),
+            ),
+            (
+                _retyped("event_time", "long"),
+                RECORD,
+                EXPECTED,
+            ),
+            (
+                _price_defined_earlier,
+                {**RECORD, "list_price": {"amount_minor": 9900, "currency": "MYR"}},
+                EXPECTED,
+            ),
+        ],
+        ids=[
+            "newer-writer-added-optional-field",
+            "newer-writer-added-array",
+            "older-writer-without-attributes-and-hs-code",
+            "older-writer-without-channel-and-brand",
+            "writer-without-logical-type",
+            "named-type-moved-to-an-added-field",
+        ],
+    )
+    def test_compatible_writer_decodes(
+        self, change: Callable[[Raw], Raw], record: Raw, expected: Listing
+    ) -> None:
+        """A writer that differs only in ways Avro resolution allows decodes, in both framings."""
+        writer = parse_schema(change(_schema(LISTING_CREATED)))
+        single = AvroCodec(writer_schemas=[writer])
+        assert single.decode_listing(_single_object(writer, record)) == expected
+
+        class Source:
+            def writer_schema(self, schema_id: int) -> ParsedSchema:
+                assert schema_id == 31
+                return writer
+
+        confluent = AvroCodec(Source())
+        assert confluent.decode_listing(confluent_header(31) + _write(writer, record)) == expected
+
+    @pytest.mark.parametrize(
+        ("change", "record", "message"),
+        [
+            (
+                _without("title"),
+                {k: v for k, v in RECORD.items() if k != "title"},
+                "No default value for field title",
+            ),
+            (
+                _retyped("category_id", "long"),
+                {**RECORD, "category_id": 402},
+                "long is not string",
+            ),
+            (
+                _retyped(
+                    "channel",
+                    [
+                        "null",
+                        {
+                            "type": "enum",
+                            "name": "Channel",
+                            "symbols": ["DOMESTIC", "CROSS_BORDER", "BONDED_ZONE"],
+                        },
+                    ],
+                ),
+                {**RECORD, "channel": "BONDED_ZONE"},
+                "BONDED_ZONE",
+            ),
+            (
+                _retyped("event_time", {"type": "long", "logicalType": "timestamp-micros"}),
+                {**RECORD, "event_time": 1_695_661_200_000_000},
+                "timestamp-micros in the writer but timestamp-millis",
+            ),
+            (
+                _renamed("ListingUpdated"),
+                RECORD,
+                "ListingUpdated cannot be read as",
+            ),
+            (
+                lambda raw: {"type": "enum", "name": raw["name"], "symbols": ["A"]},
+                "A",
+                "enum ListingCreated cannot be read as record",
+            ),
+        ],
+        ids=[
+            "writer-missing-required-field",
+            "field-type-changed",
+            "unknown-channel-symbol",
+            "timestamp-micros",
+            "other-record",
+            "enum-with-our-name",
+        ],
+    )
+    def test_incompatible_writer_is_schema_mismatch(
+        self, change: Callable[[Raw], Raw], record: Any, message: str
+    ) -> None:
+        """A writer our reader cannot resolve is dead-lettered as schema_mismatch, never misread."""
+        writer = parse_schema(change(_schema(LISTING_CREATED)))
+        codec = AvroCodec(writer_schemas=[writer])
+        with pytest.raises(DecodeError, match=message) as info:
+            codec.decode_listing(_single_object(writer, record))
+        assert info.value.code == "schema_mismatch"
+
+    def test_unknown_channel_symbol_only_fails_the_records_that_use_it(self) -> None:
+        """Records of a newer writer using known symbols still decode; Channel has no default."""
+        raw = _retyped(
+            "channel",
+            [
+                "null",
+                {
+                    "type": "enum",
+                    "name": "Channel",
+                    "symbols": ["DOMESTIC", "CROSS_BORDER", "BONDED_ZONE"],
+                },
+            ],
+        )(_schema(LISTING_CREATED))
+        writer = parse_schema(raw)
+        codec = AvroCodec(writer_schemas=[writer])
+        assert codec.decode_listing(_single_object(writer, RECORD)) == EXPECTED
+
+    def test_writer_named_by_a_reader_alias_decodes(self) -> None:
+        """A record renamed in the writer still decodes when our reader lists the old name."""
+        reader = {**_schema(LISTING_CREATED), "aliases": ["ListingPosted"]}
+        bundled = BundledSchemas.of([json.dumps(reader), BUNDLED[LISTING_DECISION].text])
+        writer = parse_schema(_renamed("ListingPosted")(_schema(LISTING_CREATED)))
+        codec = AvroCodec(writer_schemas=[writer], bundled=bundled)
+        assert codec.decode_listing(_single_object(writer, RECORD)) == EXPECTED
+
+    def test_defaulted_attributes_are_not_shared(self) -> None:
+        """Two listings defaulted by resolution do not share one attributes dict."""
+        writer = parse_schema(_without("attributes")(_schema(LISTING_CREATED)))
+        codec = AvroCodec(writer_schemas=[writer])
+        record = {k: v for k, v in RECORD.items() if k != "attributes"}
+        first = codec.decode_listing(_single_object(writer, record))
+        second = codec.decode_listing(_single_object(writer, record))
+        assert first.attributes == {}
+        assert first.attributes is not second.attributes
+
+
+DECISION = Decision(
+    decision_id="d-1",
+    event_id="evt-9",
+    listing_id="lst-9",
+    seller_id="seller-my-1",
+    site="ID",
+    outcome="REJECTED",
+    reasons=(Reason("CROSS_BORDER_BELOW_MIN_PRICE", "permendag-min-price", "below USD 100"),),
+    matched_rules=("permendag-min-price",),
+    cluster=None,
+    cross_border=True,
+    policy="permendag-31-2023",
+    policy_version="2023.09+a1b2c3d",
+    event_time_ms=1_695_661_200_000,
+    decided_at_ms=1_695_661_200_500,
+    source=SourceRef("listing-created", 0, 7),
+)
+DECISION_RECORD: Raw = {
+    "decision_id": "d-1",
+    "event_id": "evt-9",
+    "listing_id": "lst-9",
+    "seller_id": "seller-my-1",
+    "site": "ID",
+    "outcome": "REJECTED",
+    "reasons": [
+        {
+            "code": "CROSS_BORDER_BELOW_MIN_PRICE",
+            "rule_id": "permendag-min-price",
+            "message": "below USD 100",
+        }
+    ],
+    "matched_rules": ["permendag-min-price"],
+    "cluster": None,
+    "cross_border": True,
+    "policy": "permendag-31-2023",
+    "policy_version": "2023.09+a1b2c3d",
+    "event_time": 1_695_661_200_000,
+    "decided_at": 1_695_661_200_500,
+    "source": {"topic": "listing-created", "partition": 0, "offset": 7},
+    "mode": "LIVE",
+    "replay_run": None,
+    "as_of": None,
+}
+
+
+class TestDecisionEvolution:
+    """Our ListingDecision against older and newer versions of itself."""
+
+    def test_newer_outcome_reads_as_rejected(self) -> None:
+        """Outcome's default symbol: an outcome added later fails closed in an older reader."""
+        raw = _schema(LISTING_DECISION)
+        _field(raw, "outcome")["type"]["symbols"].append("HELD_FOR_REVIEW")
+        writer = parse_schema(raw)
+        codec = AvroCodec(writer_schemas=[writer])
+        value = _single_object(writer, {**DECISION_RECORD, "outcome": "HELD_FOR_REVIEW"})
+        assert codec.decode_decision(value).outcome == "REJECTED"
+
+    def test_newer_writer_with_added_field(self) -> None:
+        """A decision written with an extra optional field still decodes."""
+        raw = _with_field({"name": "reviewer", "type": ["null", "string"], "default": None})(
+            _schema(LISTING_DECISION)
+        )
+        writer = parse_schema(raw)
+        codec = AvroCodec(writer_schemas=[writer])
+        value = _single_object(writer, {**DECISION_RECORD, "reviewer": "ops"})
+        assert codec.decode_decision(value) == DECISION
+
+    def test_older_reader_reads_a_replay_decision(self) -> None:
+        """A reader from before the provenance fields reads a REPLAY decision, minus those fields."""
+        replayed = replace(
+            DECISION, provenance=Provenance("REPLAY", "close-crafts", 1_700_000_000_000)
+        )
+        value = AvroCodec().encode_decision(replayed)
+        old_reader = parse_schema(
+            _without("mode", "replay_run", "as_of")(_schema(LISTING_DECISION))
+        )
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert record["decision_id"] == "d-1"
+        assert not {"mode", "replay_run", "as_of"} & set(record)
+        assert AvroCodec().decode_decision(value) == replayed
+
+    @pytest.mark.parametrize(
+        "dropped",
+        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
+    )
+    def test_older_reader_reads_our_output(self, dropped: tuple[str, ...]) -> None:
+        """A consumer on a schema without our defaulted fields still reads what we produce."""
+        old_reader = parse_schema(_without(*dropped)(_schema(LISTING_DECISION)))
+        value = AvroCodec().encode_decision(DECISION)
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert record["decision_id"] == "d-1"
+        assert not set(dropped) & set(record)
+
+    @pytest.mark.parametrize(
+        "dropped",
+        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
+    )
+    def test_older_writer_without_defaulted_fields(self, dropped: tuple[str, ...]) -> None:
+        """Fields with defaults may be missing in the writer; the reader fills the default."""
+        writer = parse_schema(_without(*dropped)(_schema(LISTING_DECISION)))
+        record = {k: v for k, v in copy.deepcopy(DECISION_RECORD).items() if k not in dropped}
+        decoded = AvroCodec(writer_schemas=[writer]).decode_decision(_single_object(writer, record))
+        defaults: dict[str, Any] = {
+            "cluster": None,
+            "source": None,
+            "reasons": (),
+            "matched_rules": (),
+        }
+        provenance = {"mode", "replay_run", "as_of"}
+        kept = {k: defaults[k] for k in dropped if k not in provenance}
+        # A decision written before the provenance fields existed reads as a live one.
+        assert decoded == replace(DECISION, **kept)
+        assert decoded.provenance == LIVE

@@ -1,0 +1,253 @@
+"""The two delivery modes against fakes of librdkafka's clients: what each commits, and when."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+from unittest.mock import create_autospec
+
+import pytest
+from confluent_kafka import Consumer, KafkaError
+from prometheus_client import CollectorRegistry
+
+from consumer import config
+from consumer.codec import AvroCodec
+from consumer.core.pipeline import Decider, Result
+from consumer.core.records import RawRecord
+from consumer.delivery.at_least_once import AtLeastOnce
+from consumer.delivery.exactly_once import ExactlyOnce
+from consumer.delivery.outputs import Outputs
+from consumer.errors import KafkaClientError
+from consumer.kafka.callbacks import ClientEvents
+from consumer.policy import bundled_policy_text, compile_policy, load_policy
+from consumer.service.health import Health
+from consumer.service.metrics import Metrics
+from tests.unit.fakes import FakeProducer, FakeTransactionalProducer
+from tests.unit.listings import make_listing
+
+SETTINGS = replace(config.load(env={}), worker_id="w-1")
+TP0 = ("in", 0)
+OWNED = frozenset({TP0})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def decided(*offsets: int, value: bytes | None = None) -> list[Result]:
+    decider = Decider(AvroCodec(), compile_policy(load_policy(bundled_policy_text())))
+    good = AvroCodec().encode_listing(make_listing())
+    records = [RawRecord("in", 0, o, None, b"k", value or good, ()) for o in offsets]
+    return decider.decide(records, 0)
+
+
+def positions(tps: list[Any]) -> list[tuple[str, int, int]]:
+    """TopicPartition's == ignores the offset, so offsets are compared as these triples."""
+    return [(tp.topic, tp.partition, tp.offset) for tp in tps]
+
+
+def stored(c: Any) -> list[tuple[str, int, int]]:
+    """The offsets of the one store_offsets call."""
+    c.store_offsets.assert_called_once()
+    return positions(c.store_offsets.call_args.kwargs["offsets"])
+
+
+def consumer() -> Any:
+    c = create_autospec(Consumer, instance=True, spec_set=True)
+    c.consumer_group_metadata.return_value = object()
+    return c
+
+
+def parts(producer: FakeProducer, transactional: bool = False):
+    metrics = Metrics(CollectorRegistry())
+    events = ClientEvents(metrics, Health(stall_timeout=60))
+    outputs = Outputs(producer, SETTINGS, events, transactional=transactional)  # type: ignore[arg-type]
+    return outputs, events, metrics
+
+
+class NeverAcknowledges(FakeProducer):
+    """A broker that is away: polling takes a second and delivers nothing."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def poll(self, _timeout: float = 0) -> int:
+        self.clock.t += 1
+        return 0
+
+
+class TestAtLeastOnce:
+    def make(self, producer: FakeProducer, clock: Clock | None = None) -> tuple[AtLeastOnce, Any]:
+        outputs, events, metrics = parts(producer)
+        c = consumer()
+        return AtLeastOnce(c, outputs, events, metrics, monotonic=clock or time.monotonic), c
+
+    def test_offsets_are_stored_only_after_acknowledgement(self) -> None:
+        """Nothing is stored while outputs are in flight; then the next offset to read is."""
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
+        delivery.submit(decided(7, 8))
+        assert delivery.in_flight() == 2
+        assert delivery.service(OWNED)  # the fake acknowledges on poll
+        assert stored(c) == [("in", 0, 9)]
+        assert delivery.idle()
+
+    @pytest.mark.parametrize(
+        ("offsets", "consumed", "next_offset"),
+        [
+            ((7, 8), None, 9),
+            ((7, 8), (7, 11), 12),
+            ((9,), (7, 11), 12),
+            ((), (7, 11), 12),
+        ],
+        ids=["the-results-own", "past-the-last-result", "around-the-result", "no-result"],
+    )
+    def test_the_stored_offset_covers_every_consumed_record(
+        self, offsets: tuple[int, ...], consumed: tuple[int, int] | None, next_offset: int
+    ) -> None:
+        """Records that gave no output (replay's unchanged listings and dead letters) are
+        committed with their batch, so a resumed run does not read them again."""
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
+        delivery.submit(decided(*offsets), None if consumed is None else {TP0: consumed})
+        assert len(delivery.service(OWNED)) == 1
+        assert stored(c) == [("in", 0, next_offset)]
+        assert len(producer.sent) == len(offsets)
+        assert delivery.idle()
+
+    def test_a_batch_without_output_waits_behind_undelivered_work(self) -> None:
+        """Done at once, but committed only in turn: never past an earlier unacknowledged output."""
+        clock = Clock()
+        delivery, c = self.make(NeverAcknowledges(clock), clock)
+        delivery.submit(decided(3))
+        delivery.submit([], {TP0: (4, 6)})
+        assert delivery.service(OWNED) == []
+        c.store_offsets.assert_not_called()
+        assert delivery.in_flight() == 1
+
+    def test_revoke_with_work_in_flight_drains_then_commits_the_revoked_partition(self) -> None:
+        """Revocation waits for the outputs, then commits synchronously before letting go."""
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
+        delivery.submit(decided(3))
+        done = delivery.revoke({TP0}, OWNED, timeout=5)
+        assert len(done) == 1
+        c.commit.assert_called_once()
+        assert c.commit.call_args.kwargs["asynchronous"] is False
+        assert positions(c.commit.call_args.kwargs["offsets"]) == [("in", 0, 4)]
+
+    def test_lost_partitions_are_forgotten_uncommitted(self) -> None:
+        """A lost partition's acknowledged work is not stored: its new owner redoes it."""
+        producer = FakeProducer()
+        delivery, c = self.make(producer)
+        delivery.submit(decided(3))
+        delivery.lose({TP0}, OWNED)
+        assert delivery.service(frozenset()) == []
+        c.store_offsets.assert_not_called()
+
+    def test_shutdown_timeout_leaves_undelivered_work_uncommitted(self) -> None:
+        """What is not acknowledged within the timeout is not committed."""
+        clock = Clock()
+        delivery, c = self.make(NeverAcknowledges(clock), clock)
+        delivery.submit(decided(3))
+        assert delivery.shutdown(OWNED, timeout=3) == []
+        c.store_offsets.assert_not_called()
+
+
+class TestExactlyOnce:
+    def make(self, producer: FakeTransactionalProducer, clock: Clock, c: Any = None):
+        outputs, events, metrics = parts(producer, transactional=True)
+        c = c or consumer()
+        delivery = ExactlyOnce(c, producer, outputs, events, metrics, 0.1, clock)  # type: ignore[arg-type]
+        return delivery, c, metrics
+
+    def test_batches_commit_together_with_their_offsets_after_the_interval(self) -> None:
+        """One transaction spans batches until transaction_interval_ms; offsets go inside it."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, _c, metrics = self.make(producer, clock)
+        delivery.submit(decided(1, 2))
+        delivery.submit(decided(3))
+        assert delivery.service(OWNED) == []  # interval not reached
+        clock.t += 0.1
+        done = delivery.service(OWNED)
+        assert len(done) == 2
+        assert producer.calls == ["init", "begin", "send_offsets", "commit"]
+        assert [positions(o) for o in producer.committed_offsets] == [[("in", 0, 4)]]
+        assert delivery.idle()
+        assert metrics.transactions.labels("committed")._value.get() == 1
+
+    def test_records_without_output_commit_in_the_transaction(self) -> None:
+        """The transaction's offsets cover the batches past their last output."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, _c, _m = self.make(producer, clock)
+        delivery.submit([], {TP0: (1, 2)})
+        delivery.submit(decided(4), {TP0: (3, 6)})
+        clock.t += 0.1
+        assert len(delivery.service(OWNED)) == 2
+        assert [positions(o) for o in producer.committed_offsets] == [[("in", 0, 7)]]
+
+    def test_an_abort_rewinds_to_the_first_record_even_without_output(self) -> None:
+        """The rewind point is the transaction's first consumed record, output or not."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, c, _m = self.make(producer, clock)
+        delivery.submit([], {TP0: (1, 2)})
+        delivery.submit(decided(4), {TP0: (3, 6)})
+        producer.fail["commit"] = KafkaError(
+            KafkaError._STATE, "abortable", txn_requires_abort=True
+        )
+        clock.t += 1
+        assert delivery.service(OWNED) == []
+        c.seek.assert_called_once()
+        assert positions(list(c.seek.call_args.args)) == [("in", 0, 1)]
+
+    def test_an_abortable_error_aborts_and_rewinds_to_where_the_transaction_began(self) -> None:
+        """Nothing of an aborted transaction counts; the consumer re-reads from its first offset."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, c, metrics = self.make(producer, clock)
+        delivery.submit(decided(5, 6))
+        producer.fail["commit"] = KafkaError(
+            KafkaError._STATE, "abortable", txn_requires_abort=True
+        )
+        clock.t += 1
+        assert delivery.service(OWNED) == []
+        assert producer.calls[-1] == "abort"
+        c.seek.assert_called_once()
+        assert positions(list(c.seek.call_args.args)) == [("in", 0, 5)]
+        assert metrics.transactions.labels("aborted")._value.get() == 1
+
+    def test_fencing_stops_the_worker_with_one_line(self) -> None:
+        """A newer instance with our transactional.id took over: stop, never write beside it."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, _c, _m = self.make(producer, clock)
+        delivery.submit(decided(1))
+        producer.fail["commit"] = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+        clock.t += 1
+        with pytest.raises(KafkaClientError, match="fenced by a newer instance"):
+            delivery.service(OWNED)
+
+    def test_a_record_the_broker_refuses_is_dead_lettered_when_it_comes_back(self) -> None:
+        """The refusal aborts the transaction; on the re-read that record goes to the dead letters."""
+
+        def refuse(topic, _v):
+            return (
+                KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if topic != SETTINGS.dlq_topic else None
+            )
+
+        producer, clock = FakeTransactionalProducer(refuse=refuse), Clock()
+        delivery, _c, _m = self.make(producer, clock)
+        delivery.submit(decided(5))
+        clock.t += 1
+        assert delivery.service(OWNED) == []
+        assert producer.calls[-1] == "abort"
+        producer.refuse = lambda _t, _v: None
+        delivery.submit(decided(5))
+        clock.t += 1
+        [done] = delivery.service(OWNED)
+        assert dict(done.dead_letters) == {"output_too_large": 1}
+        assert [m.topic() for m in producer.sent] == [SETTINGS.dlq_topic]

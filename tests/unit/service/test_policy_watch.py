@@ -1,0 +1,263 @@
+"""The policy source: changes are validated off the loop and applied between batches, bad ones kept out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from consumer.errors import PolicyError
+from consumer.policy.changes import describe_change
+from consumer.service.metrics import Metrics
+from consumer.service.policy_watch import PolicySource
+from tests.unit.policy.test_evaluate import HEADER, compiled, reject
+
+V1 = [reject("fashion", cross_border=True, cluster_in=["fashion"])]
+V2 = [*V1, reject("electronics", cross_border=True, cluster_in=["electronics"])]
+
+
+def policy_text(rules: list[dict[str, object]], version: str = "1") -> str:
+    return HEADER.replace('version: "1"', f'version: "{version}"') + yaml.safe_dump(
+        {"rules": rules}
+    )
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """The live policy file, holding V1 at start."""
+    live = tmp_path / "policy.yaml"
+    live.write_text(policy_text(V1))
+    return live
+
+
+@pytest.fixture
+def source(path: Path, registry: CollectorRegistry) -> PolicySource:
+    return source_for(path, registry)
+
+
+def source_for(path: Path, registry: CollectorRegistry, shadow: Path | None = None) -> PolicySource:
+    return PolicySource(path, shadow, Metrics(registry), interval=0, wall_clock=lambda: 1000.0)
+
+
+def reloads(registry: CollectorRegistry, result: str, role: str = "live") -> float:
+    labels = {"role": role, "result": result}
+    return registry.get_sample_value("import_closure_policy_reloads_total", labels) or 0.0
+
+
+def rejected_gauge(registry: CollectorRegistry, role: str = "live") -> float | None:
+    return registry.get_sample_value("import_closure_policy_file_rejected", {"role": role})
+
+
+def records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == message]
+
+
+class TestValidChange:
+    def test_is_applied_only_when_the_worker_takes_it(
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
+    ) -> None:
+        v1 = source.current.live.version
+        path.write_text(policy_text(V2, version="2"))
+        source.check()
+        assert source.current.live.version == v1  # validated, waiting for a batch boundary
+        taken = source.take()
+        assert taken is not None
+        assert taken.live.version.startswith("2+")
+        assert source.current is taken
+        assert source.take() is None
+        assert reloads(registry, "applied") == 1
+        info = {"policy": "test-policy", "version": taken.live.version, "role": "live"}
+        assert registry.get_sample_value("import_closure_policy_info", info) == 1
+        info_old = {**info, "version": v1}
+        assert registry.get_sample_value("import_closure_policy_info", info_old) is None
+
+    def test_logs_one_line_with_old_and_new_version_and_what_changed(
+        self,
+        path: Path,
+        source: PolicySource,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        path.write_text(policy_text(V2, version="2"))
+        source.check()
+        with caplog.at_level(logging.INFO):
+            source.take()
+        [line] = records(caplog, "policy reloaded")
+        assert line.old_version.startswith("1+")  # type: ignore[attr-defined]
+        assert line.version.startswith("2+")  # type: ignore[attr-defined]
+        assert line.changes == "rules added electronics"  # type: ignore[attr-defined]
+
+    def test_a_kubernetes_configmap_symlink_swap_is_seen(
+        self, tmp_path: Path, registry: CollectorRegistry
+    ) -> None:
+        """The kubelet writes a new timestamped directory and renames `..data` onto it."""
+        mount = tmp_path / "mount"
+        mount.mkdir()
+        first = mount / "..2026_12_02_01_00_00.1"
+        first.mkdir()
+        (first / "policy.yaml").write_text(policy_text(V1))
+        (mount / "..data").symlink_to(first.name)
+        (mount / "policy.yaml").symlink_to("..data/policy.yaml")
+        source = source_for(mount / "policy.yaml", registry)
+        second = mount / "..2026_12_02_01_05_00.2"
+        second.mkdir()
+        (second / "policy.yaml").write_text(policy_text(V2, version="2"))
+        (mount / "..data_tmp").symlink_to(second.name)
+        os.replace(mount / "..data_tmp", mount / "..data")
+        source.check()
+        taken = source.take()
+        assert taken is not None
+        assert taken.live.version.startswith("2+")
+
+    def test_a_new_layout_of_the_same_policy_is_not_a_change(
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
+    ) -> None:
+        path.write_text("# reviewed 2026-12-02\n" + policy_text(V1))
+        source.check()
+        assert source.take() is None
+        assert reloads(registry, "unchanged") == 1
+        assert reloads(registry, "applied") == 0
+
+
+class TestRejectedChange:
+    def test_keeps_the_policy_in_force_and_logs_every_problem_once(
+        self,
+        path: Path,
+        source: PolicySource,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        v1 = source.current.live.version
+        path.write_text(policy_text([{"id": "x", "effect": "maybe"}, {"effect": "reject"}]))
+        with caplog.at_level(logging.INFO):
+            source.check()
+            source.check()  # the same bad content: not said again
+        assert source.take() is None
+        assert source.current.live.version == v1
+        [line] = records(caplog, "policy change rejected, keeping the policy in force")
+        problems = line.problems  # type: ignore[attr-defined]
+        assert any(p.startswith("rules[0].effect") for p in problems), problems
+        assert any(p.startswith("rules[1]") for p in problems), problems
+        assert line.version == v1  # type: ignore[attr-defined]
+        assert reloads(registry, "rejected") == 1
+        assert rejected_gauge(registry) == 1
+
+    def test_the_next_valid_change_is_applied_and_clears_the_rejection(
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
+    ) -> None:
+        path.write_text("rules: [")
+        source.check()
+        path.write_text(policy_text(V2, version="2"))
+        source.check()
+        assert source.take() is not None
+        assert rejected_gauge(registry) == 0
+
+    def test_going_back_to_the_policy_in_force_clears_the_rejection(
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
+    ) -> None:
+        path.write_text("rules: [")
+        source.check()
+        path.write_text(policy_text(V1))
+        source.check()
+        assert source.take() is None
+        assert rejected_gauge(registry) == 0
+
+    def test_a_file_that_disappears_keeps_the_policy_and_is_rejected_once(
+        self, path: Path, source: PolicySource, registry: CollectorRegistry
+    ) -> None:
+        path.unlink()
+        source.check()
+        source.check()
+        assert source.take() is None
+        assert reloads(registry, "rejected") == 1
+        assert rejected_gauge(registry) == 1
+        path.write_text(policy_text(V2, version="2"))
+        source.check()
+        assert source.take() is not None
+
+    def test_an_invalid_policy_at_start_is_an_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "policy.yaml"
+        path.write_text("rules: [")
+        with pytest.raises(PolicyError):
+            source_for(path, CollectorRegistry())
+
+
+class TestShadowRole:
+    def test_live_and_shadow_reload_on_their_own(
+        self, tmp_path: Path, registry: CollectorRegistry
+    ) -> None:
+        live, shadow = tmp_path / "live.yaml", tmp_path / "shadow.yaml"
+        live.write_text(policy_text(V1))
+        shadow.write_text(policy_text(V2, version="2"))
+        source = source_for(live, registry, shadow)
+        assert source.current.shadow is not None
+        live_before = source.current.live
+        shadow.write_text(policy_text(V2[1:], version="3"))
+        source.check()
+        taken = source.take()
+        assert taken is not None
+        assert taken.live is live_before
+        assert taken.shadow is not None
+        assert taken.shadow.version.startswith("3+")
+        assert reloads(registry, "applied", role="shadow") == 1
+        assert reloads(registry, "applied", role="live") == 0
+
+
+class TestWatcher:
+    def test_wake_makes_the_watcher_look_at_once_and_counts_an_unchanged_file(
+        self, tmp_path: Path, registry: CollectorRegistry
+    ) -> None:
+        """SIGHUP sets `wake`; with interval 0 nothing else makes the watcher look."""
+        path = tmp_path / "policy.yaml"
+        path.write_text(policy_text(V1))
+        wake = threading.Event()
+        source = PolicySource(
+            path, None, Metrics(registry), interval=0, wake=wake, wall_clock=lambda: 0.0
+        )
+        source.start()
+        try:
+            wake.set()
+            deadline = threading.Event()
+            for _ in range(200):
+                if reloads(registry, "unchanged") == 1:
+                    break
+                deadline.wait(0.01)
+            assert reloads(registry, "unchanged") == 1
+            path.write_text(policy_text(V2, version="2"))
+            wake.set()
+            for _ in range(200):
+                if (taken := source.take()) is not None:
+                    break
+                deadline.wait(0.01)
+            assert taken is not None
+            assert taken.live.version.startswith("2+")
+        finally:
+            source.stop()
+
+
+class TestDescribeChange:
+    def test_names_rules_and_clusters_added_removed_and_changed(self) -> None:
+        old = compiled(V1).model
+        new = compiled(
+            [reject("fashion", cross_border=True), V2[1]],
+            header=HEADER.replace(
+                "electronics:", "crafts: {category_paths: [[Crafts]]}\n  electronics:"
+            ),
+        ).model
+        change = describe_change(old, new)
+        assert change.rules_added == ("electronics",)
+        assert change.rules_changed == ("fashion",)
+        assert change.clusters_added == ("crafts",)
+        assert change.summary() == (
+            "rules added electronics; rules changed fashion; clusters added crafts"
+        )
