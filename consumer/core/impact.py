@@ -1,9 +1,7 @@
 """What a candidate policy changes: the comparison of two verdicts on one listing, and its tally.
 
-Pure: `diff` and `replay --changed-only/--dry-run` feed it listings and render what it counts.
-A decision *changes* when the outcome differs, or both reject with other reasons (compared by
-reason code and rule id; a reworded message alone is no change). `matched_rules` differing
-without either is no change either: downstream systems act on the outcome and the reasons.
+Pure: `diff` and `replay --dry-run` feed it listings and render what it counts. What "changed" and
+"the rules that make the difference" mean is consumer.core.judgement's one definition.
 """
 
 from __future__ import annotations
@@ -12,28 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from consumer.core.judgement import VerdictCache, changed, deciding_rules
 from consumer.core.records import Listing, ListingRow, Verdict
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
 
 TRANSITIONS: Final = ("APPROVED->REJECTED", "REJECTED->APPROVED", "REJECTED->REJECTED")
-
-
-def _reason_keys(verdict: Verdict) -> frozenset[tuple[str, str]]:
-    return frozenset((r.code, r.rule_id) for r in verdict.reasons)
-
-
-def changed(old: Verdict, new: Verdict) -> bool:
-    """True when a downstream system would act differently: outcome or reasons differ."""
-    return old.outcome != new.outcome or _reason_keys(old) != _reason_keys(new)
-
-
-def deciding_rules(old: Verdict, new: Verdict) -> tuple[str, ...]:
-    """The rules that make the difference: matched under one policy only, else whose reason differs."""
-    rules = set(old.matched_rules) ^ set(new.matched_rules)
-    if not rules:
-        rules = {rule for _code, rule in _reason_keys(old) ^ _reason_keys(new)}
-    return tuple(sorted(rules)) or ("none",)
 
 
 def side(verdict: Verdict) -> dict[str, Any]:
@@ -64,7 +46,7 @@ class Change:
 
 
 class Judge:
-    """Both policies' verdicts on a listing, memoised per verdict key (a few hundred at most)."""
+    """Both policies' verdicts on a listing, memoised per pair of verdict keys (a few hundred)."""
 
     __slots__ = ("_memo", "as_of_ms", "candidate", "live")
 
@@ -74,7 +56,8 @@ class Judge:
         self.live = live
         self.candidate = candidate
         self.as_of_ms = as_of_ms
-        self._memo: dict[tuple[VerdictKey, VerdictKey], tuple[Verdict, Verdict, bool]] = {}
+        self._memo: VerdictCache[tuple[VerdictKey, VerdictKey], tuple[Verdict, Verdict, bool]]
+        self._memo = VerdictCache()
 
     def judge(self, listing: Listing | ListingRow) -> tuple[Verdict, Verdict, bool]:
         """(live verdict, candidate verdict, whether the decision changes)."""
@@ -84,11 +67,9 @@ class Judge:
         )
         found = self._memo.get(keys)
         if found is None:
-            if len(self._memo) >= 4096:  # hostile currencies only; a memo may start again
-                self._memo.clear()
             old = verdict_of(keys[0], self.live)
             new = verdict_of(keys[1], self.candidate)
-            found = self._memo[keys] = (old, new, changed(old, new))
+            found = self._memo.put(keys, (old, new, changed(old, new)))
         return found
 
 

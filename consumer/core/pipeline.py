@@ -19,6 +19,7 @@ from typing import Final, Literal, NamedTuple
 from consumer.codec import AvroCodec
 from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import DecisionWriter, source_prefix
+from consumer.core.judgement import Judgement, VerdictCache, changed, deciding_rules, judgement
 from consumer.core.records import LIVE, Provenance, RawRecord, Verdict
 from consumer.errors import DecodeError
 from consumer.policy import CompiledPolicy
@@ -43,10 +44,8 @@ POLICY_HEADER = "ic.policy"
 POLICY_VERSION_HEADER = "ic.policy.version"
 #: On a shadow policy's decisions (shadow_topic): they are what a candidate would have decided.
 SHADOW_HEADER = "ic.shadow"
-#: Distinct verdicts kept with their encoded part, and the bytes those parts may take. A policy
-#: gives a few hundred at most (clusters x cross-border x matched rules); listings with unknown
-#: currencies add one per currency, so the bound matters only against hostile input.
-VERDICT_CACHE_ENTRIES: Final = 4096
+#: The bytes the verdicts' encoded parts may take (their number is bounded by
+#: judgement.VERDICT_CACHE_ENTRIES); the bound matters only against hostile input.
 VERDICT_CACHE_BYTES: Final = 4 * 1024 * 1024
 
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -100,7 +99,7 @@ class Tally:
     shadow_decisions: Counter[tuple[str, str]] = field(
         default_factory=Counter
     )  # (outcome, cluster)
-    #: (live outcome, shadow outcome, rule that makes the difference or "none")
+    #: (live outcome, shadow outcome, rule that makes the difference): one per deciding rule
     disagreements: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     def add(self, other: Tally) -> None:
@@ -119,9 +118,8 @@ class Tally:
 class _Entry(NamedTuple):
     verdict: Verdict
     part: bytes
-    #: What a decision says, for comparing a live and a shadow verdict: outcome and reasons by
-    #: (code, rule_id); matched allow rules and message texts are not a different decision.
-    judgement: tuple[str, tuple[tuple[str, str], ...]]
+    #: What the decision says, for comparing a live and a shadow verdict (judgement.judgement).
+    judgement: Judgement
     #: This verdict as a shadow verdict with nothing to produce: one shared object, no allocation
     #: per event in the (usual) metrics-only shadow mode.
     unproduced: Shadowed
@@ -130,17 +128,15 @@ class _Entry(NamedTuple):
 class Verdicts:
     """Verdicts and their encoded parts by VerdictKey, for one policy and one decision framing.
 
-    Bounded by VERDICT_CACHE_ENTRIES and VERDICT_CACHE_BYTES: when either would be passed the
-    cache starts again (a pure function's memo: clearing it changes no answer).
+    A judgement.VerdictCache, bounded in entries and by VERDICT_CACHE_BYTES.
     """
 
-    __slots__ = ("_bytes", "entries", "policy", "writer")
+    __slots__ = ("entries", "policy", "writer")
 
     def __init__(self, writer: DecisionWriter, policy: CompiledPolicy) -> None:
         self.writer = writer
         self.policy = policy
-        self.entries: dict[VerdictKey, _Entry] = {}
-        self._bytes = 0
+        self.entries: VerdictCache[VerdictKey, _Entry] = VerdictCache(VERDICT_CACHE_BYTES)
 
     @classmethod
     def of(
@@ -151,23 +147,15 @@ class Verdicts:
     def add(self, key: VerdictKey) -> _Entry:
         """Build, encode and keep the verdict for `key`; DecodeError if it cannot be encoded."""
         verdict = verdict_of(key, self.policy)
-        judgement = (verdict.outcome, tuple((r.code, r.rule_id) for r in verdict.reasons))
-        entry = _Entry(
-            verdict, self.writer.verdict_part(verdict), judgement, Shadowed(verdict, None, ())
-        )
+        part = self.writer.verdict_part(verdict)
+        entry = _Entry(verdict, part, judgement(verdict), Shadowed(verdict, None, ()))
         # the key's own strings (cluster, currency) are shared with the verdict or tiny
-        cost = 200 + 2 * len(entry.part)
-        if len(self.entries) >= VERDICT_CACHE_ENTRIES or self._bytes + cost > VERDICT_CACHE_BYTES:
-            self.entries.clear()
-            self._bytes = 0
-        self.entries[key] = entry
-        self._bytes += cost
-        return entry
+        return self.entries.put(key, entry, 200 + 2 * len(part))
 
     @property
     def size_bytes(self) -> int:
         """Estimated memory held (at most VERDICT_CACHE_BYTES)."""
-        return self._bytes
+        return self.entries.size_bytes
 
 
 #: Which shadow decisions become records on shadow_topic: none, all, or only those that differ.
@@ -262,7 +250,8 @@ def decide_batch(
     fault of the record, so the caller retries the batch instead of dead-lettering it.
 
     `shadow`: a second policy's verdict cache; each decided listing gets its verdict too, and
-    its encoded decision when `shadow_output` is "all", or "changes" and the two differ.
+    its encoded decision when `shadow_output` is "all", or "changes" and the decision changed
+    (judgement.changed, compared on the judgements computed once per verdict).
     """
     if verdicts is None or verdicts.policy is not policy:
         provenance = LIVE if verdicts is None else verdicts.writer.provenance
@@ -389,7 +378,11 @@ def decide_batch(
 
 
 def tally(results: Iterable[Result]) -> Tally:
-    """Count outcomes by the low-cardinality labels the metrics use."""
+    """Count outcomes by the low-cardinality labels the metrics use.
+
+    A shadow verdict that changes the decision (judgement.changed) counts once under each rule
+    that makes the difference (judgement.deciding_rules), as `diff` counts it by rule.
+    """
     out = Tally()
     times = out.event_times_ms
     # Decisions share their verdict objects: count per object, then expand once per verdict.
@@ -418,21 +411,8 @@ def tally(results: Iterable[Result]) -> Tally:
         live, shadowed_verdict = verdicts[live_key], verdicts[shadow_key]
         outcome = shadowed_verdict.outcome.lower()
         out.shadow_decisions[(outcome, shadowed_verdict.cluster or "none")] += n
-        rule = disagreement(live, shadowed_verdict)
-        if rule is not None:
-            out.disagreements[(live.outcome.lower(), outcome, rule)] += n
+        if changed(live, shadowed_verdict):
+            live_outcome = live.outcome.lower()
+            for rule in deciding_rules(live, shadowed_verdict):
+                out.disagreements[(live_outcome, outcome, rule)] += n
     return out
-
-
-def disagreement(live: Verdict, shadow: Verdict) -> str | None:
-    """None when both say the same; else the rule that makes the difference.
-
-    That is the first reject rule of the rejecting side, or "none" when both reject for
-    different reasons (reasons compared by code and rule id).
-    """
-    if live.outcome != shadow.outcome:
-        rejecting = live if live.outcome == "REJECTED" else shadow
-        return rejecting.reasons[0].rule_id if rejecting.reasons else "none"
-    if [(r.code, r.rule_id) for r in live.reasons] == [(r.code, r.rule_id) for r in shadow.reasons]:
-        return None
-    return "none"

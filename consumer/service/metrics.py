@@ -177,8 +177,8 @@ class Metrics:
         )
         self.shadow_disagreements = PromCounter(
             "import_closure_shadow_disagreements",
-            "Acknowledged live decisions the shadow policy decides otherwise, by both outcomes "
-            "and the rule that makes the difference (none when only the reasons differ).",
+            "Acknowledged live decisions the shadow policy decides otherwise (outcome or set of "
+            "reasons), by both outcomes, once under each rule that makes the difference.",
             ["live", "shadow", "rule_id"],
             registry=registry,
         )

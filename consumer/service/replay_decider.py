@@ -8,11 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from consumer.codec import AvroCodec
-from consumer.core.impact import changed
+from consumer.core.judgement import VerdictCache, changed
 from consumer.core.pipeline import DeadLettered, Decided, Decider, Result
 from consumer.core.records import Provenance, RawRecord, Verdict
 from consumer.policy import CompiledPolicy
-from consumer.policy.evaluate import VerdictKey, scan, verdict_of
 from consumer.service.rate import TokenBucket
 
 REPLAY_HEADER = "ic.replay"
@@ -29,9 +28,14 @@ class ReplayCounts:
 
 class ReplayDecider(Decider):
     """The worker's Decider, then: drop dead letters and (with a baseline) unchanged decisions,
-    add the `ic.replay` header, spend rate tokens, and report progress."""
+    add the `ic.replay` header, spend rate tokens, and report progress.
 
-    __slots__ = ("_baseline", "_baseline_verdicts", "_bucket", "_header", "_progress", "counts")
+    The baseline runs as the Decider's shadow policy (nothing encoded for it), so each listing is
+    decoded once and "unchanged" is judgement.changed on the two verdicts. The shadow verdict is
+    stripped from what `decide` returns: a replay's metrics count no shadow series.
+    """
+
+    __slots__ = ("_baseline", "_bucket", "_changes", "_header", "_progress", "counts")
 
     def __init__(
         self,
@@ -43,25 +47,50 @@ class ReplayDecider(Decider):
         bucket: TokenBucket | None = None,
         progress: Callable[[int], object] = lambda _n: None,
     ) -> None:
-        super().__init__(codec, policy, provenance)
+        super().__init__(codec, policy, provenance, shadow=baseline, shadow_output="none")
         self._baseline = baseline
-        self._baseline_verdicts: dict[VerdictKey, Verdict] = {}
+        #: changed() per pair of verdict objects (shared by every decision with that verdict);
+        #: each entry holds both objects, so the ids in its key cannot be reused while it exists.
+        self._changes: VerdictCache[tuple[int, int], tuple[Verdict, Verdict, bool]]
+        self._changes = VerdictCache()
         self._bucket = bucket
         self._header = (REPLAY_HEADER, (provenance.replay_run or "").encode())
         self._progress = progress
         self.counts = ReplayCounts()
 
+    def replaced(self, policy: CompiledPolicy, shadow: CompiledPolicy | None) -> Decider:
+        """A replay has no shadow policy of its own (its shadow is the baseline): `shadow` must be
+        None. Another policy gives a ReplayDecider with the same baseline, rate, progress and
+        counts, keeping the baseline's verdict cache."""
+        if shadow is not None:
+            msg = "replay: a shadow policy cannot run beside the baseline"
+            raise ValueError(msg)
+        if policy is self.policy:
+            return self
+        out = ReplayDecider(
+            self.codec,
+            policy,
+            self._verdicts.writer.provenance,
+            bucket=self._bucket,
+            progress=self._progress,
+        )
+        out._baseline, out._shadow, out.counts = self._baseline, self._shadow, self.counts
+        out._changes = self._changes
+        return out
+
     def decide(self, records: Sequence[RawRecord], now_ms: int) -> list[Result]:
         counts = self.counts
+        compare = self._baseline is not None
+        header = self._header
         kept: list[Result] = []
         for result in super().decide(records, now_ms):
             if isinstance(result, DeadLettered):
                 counts.dead_letters[result.code] += 1
                 continue
-            if self._baseline is not None and not self._differs(result):
+            if compare and not self._differs(result):
                 counts.unchanged += 1
                 continue
-            kept.append(result._replace(headers=(*result.headers, self._header)))
+            kept.append(result._replace(headers=(*result.headers, header), shadow=None))
         counts.read += len(records)
         if self._bucket is not None:
             self._bucket.spend(len(kept))
@@ -69,14 +98,13 @@ class ReplayDecider(Decider):
         return kept
 
     def _differs(self, result: Decided) -> bool:
-        """Whether the baseline policy decides this listing otherwise (decoded a second time)."""
-        baseline = self._baseline
-        assert baseline is not None
-        row = self.codec.read_listing(result.record.value)[0]
-        key = scan(row, baseline, self._verdicts.writer.provenance.as_of_ms)
-        old = self._baseline_verdicts.get(key)
-        if old is None:
-            if len(self._baseline_verdicts) >= 4096:  # hostile currencies only
-                self._baseline_verdicts.clear()
-            old = self._baseline_verdicts[key] = verdict_of(key, baseline)
-        return changed(old, result.verdict)
+        """Whether the baseline decides this listing otherwise (judgement.changed)."""
+        shadowed = result.shadow
+        if shadowed is None:
+            return True  # the baseline's verdict could not be encoded: publish rather than drop
+        new, old = result.verdict, shadowed.verdict
+        pair = (id(new), id(old))
+        found = self._changes.get(pair)
+        if found is None:
+            found = self._changes.put(pair, (new, old, changed(old, new)))
+        return found[2]

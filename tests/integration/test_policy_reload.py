@@ -225,14 +225,17 @@ def check_outcomes(exported: bytes, policy: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in checked.stdout.splitlines()]
 
 
-def rule_that_differs(live: dict[str, object], shadow: dict[str, object]) -> str | None:
-    def reasons(d: dict[str, object]) -> list[tuple[str, str]]:
-        return [(r["code"], r["rule_id"]) for r in d["reasons"]]  # type: ignore[attr-defined]
+def rules_that_differ(live: dict[str, object], shadow: dict[str, object]) -> set[str]:
+    """Empty when both `check` lines say the same (outcome and the set of (code, rule_id));
+    else the rules matched by one policy only, or failing that those whose reason differs."""
 
-    if live["outcome"] != shadow["outcome"]:
-        rejecting = live if live["outcome"] == "REJECTED" else shadow
-        return reasons(rejecting)[0][1]
-    return None if reasons(live) == reasons(shadow) else "none"
+    def reasons(d: dict[str, object]) -> set[tuple[str, str]]:
+        return {(r["code"], r["rule_id"]) for r in d["reasons"]}  # type: ignore[attr-defined]
+
+    if live["outcome"] == shadow["outcome"] and reasons(live) == reasons(shadow):
+        return set()
+    rules = set(live["matched_rules"]) ^ set(shadow["matched_rules"])  # type: ignore[call-overload]
+    return rules or {rule for _, rule in reasons(live) ^ reasons(shadow)} or {"none"}
 
 
 def run_shadowed(
@@ -281,7 +284,7 @@ class TestShadow:
         expected_disagreements = Counter(
             (str(a["outcome"]).lower(), str(b["outcome"]).lower(), rule)
             for a, b in zip(live_checked, shadow_checked, strict=True)
-            if (rule := rule_that_differs(a, b)) is not None
+            for rule in rules_that_differ(a, b)
         )
         shadow_metric = Counter(
             {

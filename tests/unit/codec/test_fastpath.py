@@ -26,8 +26,8 @@ from consumer.codec.limits import listing_too_large
 from consumer.codec.listing_reader import CANONICAL_FINGERPRINT
 from consumer.codec.records import row_from_record
 from consumer.codec.resolution import strict_schema, strip_logical_types
+from consumer.core.judgement import VERDICT_CACHE_ENTRIES
 from consumer.core.pipeline import (
-    VERDICT_CACHE_ENTRIES,
     DeadLettered,
     Decided,
     Verdicts,

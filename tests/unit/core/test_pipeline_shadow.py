@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from consumer.codec import AvroCodec
-from consumer.core.pipeline import SHADOW_HEADER, Decided, Decider, disagreement, tally
+from consumer.core.pipeline import SHADOW_HEADER, Decided, Decider, tally
 from consumer.core.records import RawRecord
-from consumer.policy import evaluate
+from consumer.policy import CompiledPolicy, evaluate
 from tests.unit.listings import make_listing
 from tests.unit.policy.test_evaluate import compiled, reject
 
@@ -36,14 +38,21 @@ LISTINGS = [
         channel="DOMESTIC",
     ),
 ]
+#: Two reject rules that both match the dress, and candidates that only reorder or reword them.
+OVERLAPPING = [
+    {**reject("fashion", cross_border=True, cluster_in=["fashion"]), "message": "closed"},
+    {**reject("cross", cross_border=True), "message": "imports closed"},
+]
+REORDERED = compiled(OVERLAPPING[::-1])
+REWORDED = compiled([{**rule, "message": f"{rule['message']}, reworded"} for rule in OVERLAPPING])
 RECORDS = [
     RawRecord("in", 0, offset, None, None, CODEC.encode_listing(listing), ())
     for offset, listing in enumerate(LISTINGS)
 ]
 
 
-def decide(**shadow: Any) -> list[Decided]:
-    results = Decider(CODEC, LIVE, **shadow).decide(RECORDS, 1_700_000_000_000)
+def decide(live: CompiledPolicy = LIVE, **shadow: Any) -> list[Decided]:
+    results = Decider(CODEC, live, **shadow).decide(RECORDS, 1_700_000_000_000)
     assert all(isinstance(r, Decided) for r in results)
     return [r for r in results if isinstance(r, Decided)]
 
@@ -93,14 +102,32 @@ class TestShadowDecisions:
         }
         assert produced == {"l-dress", "l-phone"}
 
-    def test_same_policy_in_shadow_changes_nothing(self) -> None:
-        decided = decide(shadow=LIVE, shadow_output="changes")
+    @pytest.mark.parametrize(
+        ("live", "shadow"),
+        [(LIVE, LIVE), (compiled(OVERLAPPING), REORDERED), (compiled(OVERLAPPING), REWORDED)],
+        ids=["same-policy", "reordered-rules", "reworded-messages"],
+    )
+    def test_a_shadow_that_decides_the_same_produces_and_counts_nothing(
+        self, live: CompiledPolicy, shadow: CompiledPolicy
+    ) -> None:
+        """Same outcome and same set of (code, rule_id) is no change (judgement.changed), even
+        when the reasons come in another order or say it in other words."""
+        decided = decide(live, shadow=shadow, shadow_output="changes")
         assert all(r.shadow is not None and r.shadow.value is None for r in decided)
         assert not tally(decided).disagreements
 
+    def test_the_overlapping_rules_do_reorder_the_dress_reasons(self) -> None:
+        """What the test above relies on: the dress is rejected by both rules, in file order."""
+        dress = LISTINGS[0]
+        live, reordered = evaluate(dress, compiled(OVERLAPPING)), evaluate(dress, REORDERED)
+        assert [r.rule_id for r in live.reasons] == ["fashion", "cross"]
+        assert [r.rule_id for r in reordered.reasons] == ["cross", "fashion"]
+
 
 class TestShadowTally:
-    def test_counts_shadow_outcomes_and_disagreements_by_the_rule_that_differs(self) -> None:
+    def test_counts_shadow_outcomes_and_disagreements_by_the_rules_that_differ(self) -> None:
+        """One disagreement per rule that makes the difference (judgement.deciding_rules): the
+        dress's rule was renamed, so it counts under the old and the new id."""
         t = tally(decide(shadow=CANDIDATE))
         assert t.shadow_decisions == {
             ("rejected", "fashion"): 1,
@@ -108,23 +135,18 @@ class TestShadowTally:
             ("approved", "fashion"): 1,
         }
         assert t.disagreements == {
-            ("rejected", "rejected", "none"): 1,  # same outcome, other reasons
+            ("rejected", "rejected", "fashion"): 1,
+            ("rejected", "rejected", "fashion_v2"): 1,
             ("approved", "rejected", "electronics"): 1,
         }
         # the live counters are untouched by the shadow
         assert t.decisions == tally(decide()).decisions
 
-    def test_the_difference_is_the_first_reject_rule_of_the_rejecting_side(self) -> None:
-        dress, phone, local = LISTINGS
-        both = compiled(
-            [
-                reject("a", cross_border=True),
-                reject("b", cluster_in=["fashion"]),
-            ]
-        )
-        assert disagreement(evaluate(local, LIVE), evaluate(dress, both)) == "a"
-        assert disagreement(evaluate(dress, both), evaluate(local, LIVE)) == "a"
-        assert disagreement(evaluate(phone, LIVE), evaluate(local, LIVE)) is None
+    def test_equal_verdicts_share_one_count_per_rule(self) -> None:
+        """Decisions sharing a verdict pair are counted together: n listings, n per rule."""
+        t = tally(decide(shadow=CANDIDATE) * 3)
+        assert t.disagreements[("rejected", "rejected", "fashion")] == 3
+        assert t.disagreements[("approved", "rejected", "electronics")] == 3
 
 
 class TestReplaced:
