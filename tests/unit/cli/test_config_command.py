@@ -9,12 +9,24 @@ import re
 import pytest
 
 from consumer import config
-from tests.unit.cli.test_main import ROOT, run
+from tests.unit.cli.invoke import ROOT, run
 
 FIELDS = [f.name for f in dataclasses.fields(config.Settings)]
 
 
 class TestConfigOutput:
+    def test_prints_effective_settings_with_secrets_redacted(self) -> None:
+        """`config` shows what the worker would use, passwords as ***."""
+        result = run(
+            "config",
+            env={"IMPORT_CLOSURE_KAFKA_SASL_PASSWORD": "hunter2", "IMPORT_CLOSURE_GROUP_ID": "g-7"},
+        )
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        assert shown["group_id"] == "g-7"
+        assert shown["kafka"]["sasl.password"] == "***"
+        assert "hunter2" not in result.stdout
+
     def test_registry_url_userinfo_and_oauth_secrets_are_redacted(self) -> None:
         """url userinfo, sasl.oauthbearer.config and the assertion key passphrase print as ***."""
         result = run(

@@ -12,7 +12,7 @@ import pytest
 
 from consumer.codec import listing_to_json
 from consumer.core.sample import SampleSpec, generate
-from tests.unit.cli.test_main import POLICIES, SAMPLES, run
+from tests.unit.cli.invoke import POLICIES, SAMPLES, run
 
 LIVE = POLICIES / "id-akar-import-closure.yaml"
 #: Against LIVE: crafts reopened (REJECTED->APPROVED), a USD 100 minimum for cross-border goods

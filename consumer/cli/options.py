@@ -1,9 +1,5 @@
-"""What the subcommands share: exit codes, option types, the common options, time values, the
-input file and the broker-unavailable line.
-
-cli.py (the top-level parser, main and the core commands) and tools/commands.py (export, diff,
-replay) both import this module, and it imports neither, so neither imports the other.
-"""
+"""The options several commands share, their value types, and reading their values: the common
+options, --as-of, --timeout, --from/--to, the input file."""
 
 from __future__ import annotations
 
@@ -15,16 +11,12 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from consumer.errors import BrokerUnavailable, ConfigError
+from consumer.errors import ConfigError
 from consumer.kafka.clients import BROKER_TIMEOUT
 from consumer.policy import CompiledPolicy
 from consumer.policy.load import parse_as_of
 
 T = TypeVar("T")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 TIME_HELP = "now, a date (00:00 in the policy's timezone; UTC for export) or an RFC 3339 datetime with offset"
 
@@ -53,6 +45,12 @@ def add_timeout(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="SECONDS",
         help=f"seconds to wait {what}, then exit 1 (default {BROKER_TIMEOUT:g})",
     )
+
+
+def add_window(parser: argparse.ArgumentParser, start: str, end: str) -> None:
+    """--from and --to of diff and replay (export's --from excludes --from-offset)."""
+    parser.add_argument("--from", dest="from_time", metavar="TIME", help=f"{TIME_HELP} ({start})")
+    parser.add_argument("--to", dest="to_time", metavar="TIME", help=f"{TIME_HELP} ({end})")
 
 
 def _number(text: str, convert: Callable[[str], T], kind: str) -> T:
@@ -114,9 +112,3 @@ def open_input(file: str) -> BinaryIO:
         return Path(file).open("rb")
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
-
-
-def broker_unavailable(command: str, exc: BrokerUnavailable) -> int:
-    """One line, exit 1: the broker's absence is the whole story, so no log record or traceback."""
-    print(f"import-closure: {command}: {exc}", file=sys.stderr)
-    return EXIT_FAILURE
