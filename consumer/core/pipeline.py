@@ -19,7 +19,7 @@ from typing import Final, Literal, NamedTuple
 from consumer.codec import AvroCodec
 from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import DecisionWriter, source_prefix
-from consumer.core.records import LIVE, Provenance, RawRecord, Verdict
+from consumer.core.records import LIVE, Headers, Provenance, RawRecord, Verdict
 from consumer.errors import DecodeError
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
@@ -48,8 +48,6 @@ SHADOW_HEADER = "ic.shadow"
 #: currencies add one per currency, so the bound matters only against hostile input.
 VERDICT_CACHE_ENTRIES: Final = 4096
 VERDICT_CACHE_BYTES: Final = 4 * 1024 * 1024
-
-Headers = tuple[tuple[str, bytes | None], ...]
 
 
 class Shadowed(NamedTuple):
