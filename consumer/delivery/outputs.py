@@ -267,7 +267,7 @@ class Outputs:
             return None
         if len(message.value() or b"") <= SMALL_DEAD_LETTER_BYTES:
             return None
-        pairs = cast(list[tuple[str, bytes]], message.headers() or [])
+        pairs = cast(list[tuple[str, bytes]], message.headers() or [])  # our own dead letter's
         ours = dict(pairs)
         record = RawRecord(
             (ours.get(SOURCE_TOPIC) or b"").decode(),

@@ -82,6 +82,7 @@ class TestTheChecksSeeViolations:
         ids=["import", "dotted", "from", "from-submodule", "inside-a-function", "relative"],
     )
     def test_imports_are_found_wherever_they_are(self, source: str, roots: set[str]) -> None:
+        """Top of module or inside a function, plain or from-import; relative imports stay in the package."""
         assert imported_roots(source) == roots
 
     @pytest.mark.parametrize(
@@ -90,6 +91,7 @@ class TestTheChecksSeeViolations:
         ids=["attribute", "from-import", "aliased"],
     )
     def test_environment_reads_are_found(self, source: str) -> None:
+        """However `os.environ` is reached, the pure-package check sees it."""
         assert uses_environ(source)
 
 

@@ -23,6 +23,7 @@ class TestCountTable:
     def test_counts_print_largest_first_ties_by_name(
         self, counts: dict[str, int], expected: str
     ) -> None:
+        """The biggest share first, so the line reads as a ranking; `none` rather than nothing."""
         assert count_table(counts) == expected
 
 

@@ -38,6 +38,7 @@ class TestRawRecord:
 
 class TestPartitions:
     def test_keys_keep_the_clients_order(self) -> None:
+        """Rebalance callbacks hear partitions as librdkafka listed them (the log lines keep that order)."""
         partitions = [TopicPartition("in", 2), TopicPartition("in", 0)]
         assert partition_keys(partitions) == [("in", 2), ("in", 0)]
 
@@ -47,4 +48,5 @@ class TestPartitions:
         assert [(tp.topic, tp.partition) for tp in tps] == [("in", 0), ("in", 2)]
 
     def test_names_for_log_fields(self) -> None:
+        """Partitions go into log fields as `topic[partition]`."""
         assert partition_names([("in", 2), ("out", 0)]) == ["in[2]", "out[0]"]
