@@ -10,7 +10,7 @@ from typing import TypeVar, cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumer.kafka.client_conf import ClientConf
-from consumer.kafka.group_source import raw_record
+from consumer.kafka.messages import raw_record
 
 T = TypeVar("T")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consumer.core.records import RawRecord
+from consumer.core.records import Header, Headers, RawRecord
 
 #: Every header this service adds starts so; a re-drive or a re-fit strips them.
 OUR_HEADER_PREFIX = "ic."
@@ -27,12 +28,10 @@ RECORD_OVERHEAD = 512
 MAX_MESSAGE_BYTES = 1000
 
 
-def dead_letter_headers(
-    record: RawRecord, code: str, message: str, worker_id: str
-) -> list[tuple[str, bytes | None]]:
+def dead_letter_headers(record: RawRecord, code: str, message: str, worker_id: str) -> list[Header]:
     """Original headers first (so a re-drive can copy them back), then ours."""
     text = message.encode("utf-8", "replace")[:MAX_MESSAGE_BYTES]
-    ours: list[tuple[str, bytes | None]] = [
+    ours: list[Header] = [
         (ERROR_CODE, code.encode()),
         (ERROR_MESSAGE, text),
         (SOURCE_TOPIC, record.topic.encode()),
@@ -50,9 +49,6 @@ def describe(record: RawRecord, code: str, message: str) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}: {code}: {message}"
 
 
-Headers = list[tuple[str, bytes | None]]
-
-
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A dead-letter record ready to produce."""
@@ -62,7 +58,7 @@ class DeadLetter:
     headers: Headers
 
 
-def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
     return (
         RECORD_OVERHEAD
         + len(key or b"")
@@ -83,7 +79,7 @@ def fitted_dead_letter(
     headers = dead_letter_headers(record, code, message, worker_id)
     key, value = record.key, record.value
     if _size(key, value, headers) <= max_bytes:
-        return DeadLetter(key, value, headers)
+        return DeadLetter(key, value, tuple(headers))
     original = value or b""
     headers += [
         (VALUE_TRUNCATED, b"true"),
@@ -92,11 +88,11 @@ def fitted_dead_letter(
     ]
     room = max_bytes - _size(key, b"", headers)
     if room >= 0:
-        return DeadLetter(key, original[:room], headers)
+        return DeadLetter(key, original[:room], tuple(headers))
     ours = headers[len(record.headers) :]
     ours.append((HEADERS_DROPPED, str(len(record.headers)).encode()))
     room = max_bytes - _size(b"", b"", ours)
     if len(key or b"") > room:
         ours.append((KEY_TRUNCATED, str(len(key or b"")).encode()))
         key = (key or b"")[: max(0, room - 64)]
-    return DeadLetter(key, b"", ours)
+    return DeadLetter(key, b"", tuple(ours))

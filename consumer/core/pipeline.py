@@ -20,7 +20,7 @@ from consumer.codec import AvroCodec
 from consumer.codec.binary import encode_long
 from consumer.codec.decision_writer import DecisionWriter, source_prefix
 from consumer.core.judgement import Judgement, VerdictCache, changed, deciding_rules, judgement
-from consumer.core.records import LIVE, Provenance, RawRecord, Verdict
+from consumer.core.records import LIVE, Headers, Provenance, RawRecord, Verdict
 from consumer.errors import DecodeError
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
@@ -47,8 +47,6 @@ SHADOW_HEADER = "ic.shadow"
 #: The bytes the verdicts' encoded parts may take (their number is bounded by
 #: judgement.VERDICT_CACHE_ENTRIES); the bound matters only against hostile input.
 VERDICT_CACHE_BYTES: Final = 4 * 1024 * 1024
-
-Headers = tuple[tuple[str, bytes | None], ...]
 
 
 class Shadowed(NamedTuple):

@@ -21,6 +21,13 @@ DecisionMode = Literal["LIVE", "SHADOW", "REPLAY"]
 #: Namespace for decision ids: uuid5(namespace, "<event_id>|<policy_version>") is stable across re-runs.
 DECISION_ID_NAMESPACE = uuid.UUID("5b0b7c52-5a43-4f7e-9a8e-6f1f3f0c2a11")
 
+#: (topic, partition): the one key of a partition, in the ledger, the deliveries, lag and the loop.
+PartitionKey = tuple[str, int]
+#: One Kafka header: its name and its value (None: a header without a value).
+Header = tuple[str, bytes | None]
+#: A record's headers in order (a name may repeat): as consumed, decided and produced.
+Headers = tuple[Header, ...]
+
 
 class RawRecord(NamedTuple):
     """A Kafka message copied out of confluent_kafka.Message, so the core can be tested without a broker."""
@@ -31,7 +38,7 @@ class RawRecord(NamedTuple):
     timestamp_ms: int | None
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
+    headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from consumer.core.pipeline import Tally
@@ -44,3 +45,21 @@ class RunSummary:
     def events_per_second(self) -> float:
         busy = self.busy_seconds
         return self.events / busy if busy > 0 else 0.0
+
+    def count_lines(self, dead_letters: Mapping[str, int] | None = None) -> list[str]:
+        """The count tables of a printed summary, one line each. `dead_letters` replaces this
+        run's own (replay counts the dead letters it left out, not any it produced)."""
+        return [
+            "by outcome: " + count_table(self.outcomes),
+            "by cluster: " + count_table(self.clusters),
+            "rejections by reason: " + count_table(self.reasons),
+            "dead letters by error code: "
+            + count_table(self.dead_letters if dead_letters is None else dead_letters),
+        ]
+
+
+def count_table(counts: Mapping[str, int]) -> str:
+    """`a=3, b=1`: largest count first, ties by name; `none` when empty."""
+    if not counts:
+        return "none"
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import NamedTuple, Protocol
 
 from consumer.core.pipeline import Result, Tally
-from consumer.core.records import RawRecord
+from consumer.core.records import PartitionKey, RawRecord
 
-Key = tuple[str, int]
 #: The first and last offset of a partition's records in one batch.
 Span = tuple[int, int]
 
@@ -23,7 +22,9 @@ Span = tuple[int, int]
 class Delivery(Protocol):
     """What the worker's loop asks of a delivery guarantee."""
 
-    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
+    def submit(
+        self, results: Sequence[Result], consumed: Mapping[PartitionKey, Span] | None = None
+    ) -> None:
         """Produce the outputs of one decided batch (in input order).
 
         `consumed` (the batch's spans) is what the committed offsets will cover: also records
@@ -31,7 +32,7 @@ class Delivery(Protocol):
         results' own offsets.
         """
 
-    def service(self, owned: Set[Key]) -> list[Tally]:
+    def service(self, owned: Set[PartitionKey]) -> list[Tally]:
         """Serve delivery reports, re-send, commit as the mode does; the work that became durable."""
 
     def in_flight(self) -> int:
@@ -40,13 +41,15 @@ class Delivery(Protocol):
     def idle(self) -> bool:
         """Nothing produced is still waiting to become durable."""
 
-    def revoke(self, partitions: Set[Key], owned: Set[Key], timeout: float) -> list[Tally]:
+    def revoke(
+        self, partitions: Set[PartitionKey], owned: Set[PartitionKey], timeout: float
+    ) -> list[Tally]:
         """Make these partitions' work durable (or give it up cleanly) before they are handed over."""
 
-    def lose(self, partitions: Set[Key], owned: Set[Key]) -> None:
+    def lose(self, partitions: Set[PartitionKey], owned: Set[PartitionKey]) -> None:
         """These partitions already belong to someone else: commit nothing for them."""
 
-    def shutdown(self, owned: Set[Key], timeout: float) -> list[Tally]:
+    def shutdown(self, owned: Set[PartitionKey], timeout: float) -> list[Tally]:
         """Make what can be made durable within `timeout`; the rest is re-processed later."""
 
     def close(self) -> None:
@@ -62,9 +65,9 @@ class Part(NamedTuple):
     results: list[Result]
 
 
-def spans(records: Iterable[RawRecord]) -> dict[Key, Span]:
+def spans(records: Iterable[RawRecord]) -> dict[PartitionKey, Span]:
     """Each partition's first and last offset in a batch (a partition's records are in order)."""
-    out: dict[Key, Span] = {}
+    out: dict[PartitionKey, Span] = {}
     for r in records:
         key = (r.topic, r.partition)
         span = out.get(key)
@@ -73,14 +76,14 @@ def spans(records: Iterable[RawRecord]) -> dict[Key, Span]:
 
 
 def by_partition(
-    results: Sequence[Result], consumed: Mapping[Key, Span] | None = None
-) -> dict[Key, Part]:
+    results: Sequence[Result], consumed: Mapping[PartitionKey, Span] | None = None
+) -> dict[PartitionKey, Part]:
     """Results grouped by input partition, over the offsets `consumed` (default: the results')."""
-    groups: dict[Key, list[Result]] = {}
+    groups: dict[PartitionKey, list[Result]] = {}
     for result in results:
         r = result.record
         groups.setdefault((r.topic, r.partition), []).append(result)
-    parts: dict[Key, Part] = {}
+    parts: dict[PartitionKey, Part] = {}
     for key, group in groups.items():
         first, last = group[0].record.offset, group[-1].record.offset
         if consumed is not None and key in consumed:

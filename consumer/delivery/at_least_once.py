@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.core.pipeline import Result, Tally, tally
-from consumer.delivery import Key, Span, by_partition
+from consumer.core.records import PartitionKey
+from consumer.delivery import Span, by_partition
 from consumer.delivery.ledger import OffsetLedger
 from consumer.delivery.outputs import Outputs
-from consumer.kafka.callbacks import ClientEvents
+from consumer.service.faults import Faults
 from consumer.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -30,18 +31,20 @@ class AtLeastOnce:
         self,
         consumer: Consumer,
         outputs: Outputs,
-        events: ClientEvents,
+        faults: Faults,
         metrics: Metrics,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
         self._outputs = outputs
-        self._events = events
+        self._faults = faults
         self._metrics = metrics
         self._monotonic = monotonic
         self._ledger: OffsetLedger[Tally] = OffsetLedger()
 
-    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
+    def submit(
+        self, results: Sequence[Result], consumed: Mapping[PartitionKey, Span] | None = None
+    ) -> None:
         for (topic, partition), (first, last, group) in by_partition(results, consumed).items():
             count = self._outputs.count(group)
             # A chunk of no outputs is done at once: its offsets commit in order with the rest.
@@ -49,7 +52,7 @@ class AtLeastOnce:
             if group:
                 self._outputs.send(group, chunk)
 
-    def service(self, owned: Set[Key]) -> list[Tally]:
+    def service(self, owned: Set[PartitionKey]) -> list[Tally]:
         self._outputs.resend_failed(owned)
         self._outputs.poll(0)
         return self._store_done(owned)[1]
@@ -60,21 +63,22 @@ class AtLeastOnce:
     def idle(self) -> bool:
         return not self._ledger.pending() and not self._outputs.retrying
 
-    def revoke(self, partitions: Set[Key], owned: Set[Key], timeout: float) -> list[Tally]:
+    def revoke(
+        self, partitions: Set[PartitionKey], owned: Set[PartitionKey], timeout: float
+    ) -> list[Tally]:
         self._drain(partitions, owned, timeout)
         offsets, done = self._store_done(owned)
         self._commit_sync({tp: o for tp, o in offsets.items() if tp in partitions} or None)
         self._forget(partitions)
         return done
 
-    def lose(self, partitions: Set[Key], owned: Set[Key]) -> None:
+    def lose(self, partitions: Set[PartitionKey], owned: Set[PartitionKey]) -> None:
         self._forget(partitions)
 
-    def shutdown(self, owned: Set[Key], timeout: float) -> list[Tally]:
+    def shutdown(self, owned: Set[PartitionKey], timeout: float) -> list[Tally]:
         delivered = self._drain(None, owned, timeout)
         done = self._store_done(owned)[1]
-        if self._events.fatal is not None:
-            raise self._events.fatal
+        self._faults.raise_first()
         if not delivered:
             log.warning(
                 "shutdown timeout: undelivered work stays uncommitted and will be re-processed",
@@ -86,7 +90,7 @@ class AtLeastOnce:
     def close(self) -> None:
         self._outputs.flush(5)
 
-    def _store_done(self, owned: Set[Key]) -> tuple[dict[Key, int], list[Tally]]:
+    def _store_done(self, owned: Set[PartitionKey]) -> tuple[dict[PartitionKey, int], list[Tally]]:
         """Store offsets of finished work for the auto-committer."""
         offsets, finished = self._ledger.pop_done()
         mine = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in owned]
@@ -94,7 +98,9 @@ class AtLeastOnce:
             self._consumer.store_offsets(offsets=mine)
         return offsets, [chunk.payload for chunk in finished]
 
-    def _drain(self, partitions: Set[Key] | None, owned: Set[Key], timeout: float) -> bool:
+    def _drain(
+        self, partitions: Set[PartitionKey] | None, owned: Set[PartitionKey], timeout: float
+    ) -> bool:
         """Serve delivery reports until the given partitions' (or all) outputs are acknowledged."""
         deadline = self._monotonic() + timeout
         while True:
@@ -102,11 +108,11 @@ class AtLeastOnce:
             if self._ledger.in_flight(partitions) == 0:
                 return True
             remaining = deadline - self._monotonic()
-            if remaining <= 0 or self._events.fatal is not None:
+            if remaining <= 0 or self._faults.first is not None:
                 return False
             self._outputs.poll(min(0.1, remaining))
 
-    def _commit_sync(self, offsets: dict[Key, int] | None) -> None:
+    def _commit_sync(self, offsets: dict[PartitionKey, int] | None) -> None:
         """Synchronous commit of stored offsets (or the given ones); failures are counted, not raised."""
         try:
             if offsets:
@@ -120,7 +126,7 @@ class AtLeastOnce:
                 self._metrics.commit_failures.inc()
                 log.warning("offset commit failed", extra={"detail": error.str()})
 
-    def _forget(self, partitions: Set[Key]) -> None:
+    def _forget(self, partitions: Set[PartitionKey]) -> None:
         dropped = self._ledger.forget(partitions)
         if dropped:
             log.warning(

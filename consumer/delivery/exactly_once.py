@@ -22,14 +22,15 @@ from confluent_kafka import (
 )
 
 from consumer.core.pipeline import DeadLettered, Result, Tally, tally
-from consumer.delivery import Key, Span, by_partition
+from consumer.core.records import PartitionKey
+from consumer.delivery import Span, by_partition
 from consumer.delivery.ledger import Chunk
 from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.callbacks import ClientEvents
 from consumer.service.metrics import Metrics
+from consumer.service.throttle import Warnings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ExactlyOnce:
         consumer: Consumer,
         producer: Producer,
         outputs: Outputs,
-        events: ClientEvents,
+        warnings: Warnings,
         metrics: Metrics,
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
@@ -60,23 +61,25 @@ class ExactlyOnce:
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
-        self._events = events
+        self._warnings = warnings
         self._metrics = metrics
         self._interval = interval
         self._monotonic = monotonic
         self._tallies: list[Tally] = []
         self._produced = 0  # outputs in the open transaction
-        self._next: dict[Key, int] = {}  # next offset to commit, per partition, in this transaction
-        self._first: dict[
-            Key, int
-        ] = {}  # where each partition's part of it began: the rewind point
+        #: Next offset to commit, per partition, in this transaction.
+        self._next: dict[PartitionKey, int] = {}
+        #: Where each partition's part of it began: the rewind point.
+        self._first: dict[PartitionKey, int] = {}
         self._opened_at: float | None = None
         #: Records the broker refused for reasons of their own: dead-lettered when they come back.
         self._refused: dict[tuple[str, int, int], tuple[str, str]] = {}
         # Fences any earlier producer with our transactional.id and aborts its open transaction.
         self._call(producer.init_transactions, "init_transactions")
 
-    def submit(self, results: Sequence[Result], consumed: Mapping[Key, Span] | None = None) -> None:
+    def submit(
+        self, results: Sequence[Result], consumed: Mapping[PartitionKey, Span] | None = None
+    ) -> None:
         if self._opened_at is None:
             self._call(lambda _timeout: self._producer.begin_transaction(), "begin_transaction")
             self._opened_at = self._monotonic()
@@ -92,7 +95,7 @@ class ExactlyOnce:
             self._first.setdefault((topic, partition), first)
             self._next[(topic, partition)] = last + 1
 
-    def service(self, owned: Set[Key]) -> list[Tally]:
+    def service(self, owned: Set[PartitionKey]) -> list[Tally]:
         self._outputs.poll(0)
         if self._opened_at is None or self._monotonic() - self._opened_at < self._interval:
             return []
@@ -104,16 +107,18 @@ class ExactlyOnce:
     def idle(self) -> bool:
         return self._opened_at is None
 
-    def revoke(self, partitions: Set[Key], owned: Set[Key], timeout: float) -> list[Tally]:
+    def revoke(
+        self, partitions: Set[PartitionKey], owned: Set[PartitionKey], timeout: float
+    ) -> list[Tally]:
         # The whole transaction commits before the partitions go: its offsets are still ours.
         return self._commit(owned) if self._opened_at is not None else []
 
-    def lose(self, partitions: Set[Key], owned: Set[Key]) -> None:
+    def lose(self, partitions: Set[PartitionKey], owned: Set[PartitionKey]) -> None:
         # Offsets of a lost partition can no longer be committed: the open transaction goes.
         if self._opened_at is not None:
             self._abort(owned - set(partitions), "partitions lost")
 
-    def shutdown(self, owned: Set[Key], timeout: float) -> list[Tally]:
+    def shutdown(self, owned: Set[PartitionKey], timeout: float) -> list[Tally]:
         return self._commit(owned) if self._opened_at is not None else []
 
     def close(self) -> None:
@@ -124,7 +129,7 @@ class ExactlyOnce:
         found = self._refused.pop((r.topic, r.partition, r.offset), None)
         return result if found is None else DeadLettered(r, found[0], found[1])
 
-    def _commit(self, owned: Set[Key]) -> list[Tally]:
+    def _commit(self, owned: Set[PartitionKey]) -> list[Tally]:
         """Commit the open transaction with its offsets; on an abortable error, abort and rewind."""
         started = self._monotonic()
         offsets = [
@@ -165,7 +170,7 @@ class ExactlyOnce:
         self._first.clear()
         self._opened_at = None
 
-    def _abort(self, owned: Set[Key], why: str) -> None:
+    def _abort(self, owned: Set[PartitionKey], why: str) -> None:
         """Abort the open transaction and rewind each owned partition to where its part began.
 
         That point is the offset the previous transaction committed, known here without asking
@@ -180,7 +185,7 @@ class ExactlyOnce:
             self._refused[(record.topic, record.partition, record.offset)] = (code, message)
         self._reset()
         self._metrics.transactions.labels("aborted").inc()
-        self._events.throttled("transaction aborted, rewinding to the last commit", why)
+        self._warnings.warn("transaction aborted, rewinding to the last commit", why)
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
@@ -199,7 +204,7 @@ class ExactlyOnce:
                 abortable = error.txn_requires_abort()
                 if abortable or not error.retriable() or self._monotonic() >= deadline:
                     raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
-                self._events.throttled(f"{name} failed, retrying", kafka_errors.describe(error))
+                self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
 
 
 def _fatal(error: KafkaError) -> str:

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from consumer.core.records import PartitionKey
+
 T = TypeVar("T")
-TopicPartition = tuple[str, int]
 
 
 @dataclass(slots=True, eq=False)
@@ -40,7 +41,7 @@ class Chunk(Generic[T]):
 class OffsetRegressionError(ValueError):
     """A chunk that starts at or before work already tracked: a bug, never silently accepted."""
 
-    def __init__(self, tp: TopicPartition, offset: int, seen: int) -> None:
+    def __init__(self, tp: PartitionKey, offset: int, seen: int) -> None:
         self.tp = tp
         self.offset = offset
         self.seen = seen
@@ -52,8 +53,8 @@ class OffsetLedger(Generic[T]):
     """Open chunks in consumption order; pop the done prefix of each partition to commit."""
 
     def __init__(self) -> None:
-        self._chunks: dict[TopicPartition, deque[Chunk[T]]] = {}
-        self._high: dict[TopicPartition, int] = {}
+        self._chunks: dict[PartitionKey, deque[Chunk[T]]] = {}
+        self._high: dict[PartitionKey, int] = {}
 
     def open(
         self, topic: str, partition: int, first: int, last: int, count: int, payload: T
@@ -67,9 +68,9 @@ class OffsetLedger(Generic[T]):
         self._chunks.setdefault(tp, deque()).append(chunk)
         return chunk
 
-    def pop_done(self) -> tuple[dict[TopicPartition, int], list[Chunk[T]]]:
+    def pop_done(self) -> tuple[dict[PartitionKey, int], list[Chunk[T]]]:
         """Remove each partition's leading done chunks; return next-offsets to commit and the chunks."""
-        commit: dict[TopicPartition, int] = {}
+        commit: dict[PartitionKey, int] = {}
         finished: list[Chunk[T]] = []
         for tp, queue in self._chunks.items():
             while queue and queue[0].done:
@@ -78,7 +79,7 @@ class OffsetLedger(Generic[T]):
                 commit[tp] = chunk.last_offset + 1  # Kafka commits the next offset to read
         return commit, finished
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> list[Chunk[T]]:
+    def forget(self, partitions: Iterable[PartitionKey]) -> list[Chunk[T]]:
         """Drop tracking for partitions we no longer own; returns their unfinished chunks."""
         dropped: list[Chunk[T]] = []
         for tp in partitions:
@@ -86,12 +87,12 @@ class OffsetLedger(Generic[T]):
             self._high.pop(tp, None)
         return dropped
 
-    def in_flight(self, partitions: Iterable[TopicPartition] | None = None) -> int:
+    def in_flight(self, partitions: Iterable[PartitionKey] | None = None) -> int:
         """Outputs produced but not yet acknowledged, for the given partitions or all."""
         keys = self._chunks.keys() if partitions is None else partitions
         return sum(c.remaining for tp in keys for c in self._chunks.get(tp, ()))
 
-    def pending(self, partitions: Iterable[TopicPartition] | None = None) -> bool:
+    def pending(self, partitions: Iterable[PartitionKey] | None = None) -> bool:
         """True while any chunk (of the given partitions, or any) is not yet popped."""
         keys = self._chunks.keys() if partitions is None else partitions
         return any(self._chunks.get(tp) for tp in keys)

@@ -3,7 +3,7 @@
 Each chunk of work gets one delivery callback, which acknowledges the chunk in the offset ledger.
 Callbacks never raise: a retriable failure is queued for re-sending by the loop; a failure that
 belongs to one record (too large, refused by the topic) queues that record for the dead-letter
-topic; anything else is recorded as fatal in ClientEvents and raised by the loop at its next turn.
+topic; anything else is recorded in Faults (service/faults.py) and raised by the loop at its next turn.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from consumer.core.deadletter import (
     fitted_dead_letter,
 )
 from consumer.core.pipeline import Decided, Result, Tally
-from consumer.core.records import RawRecord
+from consumer.core.records import Headers, PartitionKey, RawRecord
 from consumer.delivery.ledger import Chunk
 from consumer.errors import DeliveryError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.callbacks import ClientEvents
-from consumer.kafka.clients import DeliveryCallback, Headers, produce_waiting
+from consumer.kafka.clients import DeliveryCallback, produce_waiting
+from consumer.service.faults import Faults
+from consumer.service.throttle import Warnings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class Outputs:
         self,
         producer: Producer,
         settings: Settings,
-        events: ClientEvents,
+        faults: Faults,
+        warnings: Warnings,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         *,
         transactional: bool = False,
@@ -73,7 +75,8 @@ class Outputs:
         self._transactional = transactional
         self._producer = producer
         self._settings = settings
-        self._events = events
+        self._faults = faults
+        self._warnings = warnings
         self._max_bytes = max_message_bytes
         self._retry: list[tuple[Chunk[Tally], Message]] = []
         self._reroute: list[_Reroute] = []
@@ -99,7 +102,7 @@ class Outputs:
                 approved = result.verdict.outcome == "APPROVED"
                 topic = settings.approved_topic if approved else settings.rejected_topic
                 key = result.listing_id.encode()
-                refused = self._produce(topic, result.value, key, list(result.headers), on_delivery)
+                refused = self._produce(topic, result.value, key, result.headers, on_delivery)
                 if refused is not None:
                     code, detail = refused
                     msg = f"decision of {len(result.value)} bytes refused: {detail}"
@@ -116,16 +119,16 @@ class Outputs:
         self,
         value: bytes,
         key: bytes,
-        headers: Sequence[tuple[str, bytes | None]],
+        headers: Headers,
         chunk: Chunk[Tally],
         on_delivery: DeliveryCallback,
     ) -> None:
         """A shadow decision; one the topic refuses is skipped (and said), never dead-lettered."""
         topic = cast(str, self._settings.shadow_topic)
-        refused = self._produce(topic, value, key, cast(Headers, list(headers)), on_delivery)
+        refused = self._produce(topic, value, key, headers, on_delivery)
         if refused is not None:
             chunk.ack()
-            self._events.throttled("shadow decision refused, skipped", refused[1])
+            self._warnings.warn("shadow decision refused, skipped", refused[1])
 
     def _dead_letter(
         self, record: RawRecord, code: str, message: str, chunk: Chunk[Tally], max_bytes: int
@@ -136,7 +139,7 @@ class Outputs:
             self._settings.dlq_topic,
             letter.value,
             letter.key,
-            cast(Headers, letter.headers),
+            letter.headers,
             self._callback(chunk, []),
         )
         if refused is not None:
@@ -162,7 +165,7 @@ class Outputs:
             return code, kafka_errors.describe(error)
         return None
 
-    def resend_failed(self, owned: Container[tuple[str, int]]) -> None:
+    def resend_failed(self, owned: Container[PartitionKey]) -> None:
         """Re-produce outputs whose delivery failed retriably, and dead-letter refused records,
         for partitions we still own (a partition that moved on is re-processed by its new owner)."""
         pending, self._retry[:] = list(self._retry), []
@@ -175,7 +178,7 @@ class Outputs:
                 cast(str, message.topic()),
                 message.value(),
                 message.key(),
-                cast(Headers, message.headers() or []),
+                tuple(cast(Headers, message.headers() or ())),
                 self._callback(chunk, []),
             )
         reroutes, self._reroute[:] = list(self._reroute), []
@@ -204,7 +207,8 @@ class Outputs:
         """One closure per chunk, not per message; `sources` finds the input of a refused output."""
         ack = chunk.ack
         retry = self._retry
-        events = self._events
+        faults = self._faults
+        warnings = self._warnings
         dlq_topic = self._settings.dlq_topic
         shadow_topic = self._settings.shadow_topic
         transactional = self._transactional
@@ -220,21 +224,25 @@ class Outputs:
                 message.topic() == shadow_topic
             ):
                 ack()  # a shadow decision is advice: the live decision stands without it
-                events.throttled("shadow decision refused, skipped", kafka_errors.describe(error))
+                warnings.warn("shadow decision refused, skipped", kafka_errors.describe(error))
             elif code is not None:
                 reroute = self._refused(chunk, sources, message, code, error, dlq_topic)
                 if reroute is not None:
                     self._reroute.append(reroute)
-                elif events.fatal is None:
-                    events.fatal = DeliveryError(
-                        f"{message.topic()}: broker refused even a minimal dead letter: "
-                        f"{kafka_errors.describe(error)}"
+                else:
+                    faults.record(
+                        DeliveryError(
+                            f"{message.topic()}: broker refused even a minimal dead letter: "
+                            f"{kafka_errors.describe(error)}"
+                        )
                     )
             elif transactional and not kafka_errors.stops_worker(error):
                 retry.append((chunk, message))  # the transaction fails to commit and is redone
-            elif events.fatal is None:
-                events.fatal = DeliveryError(
-                    f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
+            else:
+                faults.record(
+                    DeliveryError(
+                        f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
+                    )
                 )
 
         return delivered
@@ -259,7 +267,7 @@ class Outputs:
             return None
         if len(message.value() or b"") <= SMALL_DEAD_LETTER_BYTES:
             return None
-        pairs = cast(list[tuple[str, bytes]], message.headers() or [])
+        pairs = cast(list[tuple[str, bytes]], message.headers() or [])  # our own dead letter's
         ours = dict(pairs)
         record = RawRecord(
             (ours.get(SOURCE_TOPIC) or b"").decode(),

@@ -1,52 +1,65 @@
 """librdkafka's client-level callbacks: errors, logs, statistics and commit results.
 
 Every line librdkafka would print on stderr comes here instead (the `logger` client setting), so
-stderr stays pure JSON; repeated failures are throttled to the first one, then one per interval
-carrying the number suppressed.
+stderr stays pure JSON; repeated failures are throttled (service/throttle.Warnings) to the first
+one, then one per interval carrying the number suppressed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from consumer.errors import DeliveryError
+from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.lag import PartitionStats
+from consumer.kafka.messages import partition_keys, partition_names
+from consumer.service.faults import Faults
 from consumer.service.health import Health
 from consumer.service.metrics import Metrics
-from consumer.service.throttle import Throttle, shape
+from consumer.service.throttle import Warnings, shape
 
 log = logging.getLogger(__name__)
 #: librdkafka's own log lines, as JSON with `facility` and `client` fields.
 client_log = logging.getLogger("consumer.librdkafka")
 
-#: A repeated client error or log line is written at most once per this many seconds.
-THROTTLE_INTERVAL = 30.0
 #: Stats entries that are not brokers we talk to (the bootstrap placeholder has nodeid -1).
 _NO_NODE = -1
 
 
-class ClientEvents:
-    """librdkafka's client-level callbacks. Built before the clients, handed to them and to the Worker.
+class ClientCallbacks:
+    """librdkafka's client-level callbacks. Built before the clients and handed to them.
 
-    Callbacks never raise: a fatal error is recorded in `fatal` and the loop raises it.
+    Callbacks never raise: a fatal client error is recorded in `faults` and the loop raises it.
+    What they learn goes to readiness (`health`), the partition statistics lag reads (`stats`),
+    the commit-failure counter and the throttled warnings.
     """
 
     def __init__(
-        self, metrics: Metrics, health: Health, clock: Callable[[], float] = time.monotonic
+        self,
+        health: Health,
+        metrics: Metrics,
+        faults: Faults,
+        warnings: Warnings,
+        stats: PartitionStats,
     ) -> None:
-        self._metrics = metrics
         self._health = health
-        self._throttle = Throttle(THROTTLE_INTERVAL, clock)
-        self.fatal: BaseException | None = None
-        #: Per partition, from the last statistics: (high watermark, committed offset).
-        self.partition_stats: dict[tuple[str, int], tuple[int, int]] = {}
-        self.logger = LibrdkafkaLog(self._throttle)
+        self._metrics = metrics
+        self._faults = faults
+        self._warnings = warnings
+        self._stats = stats
+        self.logger = LibrdkafkaLog(warnings)
+
+    def clients(self) -> dict[str, object]:
+        """The callbacks every client gets (consumer and producer): errors and log lines."""
+        return {"error_cb": self.on_error, "logger": self.logger}
+
+    def consumer(self) -> dict[str, object]:
+        """A group consumer's: also commit results and statistics (set statistics.interval.ms)."""
+        return {**self.clients(), "on_commit": self.on_commit, "stats_cb": self.on_stats}
 
     def on_error(self, error: KafkaError) -> None:
         """Most client errors are transient (librdkafka reconnects); fatal ones stop the loop."""
@@ -55,28 +68,12 @@ class ClientEvents:
             self._health.broker_up = False
         if code in kafka_errors.AUTHENTICATION:
             self._health.client_problem = f"authentication failed: {kafka_errors.describe(error)}"
-        if kafka_errors.stops_worker(error) and self.fatal is None:
-            self.fatal = DeliveryError(f"fatal Kafka client error: {kafka_errors.describe(error)}")
+        if kafka_errors.stops_worker(error):
+            msg = f"fatal Kafka client error: {kafka_errors.describe(error)}"
+            self._faults.record(KafkaClientError(msg))
         # librdkafka logged connection failures itself (see LibrdkafkaLog); ours would repeat them.
         level = logging.DEBUG if code in kafka_errors.CONNECTION else logging.WARNING
-        self.report(level, "kafka client error", error)
-
-    def report(self, level: int, event: str, error: KafkaError) -> None:
-        """One log line per kind of error and interval, with the number suppressed since."""
-        fields = {"code": error.name(), "detail": error.str()}
-        self._log(level, event, ("error", error.code()), fields)
-
-    def throttled(self, event: str, detail: str) -> None:
-        """A warning that may repeat every turn during an outage: once per interval."""
-        self._log(logging.WARNING, event, ("event", event), {"detail": detail})
-
-    def _log(self, level: int, event: str, kind: object, fields: dict[str, Any]) -> None:
-        suppressed = self._throttle.admit(kind)
-        if suppressed is None:
-            return
-        if suppressed:
-            fields["suppressed"] = suppressed
-        log.log(level, event, extra=fields)
+        report(self._warnings, level, "kafka client error", error)
 
     def on_stats(self, stats_json: str) -> None:
         """librdkafka statistics: broker connection state, group membership, partition offsets."""
@@ -95,7 +92,8 @@ class ClientEvents:
             for key, p in body.get("partitions", {}).items():
                 partition = int(key)
                 if partition >= 0:
-                    self.partition_stats[(topic, partition)] = (
+                    self._stats.update(
+                        (topic, partition),
                         int(p.get("hi_offset", -1)),
                         int(p.get("committed_offset", -1)),
                     )
@@ -104,16 +102,22 @@ class ClientEvents:
         if error is None or error.code() == KafkaError._NO_OFFSET:
             return
         self._metrics.commit_failures.inc()
-        suppressed = self._throttle.admit(("commit", error.code()))
+        suppressed = self._warnings.admit(("commit", error.code()))
         if suppressed is not None:
             log.warning(
                 "offset commit failed",
                 extra={
                     "detail": error.str(),
-                    "partitions": partition_names(partitions),
+                    "partitions": partition_names(partition_keys(partitions)),
                     "suppressed": suppressed,
                 },
             )
+
+
+def report(warnings: Warnings, level: int, event: str, error: KafkaError) -> None:
+    """A client error as a throttled warning: one line per kind of error and interval."""
+    fields = {"code": error.name(), "detail": error.str()}
+    warnings.log(level, event, ("error", error.code()), fields)
 
 
 class LibrdkafkaLog:
@@ -123,22 +127,17 @@ class LibrdkafkaLog:
     and the text with its numbers blanked.
     """
 
-    def __init__(self, throttle: Throttle) -> None:
-        self._throttle = throttle
+    def __init__(self, warnings: Warnings) -> None:
+        self._warnings = warnings
 
     def log(self, level: int, _fmt: str, *args: object) -> None:
         facility, client, text = (str(a) for a in (*args, "", "", "")[:3])
         if not client_log.isEnabledFor(level):
             return
-        suppressed = self._throttle.admit(("librdkafka", facility, shape(text)))
+        suppressed = self._warnings.admit(("librdkafka", facility, shape(text)))
         if suppressed is None:
             return
         fields: dict[str, Any] = {"facility": facility, "client": client}
         if suppressed:
             fields["suppressed"] = suppressed
         client_log.log(level, text, extra=fields)
-
-
-def partition_names(partitions: list[TopicPartition]) -> list[str]:
-    """`topic[partition]` labels for log fields."""
-    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

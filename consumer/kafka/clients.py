@@ -1,4 +1,8 @@
-"""Builds Consumer, Producer and AdminClient from Settings, and creates our topics."""
+"""Builds Consumer, Producer and AdminClient from Settings, and creates our topics.
+
+Consumer and Producer are re-exported: outside kafka/ and delivery/, client types are named
+through this module, never imported from confluent_kafka.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,25 @@ from confluent_kafka.cimpl import (
 )
 
 from consumer.config.settings import Settings
+from consumer.core.records import Headers
 from consumer.errors import BrokerUnavailable, ConfigError
 from consumer.kafka import client_conf
+
+__all__ = [
+    "BROKER_TIMEOUT",
+    "Consumer",
+    "DeliveryCallback",
+    "Producer",
+    "QuietClientLog",
+    "TopicResult",
+    "broker_metadata",
+    "build_consumer",
+    "build_producer",
+    "build_replay_consumer",
+    "create_topics",
+    "our_topics",
+    "produce_waiting",
+]
 
 log = logging.getLogger(__name__)
 _Client = TypeVar("_Client", Consumer, Producer)
@@ -178,7 +199,6 @@ def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:
         raise ConfigError(msg) from exc
 
 
-Headers = list[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
@@ -194,13 +214,15 @@ def produce_waiting(
 
     confluent-kafka's examples only report BufferError; we may not drop anything, so we wait.
     """
+    # produce() takes a list or a dict of headers, not a tuple
+    as_list: list[tuple[str, str | bytes | None]] = list(headers)
     while True:
         try:
             if on_delivery is None:
-                producer.produce(topic, value=value, key=key, headers=headers)
+                producer.produce(topic, value=value, key=key, headers=as_list)
             else:
                 producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    topic, value=value, key=key, headers=as_list, on_delivery=on_delivery
                 )
             return
         except BufferError:

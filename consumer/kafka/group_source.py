@@ -1,65 +1,83 @@
-"""Where the loop's records come from: the consumer group subscription, behind a small wrapper.
+"""Where the live loop's records come from: the consumer group's subscription, as a Source.
 
-The loop never sees a confluent_kafka.Message: `poll` copies each into a RawRecord, so the loop can
-be tested against a fake of this class, and errors are sorted here (stop, report, or skip).
+The loop never sees a confluent_kafka.Message or TopicPartition: `poll` copies each message into
+a RawRecord, rebalance callbacks hand over PartitionKeys, and errors are sorted here (stop,
+report, or skip). So the loop is tested against a fake of the Source protocol (kafka/source.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Callable, Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumer.core.records import RawRecord
-from consumer.errors import ConfigError, KafkaClientError
+from consumer.core.records import PartitionKey, RawRecord
+from consumer.errors import ConfigError, KafkaClientError, RebalanceError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.callbacks import ClientEvents
-from consumer.kafka.lag import Offsets, partition_lag
+from consumer.kafka.callbacks import report
+from consumer.kafka.lag import Offsets, PartitionStats, partition_lag
+from consumer.kafka.messages import partition_keys, raw_record, topic_partitions
+from consumer.kafka.source import Rebalanced
 from consumer.service.health import Health
+from consumer.service.throttle import Warnings
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, int]
 #: Messages asked of consume() per call, and the bytes after which a batch is cut short.
 CHUNK = 32
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-RebalanceCallback = Callable[[Consumer, list[TopicPartition]], None]
+#: A partition-EOF event (enable.partition.eof, bounded reads): its partition and offset.
+EndOfPartition = Callable[[PartitionKey, int], None]
+_ClientRebalance = Callable[[Consumer, list[TopicPartition]], None]
 
 
 class GroupSource:
-    """The group subscription to the input topic, as the worker's loop uses it."""
+    """The group subscription to the input topic, as the worker's loop uses it.
+
+    `on_eof`, when given, hears partition-EOF events (a bounded read asks for them); without
+    it they are reported like any other consume error.
+    """
 
     def __init__(
-        self, consumer: Consumer, topic: str, events: ClientEvents, health: Health
+        self,
+        consumer: Consumer,
+        topic: str,
+        health: Health,
+        warnings: Warnings,
+        stats: PartitionStats,
+        *,
+        on_eof: EndOfPartition | None = None,
     ) -> None:
-        self.consumer = consumer
-        self.topic = topic
-        self._events = events
+        self._consumer = consumer
+        self._topic = topic
         self._health = health
+        self._warnings = warnings
+        self._stats = stats
+        self._on_eof = on_eof
 
     def check_topic(self) -> None:
         """A missing input topic is a setting error: say so at start instead of idling silently."""
         try:
-            metadata = self.consumer.list_topics(self.topic, timeout=10)
+            metadata = self._consumer.list_topics(self._topic, timeout=10)
         except KafkaException as exc:
             log.warning("cannot read topic metadata yet; continuing", extra={"detail": str(exc)})
             return
-        found = metadata.topics.get(self.topic)
+        found = metadata.topics.get(self._topic)
         missing = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
         if found is not None and found.error is not None and found.error.code() in missing:
             msg = (
-                f"input topic {self.topic!r} does not exist (create it with `import-closure topics "
-                f"create`, or start with `run --create-topics`)"
+                f"input topic {self._topic!r} does not exist (create it with `import-closure "
+                f"topics create`, or start with `run --create-topics`)"
             )
             raise ConfigError(msg)
 
-    def subscribe(
-        self, on_assign: RebalanceCallback, on_revoke: RebalanceCallback, on_lost: RebalanceCallback
-    ) -> None:
-        self.consumer.subscribe(
-            [self.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+    def subscribe(self, on_assign: Rebalanced, on_revoke: Rebalanced, on_lost: Rebalanced) -> None:
+        self._consumer.subscribe(
+            [self._topic],
+            on_assign=_rebalance_boundary("on_assign", on_assign),
+            on_revoke=_rebalance_boundary("on_revoke", on_revoke),
+            on_lost=_rebalance_boundary("on_lost", on_lost),
         )
 
     def poll(self, batch_size: int, timeout: float) -> list[RawRecord]:
@@ -75,7 +93,7 @@ class GroupSource:
         wait = timeout
         while len(records) < batch_size and size < MAX_BATCH_BYTES:
             want = min(CHUNK, batch_size - len(records))
-            messages = self.consumer.consume(num_messages=want, timeout=wait)
+            messages = self._consumer.consume(num_messages=want, timeout=wait)
             for m in messages:
                 err = m.error()
                 if err is not None:
@@ -93,61 +111,72 @@ class GroupSource:
 
     def _consume_error(self, error: KafkaError, message: Message) -> None:
         topic = message.topic()
+        if error.code() == KafkaError._PARTITION_EOF and self._on_eof is not None:
+            partition = message.partition()
+            if topic is not None and partition is not None:
+                self._on_eof((topic, partition), message.offset() or 0)
+            return
         if kafka_errors.stops_worker(error):
             where = f"{topic}: " if topic else ""
             msg = f"{where}cannot consume: {kafka_errors.describe(error)}"
             raise KafkaClientError(msg)
         if error.code() in kafka_errors.AUTHENTICATION:
             self._health.client_problem = f"authentication failed: {kafka_errors.describe(error)}"
-        self._events.report(logging.WARNING, "consume error", error)
+        report(self._warnings, logging.WARNING, "consume error", error)
 
-    def pause(self, keys: Iterable[Key]) -> None:
-        tps = _tps(keys)
+    def pause(self, keys: Iterable[PartitionKey]) -> None:
+        tps = topic_partitions(keys)
         if tps:
-            self.consumer.pause(tps)
+            self._consumer.pause(tps)
 
-    def resume(self, keys: Iterable[Key]) -> None:
-        tps = _tps(keys)
+    def resume(self, keys: Iterable[PartitionKey]) -> None:
+        tps = topic_partitions(keys)
         if tps:
-            self.consumer.resume(tps)
+            self._consumer.resume(tps)
 
-    def seek(self, offsets: dict[Key, int]) -> None:
+    def seek(self, offsets: Mapping[PartitionKey, int]) -> None:
         """Fetch these partitions again from these offsets (a batch that must be decided later)."""
         for (topic, partition), offset in sorted(offsets.items()):
-            self.consumer.seek(TopicPartition(topic, partition, offset))
+            self._consumer.seek(TopicPartition(topic, partition, offset))
 
-    def lag(self, assigned: Iterable[Key]) -> dict[Key, int]:
+    def committed(self, keys: Iterable[PartitionKey], timeout: float) -> dict[PartitionKey, int]:
+        """The group's committed offset of each partition; negative where it has none."""
+        found = self._consumer.committed(topic_partitions(keys), timeout=timeout)
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def assign_at(self, offsets: Mapping[PartitionKey, int]) -> None:
+        """Inside on_assign: take the newly assigned partitions, each from the offset given."""
+        self._consumer.incremental_assign(
+            [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+        )
+
+    def lag(self, assigned: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
         """Lag of every assigned partition from local positions and cached watermarks (no I/O)."""
         keys = sorted(assigned)
-        known: dict[Key, Offsets] = {}
+        known: dict[PartitionKey, Offsets] = {}
         if keys:
-            for tp in self.consumer.position(_tps(keys)):
-                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            for tp in self._consumer.position(topic_partitions(keys)):
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
                 known[(tp.topic, tp.partition)] = Offsets(tp.offset, low, high)
-        return partition_lag(known, self._events.partition_stats, keys)
+        return partition_lag(known, self._stats.offsets, keys)
 
     def done(self) -> bool:
-        """Whether a bounded source has read all it was asked to; a subscription never has."""
+        """A subscription has no end."""
         return False
 
     def close(self) -> None:
-        self.consumer.close()
+        self._consumer.close()
 
 
-def _tps(keys: Iterable[Key]) -> list[TopicPartition]:
-    return [TopicPartition(t, p) for t, p in sorted(keys)]
+def _rebalance_boundary(name: str, callback: Rebalanced) -> _ClientRebalance:
+    """librdkafka's rebalance callback around one of the loop's: the partitions become keys, and
+    any exception becomes one RebalanceError naming the callback, with the original as cause."""
 
+    def on_rebalance(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            callback(partition_keys(partitions))
+        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
+            msg = f"{name} failed: {exc}"
+            raise RebalanceError(msg) from exc
 
-def raw_record(m: Message) -> RawRecord:
-    """Copy a consumed message out of librdkafka's object; the core never sees a Message."""
-    ts_type, ts = m.timestamp()
-    # A message without error always has topic, partition and offset; the stubs allow None.
-    return RawRecord(
-        cast(str, m.topic()),
-        cast(int, m.partition()),
-        cast(int, m.offset()),
-        ts if ts_type else None,
-        m.key(),
-        m.value(),
-        tuple(cast(list[tuple[str, bytes | None]], m.headers() or ())),
-    )
+    return on_rebalance

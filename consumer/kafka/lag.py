@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-TopicPartition = tuple[str, int]
+from consumer.core.records import PartitionKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,13 +22,30 @@ class Offsets:
     high: int
 
 
+class PartitionStats:
+    """What the last librdkafka statistics said of each partition: (high watermark, committed
+    offset). Written by the statistics callback (kafka/callbacks.py), read by the source's lag."""
+
+    __slots__ = ("_offsets",)
+
+    def __init__(self) -> None:
+        self._offsets: dict[PartitionKey, tuple[int, int]] = {}
+
+    def update(self, key: PartitionKey, high: int, committed: int) -> None:
+        self._offsets[key] = (high, committed)
+
+    @property
+    def offsets(self) -> Mapping[PartitionKey, tuple[int, int]]:
+        return self._offsets
+
+
 def partition_lag(
-    known: Mapping[TopicPartition, Offsets],
-    stats: Mapping[TopicPartition, tuple[int, int]],
-    assigned: Iterable[TopicPartition],
-) -> dict[TopicPartition, int]:
+    known: Mapping[PartitionKey, Offsets],
+    stats: Mapping[PartitionKey, tuple[int, int]],
+    assigned: Iterable[PartitionKey],
+) -> dict[PartitionKey, int]:
     """High watermark minus the next offset to process, for every assigned partition we can place."""
-    lag: dict[TopicPartition, int] = {}
+    lag: dict[PartitionKey, int] = {}
     for tp in assigned:
         offsets = known.get(tp, Offsets(-1, -1, -1))
         stats_high, stats_committed = stats.get(tp, (-1, -1))

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.codec import AvroCodec
 from consumer.config.settings import Settings
+from consumer.core.records import Headers
 from consumer.core.sample import SampleSpec, generate, malformed
 from consumer.errors import BrokerUnavailable, DeliveryError
 from consumer.kafka import client_conf
@@ -64,9 +65,7 @@ def produce_samples(
         if bad_fraction and rng.random() < bad_fraction:
             value = malformed(rng, value)
             bad += 1
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("traceparent", f"00-{n:032x}-{seed:016x}-01".encode())
-        ]
+        headers: Headers = (("traceparent", f"00-{n:032x}-{seed:016x}-01".encode()),)
         produce_waiting(producer, topic, value, listing.listing_id.encode(), headers)
         producer.poll(0)
         if rate:

@@ -1,4 +1,13 @@
-"""Composition root of `run`: builds registry, metrics, health server, clients and worker, then runs."""
+"""The one assembler of `run` and `replay`: builds the process from Settings and a Job (what the two
+differ in), runs the worker, and takes everything down again.
+
+Built the same way for both: the metrics registry, readiness and the HTTP server, the client
+callbacks, the producer, the codec, the outputs, the delivery of the configured guarantee and the
+Worker. A Job supplies the rest: the settings of its clients (replay's name its own group), the
+consumer, the source, the decider, the policy updates and whether to serve HTTP. So a new
+collaborator of the worker is added here, once. `run_worker` is `run`'s job; replay's is in
+service/replay.py.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -26,15 +35,19 @@ from consumer.delivery.exactly_once import ExactlyOnce
 from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.kafka import client_conf
-from consumer.kafka.callbacks import ClientEvents
-from consumer.kafka.clients import build_consumer, build_producer, create_topics
+from consumer.kafka.callbacks import ClientCallbacks
+from consumer.kafka.clients import Consumer, Producer, build_consumer, build_producer, create_topics
 from consumer.kafka.group_source import GroupSource
+from consumer.kafka.lag import PartitionStats
 from consumer.kafka.registry import RegistrySchemaSource
+from consumer.kafka.source import Source
 from consumer.service.allocator import pin_mmap_threshold
+from consumer.service.faults import Faults
 from consumer.service.health import Health, HealthServer
 from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import PolicySource
-from consumer.service.worker import Telemetry, Worker
+from consumer.service.throttle import Warnings
+from consumer.service.worker import PolicyUpdates, Telemetry, Worker
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +57,122 @@ STATS_INTERVAL_MS = 5000
 REGISTRY_BACKOFF = (1.0, 30.0)
 
 
+class Job(Protocol):
+    """What `run` and `replay` differ in. `assemble` calls the methods in the order listed."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the clients, codec, outputs, delivery and worker."""
+
+    @property
+    def http_port(self) -> int | None:
+        """Where /metrics and the probes are served; None: nowhere (and no process metrics)."""
+
+    def prepare(self, metrics: Metrics) -> PolicyUpdates | None:
+        """What a bad setting stops before any Kafka client exists (the port is bound by then).
+        Returns where the worker takes policy changes from, if the policy can change."""
+
+    def consumer(self, callbacks: ClientCallbacks) -> Consumer:
+        """The input's consumer, given the client callbacks it should have."""
+
+    def source(
+        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
+    ) -> Source:
+        """The worker's input, reading with `consumer`."""
+
+    def decider(self, codec: AvroCodec) -> Decider:
+        """What decides each batch, and so which headers the outputs carry."""
+
+    def run(self, worker: Worker) -> RunSummary:
+        """Run the worker to its end."""
+
+    def close(self) -> None:
+        """Release what the job started; called once the worker ended (or never started)."""
+
+
 @dataclass(frozen=True, slots=True)
-class RunResult:
-    summary: RunSummary
-    metrics_text: str
+class Ran:
+    """How a job ended: its summary (None when stopped before the worker started), its metrics."""
 
-    def summary_text(self) -> str:
-        s = self.summary
-        lines = [
-            f"events: {s.events} in {s.busy_seconds:.2f}s of processing ({s.events_per_second:,.0f} events/s)",
-            "by outcome: " + _counts(s.outcomes),
-            "by cluster: " + _counts(s.clusters),
-            "rejections by reason: " + _counts(s.reasons),
-            "dead letters by error code: " + _counts(s.dead_letters),
-        ]
-        return "\n".join(lines)
+    summary: RunSummary | None
+    registry: CollectorRegistry
 
 
-def _counts(counter: dict[str, int]) -> str:
-    if not counter:
-        return "none"
-    return ", ".join(f"{k}={v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process's own memory, in MB.
-
-    Linux's VmHWM, not ru_maxrss: execve carries the forking parent's peak over into ru_maxrss, so
-    a worker started by a 180 MB test runner reported 182 MB whatever it did itself.
-    """
+def assemble(job: Job, stop: threading.Event) -> Ran:
+    """Build the process around `job`, run it until it ends or `stop`, take it down again."""
+    settings = job.settings
+    pin_mmap_threshold()  # before any client allocates: see allocator.py
+    registry = new_registry() if job.http_port is not None else CollectorRegistry()
+    metrics = Metrics(registry)
+    health = Health(stall_timeout=settings.stall_timeout)
+    server = None
+    if job.http_port is not None:
+        # Binds the port first: a port in use is a ConfigError (exit 2) before any Kafka work.
+        server = HealthServer(settings.http_host, job.http_port, registry, health)
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        # An invalid policy at start is a PolicyError (exit 2), also before any Kafka work.
+        policies = job.prepare(metrics)
+        try:
+            health.policy_loaded = True
+            if server is not None:
+                server.start()
+                log.info(
+                    "http server listening", extra={"host": settings.http_host, "port": server.port}
+                )
+            return Ran(_run_on_clients(job, stop, metrics, health, policies), registry)
+        finally:
+            job.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run_on_clients(
+    job: Job,
+    stop: threading.Event,
+    metrics: Metrics,
+    health: Health,
+    policies: PolicyUpdates | None,
+) -> RunSummary | None:
+    """The clients and everything around them, then the worker's run; None when `stop` came
+    while waiting for the schema registry."""
+    settings = job.settings
+    faults, warnings, stats = Faults(), Warnings(), PartitionStats()
+    callbacks = ClientCallbacks(health, metrics, faults, warnings, stats)
+    consumer = job.consumer(callbacks)
+    running = False  # once the worker runs, its source closes the consumer
+    try:
+        producer = build_producer(settings, **callbacks.clients())
+        try:
+            source = job.source(consumer, health, warnings, stats)
+            codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
+            if codec is None:
+                return None
+            outputs = Outputs(
+                producer,
+                settings,
+                faults,
+                warnings,
+                max_message_bytes(settings),
+                transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
+            )
+            worker = Worker(
+                settings,
+                source,
+                build_delivery(settings, consumer, producer, outputs, faults, warnings, metrics),
+                job.decider(codec),
+                Telemetry(metrics, health, warnings),
+                faults,
+                stop,
+                policies=policies,
+            )
+            running = True
+            return job.run(worker)
+        finally:
+            producer.flush(5)
+    finally:
+        if not running:
+            consumer.close()
 
 
 def new_registry() -> CollectorRegistry:
@@ -132,25 +224,15 @@ def build_delivery(
     consumer: Consumer,
     producer: Producer,
     outputs: Outputs,
-    events: ClientEvents,
+    faults: Faults,
+    warnings: Warnings,
     metrics: Metrics,
 ) -> Delivery:
     """The Delivery of the configured guarantee: the one place that looks at the mode."""
     if settings.processing_guarantee == config.EXACTLY_ONCE:
         interval = settings.transaction_interval_ms / 1000
-        return ExactlyOnce(consumer, producer, outputs, events, metrics, interval)
-    return AtLeastOnce(consumer, outputs, events, metrics)
-
-
-def build_outputs(settings: Settings, producer: Producer, events: ClientEvents) -> Outputs:
-    """The producing side, transactional in exactly-once."""
-    return Outputs(
-        producer,
-        settings,
-        events,
-        max_message_bytes(settings),
-        transactional=settings.processing_guarantee == config.EXACTLY_ONCE,
-    )
+        return ExactlyOnce(consumer, producer, outputs, warnings, metrics, interval)
+    return AtLeastOnce(consumer, outputs, faults, metrics)
 
 
 def max_message_bytes(settings: Settings) -> int:
@@ -161,6 +243,81 @@ def max_message_bytes(settings: Settings) -> int:
     except ValueError as exc:
         msg = f"kafka message.max.bytes: expected a number of bytes, got {raw!r}"
         raise ConfigError(msg) from exc
+
+
+# ---- `run`: the live group, the watched policy files, always served over HTTP ----
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    summary: RunSummary
+    metrics_text: str
+
+    def summary_text(self) -> str:
+        s = self.summary
+        return "\n".join(
+            [
+                f"events: {s.events} in {s.busy_seconds:.2f}s of processing "
+                f"({s.events_per_second:,.0f} events/s)",
+                *s.count_lines(),
+            ]
+        )
+
+
+class _Run:
+    """`run`'s Job: the live group, the policy files watched for changes, HTTP always."""
+
+    def __init__(
+        self, settings: Settings, reload: threading.Event | None, until_idle: float | None
+    ) -> None:
+        self.settings = settings
+        self.http_port: int | None = settings.http_port
+        self._reload = reload
+        self._until_idle = until_idle
+        self._policies: PolicySource | None = None
+
+    def prepare(self, metrics: Metrics) -> PolicyUpdates:
+        settings = self.settings
+        self._policies = PolicySource(
+            settings.policy,
+            settings.shadow_policy,
+            metrics,
+            interval=settings.policy_reload_interval,
+            wake=self._reload,
+            wall_clock=time.time,
+        )
+        if settings.create_topics:
+            for result in create_topics(settings):
+                log.info("topic", extra={"topic": result.topic, "detail": result.detail})
+        return self._policies
+
+    def consumer(self, callbacks: ClientCallbacks) -> Consumer:
+        return build_consumer(
+            self.settings,
+            **callbacks.consumer(),
+            **{"statistics.interval.ms": STATS_INTERVAL_MS},
+        )
+
+    def source(
+        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
+    ) -> Source:
+        return GroupSource(consumer, self.settings.input_topic, health, warnings, stats)
+
+    def decider(self, codec: AvroCodec) -> Decider:
+        assert self._policies is not None  # prepare came first
+        current = self._policies.current
+        return Decider(
+            codec, current.live, shadow=current.shadow, shadow_output=shadow_output(self.settings)
+        )
+
+    def run(self, worker: Worker) -> RunSummary:
+        assert self._policies is not None
+        self._policies.start()
+        return worker.run(until_idle=self._until_idle)
+
+    def close(self) -> None:
+        if self._policies is not None:
+            self._policies.stop()
 
 
 def shadow_output(settings: Settings) -> ShadowOutput:
@@ -178,64 +335,11 @@ def run_worker(
     until_idle: float | None = None,
 ) -> RunResult:
     """Run until `stop`; `reload` (SIGHUP) makes the policy source look at its files at once."""
-    pin_mmap_threshold()  # before any client allocates: see allocator.py
-    registry = new_registry()
-    metrics = Metrics(registry)
-    health = Health(stall_timeout=settings.stall_timeout)
-    # Binds the port first: a port in use is a ConfigError (exit 2) before any Kafka work.
-    server = HealthServer(settings.http_host, settings.http_port, registry, health)
-    # An invalid policy at start is a PolicyError (exit 2), also before any Kafka work.
-    policies = PolicySource(
-        settings.policy,
-        settings.shadow_policy,
-        metrics,
-        interval=settings.policy_reload_interval,
-        wake=reload,
-        wall_clock=time.time,
-    )
-    health.policy_loaded = True
-    if settings.create_topics:
-        for result in create_topics(settings):
-            log.info("topic", extra={"topic": result.topic, "detail": result.detail})
-    server.start()
-    log.info("http server listening", extra={"host": settings.http_host, "port": server.port})
-    events = ClientEvents(metrics, health)
-    callbacks = {"error_cb": events.on_error, "logger": events.logger}
-    consumer = build_consumer(
-        settings,
-        on_commit=events.on_commit,
-        stats_cb=events.on_stats,
-        **{"statistics.interval.ms": STATS_INTERVAL_MS},
-        **callbacks,
-    )
-    producer = build_producer(settings, **callbacks)
-    try:
-        codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
-        if codec is None:
-            consumer.close()
-            return RunResult(RunSummary(started=0.0), generate_latest(registry).decode())
-        outputs = build_outputs(settings, producer, events)
-        current = policies.current
-        worker = Worker(
-            settings,
-            GroupSource(consumer, settings.input_topic, events, health),
-            build_delivery(settings, consumer, producer, outputs, events, metrics),
-            Decider(
-                codec,
-                current.live,
-                shadow=current.shadow,
-                shadow_output=shadow_output(settings),
-            ),
-            Telemetry(metrics, health, events),
-            stop,
-            policies=policies,
-        )
-        policies.start()
-        summary = worker.run(until_idle=until_idle)
-    finally:
-        policies.stop()
-        producer.flush(5)
-        server.stop()
+    ran = assemble(_Run(settings, reload, until_idle), stop)
+    metrics_text = generate_latest(ran.registry).decode()
+    summary = ran.summary
+    if summary is None:  # stopped while waiting for the schema registry
+        return RunResult(RunSummary(started=0.0), metrics_text)
     log.info(
         "worker stopped",
         extra={
@@ -247,4 +351,20 @@ def run_worker(
             "dead_letters": dict(summary.dead_letters),
         },
     )
-    return RunResult(summary, generate_latest(registry).decode())
+    return RunResult(summary, metrics_text)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process's own memory, in MB.
+
+    Linux's VmHWM, not ru_maxrss: execve carries the forking parent's peak over into ru_maxrss, so
+    a worker started by a 180 MB test runner reported 182 MB whatever it did itself.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

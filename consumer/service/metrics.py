@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from consumer.core.pipeline import Tally
+from consumer.core.records import PartitionKey
 
 # Decision latency runs from event_time, so it includes upstream delay: buckets reach minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -24,9 +25,9 @@ class _LagCollector(Collector):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._lag: dict[tuple[str, int], int] = {}
+        self._lag: dict[PartitionKey, int] = {}
 
-    def set(self, lag: Mapping[tuple[str, int], int]) -> None:
+    def set(self, lag: Mapping[PartitionKey, int]) -> None:
         with self._lock:
             self._lag = dict(lag)
 
@@ -221,7 +222,7 @@ class Metrics:
         for result in ("applied", "rejected", "unchanged"):
             self.policy_reloads.labels(role, result)
 
-    def set_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
+    def set_lag(self, lag: Mapping[PartitionKey, int]) -> None:
         self._lag.set(lag)
 
     def record(self, tally: Tally, acked_at_ms: int) -> None:

@@ -9,33 +9,33 @@ and keep deterministic ids. Dead letters are counted, not sent again: the live w
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import NoReturn
 
-from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
 from consumer import config
+from consumer.codec import AvroCodec
 from consumer.config.settings import Settings
 from consumer.core.records import Provenance
 from consumer.core.summary import RunSummary
 from consumer.errors import ConfigError
-from consumer.kafka.bounded import BoundedSource, plan_range
-from consumer.kafka.callbacks import ClientEvents
-from consumer.kafka.clients import build_producer, build_replay_consumer
+from consumer.kafka.bounded_source import BoundedSource
+from consumer.kafka.callbacks import ClientCallbacks
+from consumer.kafka.clients import Consumer, build_replay_consumer
+from consumer.kafka.lag import PartitionStats
+from consumer.kafka.ranges import Bounds, plan_range
+from consumer.kafka.source import Source
 from consumer.policy import CompiledPolicy
-from consumer.service.assembly import build_codec, build_delivery, build_outputs, new_registry
-from consumer.service.health import Health, HealthServer
+from consumer.service.assembly import assemble
+from consumer.service.health import Health
 from consumer.service.metrics import Metrics
 from consumer.service.rate import TokenBucket
 from consumer.service.replay_decider import ReplayCounts, ReplayDecider
-from consumer.service.worker import Telemetry, Worker
-
-log = logging.getLogger(__name__)
+from consumer.service.throttle import Warnings
+from consumer.service.worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,89 +67,79 @@ class ReplayResult:
                 f"replay {self.name} (group {self.group}): read {c.read:,} listings in "
                 f"{self.seconds:.1f}s ({rate:,.0f}/s), published {published:,} decisions, "
                 f"unchanged {c.unchanged:,}, dead letters {sum(c.dead_letters.values()):,} (not re-sent)",
-                "by outcome: " + _counts(s.outcomes),
-                "by cluster: " + _counts(s.clusters),
-                "rejections by reason: " + _counts(s.reasons),
-                "dead letters by error code: " + _counts(c.dead_letters),
+                *s.count_lines(dead_letters=c.dead_letters),
             ]
         )
 
 
-def _counts(counter: Counter[str]) -> str:
-    if not counter:
-        return "none"
-    return ", ".join(f"{k}={v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+class _Replay:
+    """replay's Job: its own group over a bounded range, one fixed policy, a progress bar, and
+    HTTP only when --http-port asks for it."""
+
+    def __init__(self, settings: Settings, policy: CompiledPolicy, options: ReplayOptions) -> None:
+        self.settings = config.replay_settings(settings, options.name)
+        self.http_port = options.http_port
+        self._policy = policy
+        self._options = options
+        self._bucket = TokenBucket(options.rate) if options.rate else None
+        self._bounds = Bounds(settings.input_topic, {})
+        self._bar: tqdm[NoReturn] | None = None
+        self.counts = ReplayCounts()
+        self.started = time.monotonic()
+
+    def prepare(self, metrics: Metrics) -> None:
+        policy = self._policy
+        metrics.set_policy("live", policy.policy_id, policy.version, time.time())
+
+    def consumer(self, callbacks: ClientCallbacks) -> Consumer:
+        return build_replay_consumer(self.settings, **callbacks.clients())
+
+    def source(
+        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
+    ) -> Source:
+        options = self._options
+        self.started = time.monotonic()
+        self._bounds = plan_range(
+            consumer, self.settings.input_topic, from_ms=options.from_ms, to_ms=options.to_ms
+        )
+        bucket = self._bucket
+        gate = None if bucket is None else bucket.available
+        return BoundedSource(consumer, self._bounds, health, warnings, stats, gate=gate)
+
+    def decider(self, codec: AvroCodec) -> ReplayDecider:
+        options = self._options
+        self._bar = bar = tqdm(
+            total=self._bounds.total,
+            unit="listing",
+            desc=f"replay {options.name}",
+            disable=not options.progress,
+        )
+        decider = ReplayDecider(
+            codec,
+            self._policy,
+            Provenance("REPLAY", options.name, options.as_of_ms),
+            baseline=options.baseline,
+            bucket=self._bucket,
+            progress=bar.update,
+        )
+        self.counts = decider.counts
+        return decider
+
+    def run(self, worker: Worker) -> RunSummary:
+        return worker.run()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def run_replay(
     settings: Settings, policy: CompiledPolicy, stop: threading.Event, options: ReplayOptions
 ) -> ReplayResult:
     """Run one replay process to the end of its share of the range; see the module docstring."""
-    replay = config.replay_settings(settings, options.name)
-    registry = new_registry() if options.http_port is not None else CollectorRegistry()
-    metrics = Metrics(registry)
-    metrics.set_policy("live", policy.policy_id, policy.version, time.time())
-    health = Health(stall_timeout=settings.stall_timeout)
-    server = None
-    if options.http_port is not None:
-        server = HealthServer(settings.http_host, options.http_port, registry, health)
-        server.start()
-    health.policy_loaded = True
-    events = ClientEvents(metrics, health)
-    callbacks = {"error_cb": events.on_error, "logger": events.logger}
-    consumer = build_replay_consumer(replay, **callbacks)
-    producer = build_producer(replay, **callbacks)
-    started = time.monotonic()
-    bar: tqdm[NoReturn] | None = None
-    running = False  # once the worker runs, it closes the consumer
-    try:
-        bounds = plan_range(
-            consumer, settings.input_topic, from_ms=options.from_ms, to_ms=options.to_ms
-        )
-        codec = build_codec(replay, stop)
-        if codec is None:
-            raise ConfigError("stopped while waiting for the schema registry")
-        bar = progress_bar = tqdm(
-            total=bounds.total,
-            unit="listing",
-            desc=f"replay {options.name}",
-            disable=not options.progress,
-        )
-        bucket = TokenBucket(options.rate) if options.rate else None
-        decider = ReplayDecider(
-            codec,
-            policy,
-            Provenance("REPLAY", options.name, options.as_of_ms),
-            baseline=options.baseline,
-            bucket=bucket,
-            progress=progress_bar.update,
-        )
-        outputs = build_outputs(replay, producer, events)
-        source = BoundedSource(
-            consumer,
-            bounds,
-            events,
-            health,
-            gate=None if bucket is None else bucket.available,
-        )
-        worker = Worker(
-            replay,
-            source,
-            build_delivery(replay, consumer, producer, outputs, events, metrics),
-            decider,
-            Telemetry(metrics, health, events),
-            stop,
-        )
-        running = True
-        summary = worker.run()
-    finally:
-        if not running:
-            consumer.close()
-        if bar is not None:
-            bar.close()
-        producer.flush(5)
-        if server is not None:
-            server.stop()
-    return ReplayResult(
-        options.name, replay.group_id, summary, decider.counts, time.monotonic() - started
-    )
+    job = _Replay(settings, policy, options)
+    ran = assemble(job, stop)
+    if ran.summary is None:
+        raise ConfigError("stopped while waiting for the schema registry")
+    seconds = time.monotonic() - job.started
+    return ReplayResult(options.name, job.settings.group_id, ran.summary, job.counts, seconds)

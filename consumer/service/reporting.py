@@ -6,8 +6,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Set
 
+from consumer.core.records import PartitionKey
 from consumer.core.summary import RunSummary
-from consumer.kafka.group_source import GroupSource
+from consumer.kafka.source import Source
 from consumer.service.metrics import Metrics
 
 log = logging.getLogger("consumer.worker")
@@ -23,7 +24,7 @@ class Reporter:
 
     def __init__(
         self,
-        source: GroupSource,
+        source: Source,
         metrics: Metrics,
         summary: RunSummary,
         progress_interval: float,
@@ -45,7 +46,7 @@ class Reporter:
     def dead_letters(self, codes: Counter[str]) -> None:
         self._dlq_window.update(codes)
 
-    def report(self, assigned: Set[tuple[str, int]], in_flight: int, paused: bool) -> None:
+    def report(self, assigned: Set[PartitionKey], in_flight: int, paused: bool) -> None:
         now = self._monotonic()
         if now - self._last_report < REPORT_INTERVAL:
             return

@@ -1,71 +1,54 @@
 """The processing loop: poll, decide, hand results to the delivery, account for durable work.
 
-The delivery guarantee lives behind the Delivery protocol (consumer/delivery/): the loop does not
-branch on the mode. Rebalance callbacks forward to it; backpressure reads its in-flight count.
+The delivery guarantee lives behind the Delivery protocol (consumer/delivery/), the input behind
+the Source protocol (kafka/source.py): the loop branches on neither the mode nor the source.
+Rebalance callbacks forward to the delivery; backpressure reads its in-flight count.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import Consumer, TopicPartition
-
 from consumer.config.settings import Settings
 from consumer.core.pipeline import DeadLettered, Decider, Tally
-from consumer.core.records import RawRecord
+from consumer.core.records import PartitionKey, RawRecord
 from consumer.core.summary import RunSummary
-from consumer.delivery import Delivery, Key, spans
-from consumer.errors import RebalanceError, SchemaSourceUnavailable
-from consumer.kafka.callbacks import ClientEvents, partition_names
-from consumer.kafka.group_source import GroupSource
+from consumer.delivery import Delivery, spans
+from consumer.errors import SchemaSourceUnavailable
+from consumer.kafka.messages import partition_names
+from consumer.kafka.source import JOIN_GRACE, Source
 from consumer.service.clock import Clock, SystemClock
+from consumer.service.faults import Faults
 from consumer.service.health import Health
 from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import Policies
 from consumer.service.reporting import Reporter
+from consumer.service.throttle import Warnings
 
 log = logging.getLogger(__name__)
 
-#: --until-idle waits this long for a first assignment before it counts idle time (seconds).
-JOIN_GRACE = 30.0
 #: Back-off while the schema registry is unreachable (seconds).
 REGISTRY_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class Telemetry:
+    """Where the loop reports to: metrics, readiness and liveness, throttled warnings."""
+
     metrics: Metrics
     health: Health
-    events: ClientEvents
-
-
-Callback = Callable[["Worker", Consumer, list[TopicPartition]], None]
+    warnings: Warnings
 
 
 class PolicyUpdates(Protocol):
-    """Where changed policies come from (consumer/policy_source.py): None while nothing changed."""
+    """Where changed policies come from (service/policy_watch.py): None while nothing changed."""
 
     def take(self) -> Policies | None: ...
-
-
-def _wrap_rebalance_errors(callback: Callback) -> Callback:
-    """Any exception in a rebalance callback becomes one RebalanceError naming the callback."""
-
-    @functools.wraps(callback)
-    def wrapped(worker: Worker, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        try:
-            callback(worker, consumer, partitions)
-        except Exception as exc:  # wrap and re-raise: librdkafka would otherwise hide the cause
-            msg = f"{callback.__name__.lstrip('_')} failed: {exc}"
-            raise RebalanceError(msg) from exc
-
-    return wrapped
 
 
 class Worker:
@@ -74,10 +57,11 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        source: GroupSource,
+        source: Source,
         delivery: Delivery,
         decider: Decider,
         telemetry: Telemetry,
+        faults: Faults,
         stop: threading.Event,
         clock: Clock | None = None,
         *,
@@ -90,16 +74,17 @@ class Worker:
         self._policies = policies
         self._metrics = telemetry.metrics
         self._health = telemetry.health
-        self._events = telemetry.events
+        self._warnings = telemetry.warnings
+        self._faults = faults
         self._stop = stop
         self._clock = clock or SystemClock()
         now = self._clock.monotonic()
-        self._assigned: set[Key] = set()
+        self._assigned: set[PartitionKey] = set()
         self._paused = False
         self._ever_assigned = False
         self._last_input = now
         #: Partitions held back while the schema registry is away, and when to try them again.
-        self._held: set[Key] = set()
+        self._held: set[PartitionKey] = set()
         self._held_until = 0.0
         self.summary = RunSummary(started=now)
         self._reporter = Reporter(
@@ -133,7 +118,7 @@ class Worker:
 
     def _turn(self) -> None:
         self._health.beat()
-        self._raise_fatal()
+        self._faults.raise_first()
         self._release_held()
         self._apply_backpressure()
         if self._policies is not None and (change := self._policies.take()) is not None:
@@ -142,17 +127,13 @@ class Worker:
         records = self._source.poll(
             self._settings.batch_size, 0.1 if self._paused else self._settings.poll_timeout
         )
-        self._raise_fatal()
+        self._faults.raise_first()
         if records:
             self._last_input = self._clock.monotonic()
             self.summary.first_input = self.summary.first_input or self._last_input
             self._process(records)
         self._account(self._delivery.service(self._assigned))
         self._reporter.report(self._assigned, self._delivery.in_flight(), self._paused)
-
-    def _raise_fatal(self) -> None:
-        if self._events.fatal is not None:
-            raise self._events.fatal
 
     def _process(self, records: list[RawRecord]) -> None:
         started = self._clock.monotonic()
@@ -170,14 +151,14 @@ class Worker:
 
         The loop keeps turning meanwhile, so the group, the probes and other partitions are served.
         """
-        first: dict[Key, int] = {}
+        first: dict[PartitionKey, int] = {}
         for r in records:
             first.setdefault((r.topic, r.partition), r.offset)
         self._source.pause(first)
         self._source.seek(first)
         self._held.update(first)
         self._held_until = self._clock.monotonic() + REGISTRY_RETRY_DELAY
-        self._events.throttled("schema registry unavailable, batch held", str(exc))
+        self._warnings.warn("schema registry unavailable, batch held", str(exc))
 
     def _release_held(self) -> None:
         if self._held and self._clock.monotonic() >= self._held_until:
@@ -238,25 +219,23 @@ class Worker:
         self._account(self._delivery.shutdown(self._assigned, timeout * 0.8))
         self._reporter.log_dead_letters()
 
-    # ---- rebalance callbacks: exceptions are wrapped so the loop sees one typed error ----
+    # ---- rebalance callbacks: the source calls them inside poll and wraps their exceptions ----
 
-    @_wrap_rebalance_errors
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, partitions: list[PartitionKey]) -> None:
         """Joined (possibly with no partitions, when replicas outnumber partitions): ready."""
-        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._assigned.update(partitions)
         self._last_input = self._clock.monotonic()  # a new assignment restarts the idle clock
         self._ever_assigned = True
         self._metrics.rebalances.labels("assigned").inc()
         self._metrics.assigned_partitions.set(len(self._assigned))
         self._health.joined = True
         if self._paused and partitions:
-            consumer.pause(partitions)
+            self._source.pause(partitions)
         log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
 
-    @_wrap_rebalance_errors
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, partitions: list[PartitionKey]) -> None:
         """Finish and commit the revoked partitions' in-flight work before giving them up."""
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        revoked = set(partitions)
         self._metrics.rebalances.labels("revoked").inc()
         owned = frozenset(self._assigned)
         done = self._delivery.revoke(revoked, owned, self._settings.shutdown_timeout)
@@ -264,17 +243,16 @@ class Worker:
         self._release(revoked)
         log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
 
-    @_wrap_rebalance_errors
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, partitions: list[PartitionKey]) -> None:
         """Lost partitions already belong to someone else: do not commit; their new owner redoes the work."""
-        lost = {(tp.topic, tp.partition) for tp in partitions}
+        lost = set(partitions)
         self._metrics.rebalances.labels("lost").inc()
         self._health.joined = False  # the group dropped us; ready again at the next assignment
         self._delivery.lose(lost, frozenset(self._assigned))
         self._release(lost)
         log.warning("partitions lost", extra={"partitions": partition_names(partitions)})
 
-    def _release(self, partitions: set[Key]) -> None:
+    def _release(self, partitions: set[PartitionKey]) -> None:
         self._assigned -= partitions
         self._held -= partitions
         self._metrics.assigned_partitions.set(len(self._assigned))

@@ -16,7 +16,7 @@ from consumer.codec.jsonform import read_listings
 from consumer.core.impact import TRANSITIONS, ImpactReport, Judge, side
 from consumer.core.records import Listing, ListingRow
 from consumer.errors import DecodeError
-from consumer.kafka.bounded import RangeReader
+from consumer.kafka.range_reader import RangeReader
 from consumer.policy import explain
 
 Item = Listing | ListingRow | str  # a listing, or where and why an input was invalid

@@ -15,16 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Final, Literal
 
-from confluent_kafka import Consumer
-
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import decision_to_json, format_time, listing_to_json
 from consumer.config.settings import Settings
 from consumer.core.records import RawRecord
 from consumer.errors import ConfigError, DecodeError
 from consumer.kafka import client_conf
-from consumer.kafka.bounded import RangeReader, plan_range
-from consumer.kafka.clients import QuietClientLog
+from consumer.kafka.clients import Consumer, QuietClientLog
+from consumer.kafka.range_reader import RangeReader
+from consumer.kafka.ranges import plan_range
 from consumer.kafka.registry import RegistrySchemaSource
 
 Kind = Literal["listing", "decision", "dead-letter"]

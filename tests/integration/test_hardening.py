@@ -214,7 +214,7 @@ class TestMemory:
         for n in range(1000):
             path = (f"{n}-" + "x" * 448, *(f"{n}-{i}-" + "y" * 440 for i in range(1000)))
             listing = make_listing(event_id=f"e-{n}", category_path=path)
-            produce_waiting(producer, s.input_topic, codec.encode_listing(listing), None, [])
+            produce_waiting(producer, s.input_topic, codec.encode_listing(listing), None, ())
             producer.poll(0)
         assert producer.flush(60) == 0
         worker = start_worker(topics, tmp_path, "--until-idle", "3")

@@ -18,11 +18,11 @@ from consumer.core.records import RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.delivery.exactly_once import ExactlyOnce
 from consumer.delivery.outputs import Outputs
-from consumer.errors import KafkaClientError
-from consumer.kafka.callbacks import ClientEvents
+from consumer.errors import DeliveryError, KafkaClientError
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
-from consumer.service.health import Health
+from consumer.service.faults import Faults
 from consumer.service.metrics import Metrics
+from consumer.service.throttle import Warnings
 from tests.unit.fakes import FakeProducer, FakeTransactionalProducer
 from tests.unit.listings import make_listing
 
@@ -65,9 +65,9 @@ def consumer() -> Any:
 
 def parts(producer: FakeProducer, transactional: bool = False):
     metrics = Metrics(CollectorRegistry())
-    events = ClientEvents(metrics, Health(stall_timeout=60))
-    outputs = Outputs(producer, SETTINGS, events, transactional=transactional)  # type: ignore[arg-type]
-    return outputs, events, metrics
+    faults, warnings = Faults(), Warnings()
+    outputs = Outputs(producer, SETTINGS, faults, warnings, transactional=transactional)  # type: ignore[arg-type]
+    return outputs, faults, warnings, metrics
 
 
 class NeverAcknowledges(FakeProducer):
@@ -84,9 +84,9 @@ class NeverAcknowledges(FakeProducer):
 
 class TestAtLeastOnce:
     def make(self, producer: FakeProducer, clock: Clock | None = None) -> tuple[AtLeastOnce, Any]:
-        outputs, events, metrics = parts(producer)
+        outputs, faults, _warnings, metrics = parts(producer)
         c = consumer()
-        return AtLeastOnce(c, outputs, events, metrics, monotonic=clock or time.monotonic), c
+        return AtLeastOnce(c, outputs, faults, metrics, monotonic=clock or time.monotonic), c
 
     def test_offsets_are_stored_only_after_acknowledgement(self) -> None:
         """Nothing is stored while outputs are in flight; then the next offset to read is."""
@@ -151,6 +151,21 @@ class TestAtLeastOnce:
         assert delivery.service(frozenset()) == []
         c.store_offsets.assert_not_called()
 
+    def test_a_fault_ends_the_wait_at_shutdown_and_is_raised_uncommitted(self) -> None:
+        """The broker refused output for good: shutdown stops waiting, commits nothing, raises it."""
+        clock = Clock()
+        producer = NeverAcknowledges(clock)
+        outputs, faults, _warnings, metrics = parts(producer)
+        c = consumer()
+        delivery = AtLeastOnce(c, outputs, faults, metrics, monotonic=clock)
+        delivery.submit(decided(3))
+        faults.record(DeliveryError("out: broker refused output"))
+        with pytest.raises(DeliveryError, match="refused output"):
+            delivery.shutdown(OWNED, timeout=30)
+        assert clock.t < 30  # did not wait out the timeout
+        c.store_offsets.assert_not_called()
+        c.commit.assert_not_called()
+
     def test_shutdown_timeout_leaves_undelivered_work_uncommitted(self) -> None:
         """What is not acknowledged within the timeout is not committed."""
         clock = Clock()
@@ -162,9 +177,9 @@ class TestAtLeastOnce:
 
 class TestExactlyOnce:
     def make(self, producer: FakeTransactionalProducer, clock: Clock, c: Any = None):
-        outputs, events, metrics = parts(producer, transactional=True)
+        outputs, _faults, warnings, metrics = parts(producer, transactional=True)
         c = c or consumer()
-        delivery = ExactlyOnce(c, producer, outputs, events, metrics, 0.1, clock)  # type: ignore[arg-type]
+        delivery = ExactlyOnce(c, producer, outputs, warnings, metrics, 0.1, clock)  # type: ignore[arg-type]
         return delivery, c, metrics
 
     def test_batches_commit_together_with_their_offsets_after_the_interval(self) -> None:

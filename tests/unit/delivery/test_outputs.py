@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 from confluent_kafka import KafkaError, Message
-from prometheus_client import CollectorRegistry
 
 from consumer import config
 from consumer.codec import AvroCodec
@@ -15,10 +14,9 @@ from consumer.core.records import RawRecord
 from consumer.delivery.ledger import Chunk, OffsetLedger
 from consumer.delivery.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
 from consumer.errors import DeliveryError
-from consumer.kafka.callbacks import ClientEvents
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
+from consumer.service.faults import Faults
+from consumer.service.throttle import Warnings
 from tests.unit.fakes import FakeProducer
 from tests.unit.listings import make_listing
 
@@ -36,24 +34,24 @@ def good_value() -> bytes:
 
 
 def run(producer: FakeProducer, group: list[Result], max_bytes: int = 1_000_000):
-    events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
-    outputs = Outputs(producer, SETTINGS, events, max_bytes)  # type: ignore[arg-type]
+    faults = Faults()
+    outputs = Outputs(producer, SETTINGS, faults, Warnings(), max_bytes)  # type: ignore[arg-type]
     ledger: OffsetLedger[Tally] = OffsetLedger()
     chunk = ledger.open("in", 0, 0, len(group) - 1, len(group), tally(group))
     outputs.send(group, chunk)
     for _ in range(5):
         producer.poll()
         outputs.resend_failed({("in", 0)})
-    return chunk, events
+    return chunk, faults
 
 
 class TestOversizedDeadLetters:
     def test_a_1mb_poison_message_is_dead_lettered_truncated_and_acknowledged(self) -> None:
         """The copy would exceed message.max.bytes: it is cut to fit, and the chunk completes."""
         producer = FakeProducer()
-        chunk, events = run(producer, results(b"\x07" * 999_900), max_bytes=1_000_000)
+        chunk, faults = run(producer, results(b"\x07" * 999_900), max_bytes=1_000_000)
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         [letter] = producer.sent
         headers = headers_of(letter)
         assert letter.topic() == SETTINGS.dlq_topic
@@ -67,9 +65,9 @@ class TestOversizedDeadLetters:
         producer = FakeProducer(refuse=None)
         group = results(value)
         producer.limits[SETTINGS.approved_topic] = len(group[0].value) - 1  # type: ignore[union-attr]
-        chunk, events = run(producer, group, max_bytes=100_000)
+        chunk, faults = run(producer, group, max_bytes=100_000)
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         [letter] = producer.sent
         assert letter.topic() == SETTINGS.dlq_topic
         assert headers_of(letter)["ic.error.code"] == b"output_too_large"
@@ -92,9 +90,9 @@ class TestOversizedDeadLetters:
 
         producer = FakeProducer(refuse=refuse_decisions)
         value = good_value()
-        chunk, events = run(producer, results(value))
+        chunk, faults = run(producer, results(value))
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         [letter] = producer.sent
         assert headers_of(letter)["ic.error.code"] == code
         assert letter.value() == value
@@ -107,9 +105,9 @@ class TestOversizedDeadLetters:
             return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if big else None
 
         producer = FakeProducer(refuse=refuse)
-        chunk, events = run(producer, results(b"\x07" * 500_000))
+        chunk, faults = run(producer, results(b"\x07" * 500_000))
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         [letter] = producer.sent
         headers = headers_of(letter)
         assert headers["ic.error.code"] == b"too_large"
@@ -119,19 +117,19 @@ class TestOversizedDeadLetters:
     def test_authorization_failure_stops_the_worker_with_one_line(self) -> None:
         """No record can get past a missing WRITE permission: fatal, naming the error."""
         refuse = lambda _t, _v: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)  # noqa: E731
-        chunk, events = run(FakeProducer(refuse=refuse), results(good_value()))
+        chunk, faults = run(FakeProducer(refuse=refuse), results(good_value()))
         assert not chunk.done
-        assert isinstance(events.fatal, DeliveryError)
-        assert "TOPIC_AUTHORIZATION_FAILED" in str(events.fatal)
+        assert isinstance(faults.first, DeliveryError)
+        assert "TOPIC_AUTHORIZATION_FAILED" in str(faults.first)
 
     def test_retriable_failures_are_sent_again(self) -> None:
         """A timed-out or retriable delivery is re-produced, never dropped or dead-lettered."""
         failures = [KafkaError(KafkaError._MSG_TIMED_OUT)]
         refuse = lambda _t, _v: failures.pop() if failures else None  # noqa: E731
         producer = FakeProducer(refuse=refuse)
-        chunk, events = run(producer, results(good_value()))
+        chunk, faults = run(producer, results(good_value()))
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         assert [m.topic() for m in producer.sent] == [SETTINGS.approved_topic]
 
 
@@ -150,15 +148,15 @@ def shadowed_results(*values: bytes) -> list[Result]:
     return decider.decide(records, 0)
 
 
-def run_shadowed(producer: FakeProducer, group: list[Result]) -> tuple[Chunk[Tally], ClientEvents]:
-    events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
-    outputs = Outputs(producer, SHADOW_SETTINGS, events)  # type: ignore[arg-type]
+def run_shadowed(producer: FakeProducer, group: list[Result]) -> tuple[Chunk[Tally], Faults]:
+    faults = Faults()
+    outputs = Outputs(producer, SHADOW_SETTINGS, faults, Warnings())  # type: ignore[arg-type]
     ledger: OffsetLedger[Tally] = OffsetLedger()
     count = Outputs.count(group)
     chunk = ledger.open("in", 0, 0, len(group) - 1, count, tally(group))
     outputs.send(group, chunk)
     producer.poll()
-    return chunk, events
+    return chunk, faults
 
 
 class TestShadowOutputs:
@@ -168,8 +166,7 @@ class TestShadowOutputs:
         group = shadowed_results(good_value(), b"\x07")  # a decision and a dead letter
         assert Outputs.count(group) == 3
         producer = FakeProducer()
-        events = ClientEvents(Metrics(CollectorRegistry()), Health(stall_timeout=60))
-        outputs = Outputs(producer, SHADOW_SETTINGS, events)  # type: ignore[arg-type]
+        outputs = Outputs(producer, SHADOW_SETTINGS, Faults(), Warnings())  # type: ignore[arg-type]
         ledger: OffsetLedger[Tally] = OffsetLedger()
         chunk = ledger.open("in", 0, 0, 1, Outputs.count(group), tally(group))
         outputs.send(group, chunk)
@@ -187,7 +184,7 @@ class TestShadowOutputs:
         producer = FakeProducer(
             refuse=lambda topic, _value: refused if topic == "shadow-decisions" else None
         )
-        chunk, events = run_shadowed(producer, shadowed_results(good_value()))
+        chunk, faults = run_shadowed(producer, shadowed_results(good_value()))
         assert chunk.done
-        assert events.fatal is None
+        assert faults.first is None
         assert [m.topic() for m in producer.sent] == [SETTINGS.rejected_topic]

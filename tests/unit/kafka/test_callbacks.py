@@ -1,4 +1,5 @@
-"""Client callbacks: readiness follows membership and authentication; repeats are throttled."""
+"""Client callbacks: readiness follows membership and authentication, fatal errors become faults,
+statistics feed lag, repeats are throttled."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import json
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumer.kafka.callbacks import ClientEvents
+from consumer.errors import KafkaClientError
+from consumer.kafka.callbacks import ClientCallbacks
+from consumer.kafka.lag import PartitionStats
+from consumer.service.faults import Faults
 from consumer.service.health import Health
 from consumer.service.metrics import Metrics
+from consumer.service.throttle import Warnings
 
 
 class Clock:
@@ -22,10 +27,28 @@ class Clock:
         return self.now
 
 
-def make(clock: Clock | None = None) -> tuple[ClientEvents, Health]:
-    health = Health(stall_timeout=60)
-    health.policy_loaded = True
-    return ClientEvents(Metrics(CollectorRegistry()), health, clock or Clock()), health
+class Parts:
+    """ClientCallbacks and what it writes to, each readable by the test."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.health = Health(stall_timeout=60)
+        self.health.policy_loaded = True
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.faults = Faults()
+        self.stats = PartitionStats()
+        warnings = Warnings(clock or Clock())
+        self.callbacks = ClientCallbacks(
+            self.health, self.metrics, self.faults, warnings, self.stats
+        )
+
+    def commit_failures(self) -> float | None:
+        return self.registry.get_sample_value("import_closure_commit_failures_total")
+
+
+def make(clock: Clock | None = None) -> tuple[ClientCallbacks, Health]:
+    parts = Parts(clock)
+    return parts.callbacks, parts.health
 
 
 def stats(broker_state: str = "UP", group_state: str | None = "up") -> str:
@@ -50,13 +73,16 @@ class TestReadiness:
 
     def test_authentication_failure_is_named_in_readiness_until_a_broker_is_up(self) -> None:
         """A wrong password is not reported as an unreachable broker."""
-        events, health = make()
+        parts = Parts()
+        events, health = parts.callbacks, parts.health
         health.joined = True
         events.on_error(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
         ok, detail = health.ready()
         assert not ok
         assert detail.startswith("authentication failed: _AUTHENTICATION")
-        assert events.fatal is None  # credentials fixed on the broker side heal without restart
+        assert (
+            parts.faults.first is None
+        )  # credentials fixed on the broker side heal without restart
         events.on_stats(stats(broker_state="UP"))
         assert health.ready() == (True, "ok")
 
@@ -66,17 +92,18 @@ class TestReadiness:
         ids=["group", "topic"],
     )
     def test_authorization_failure_stops_the_worker(self, code: int) -> None:
-        """No message can get past a missing ACL: the loop raises it as one line."""
-        events, _health = make()
-        events.on_error(KafkaError(code))
-        assert events.fatal is not None
-        assert KafkaError(code).name() in str(events.fatal)
+        """No message can get past a missing ACL: a fault the loop raises as one line."""
+        parts = Parts()
+        parts.callbacks.on_error(KafkaError(code))
+        fault = parts.faults.first
+        assert isinstance(fault, KafkaClientError)
+        assert str(fault).startswith(f"fatal Kafka client error: {KafkaError(code).name()}")
 
     def test_statistics_keep_partition_offsets_for_lag(self) -> None:
         """High watermark and committed offset per partition; the -1 internal partition is skipped."""
-        events, _ = make()
-        events.on_stats(stats())
-        assert events.partition_stats == {("in", 0): (50, 20)}
+        parts = Parts()
+        parts.callbacks.on_stats(stats())
+        assert parts.stats.offsets == {("in", 0): (50, 20)}
 
 
 class TestQuietLogs:
@@ -116,3 +143,50 @@ class TestQuietLogs:
         [line] = [r for r in caplog.records if r.name == "consumer.librdkafka"]
         assert line.getMessage() == text.format(0)
         assert (line.facility, line.client) == ("FAIL", "rdkafka#consumer-1")  # type: ignore[attr-defined]
+
+
+class TestFaults:
+    def test_only_the_first_fatal_error_is_kept(self) -> None:
+        """Later fatal errors are consequences of the first: the loop raises the first one."""
+        parts = Parts()
+        parts.callbacks.on_error(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+        parts.callbacks.on_error(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+        assert "GROUP_AUTHORIZATION_FAILED" in str(parts.faults.first)
+
+    def test_transient_errors_are_not_faults(self) -> None:
+        """librdkafka reconnects by itself: a refused connection stops nothing."""
+        parts = Parts()
+        parts.callbacks.on_error(KafkaError(KafkaError._TRANSPORT, "Connect failed"))
+        assert parts.faults.first is None
+        assert parts.health.broker_up is False
+
+
+class TestCommits:
+    def test_a_failed_commit_is_counted_and_logged_with_its_partitions(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The commit callback counts failures for the alert and names partitions as topic[p]."""
+        parts = Parts()
+        error = KafkaError(KafkaError.REBALANCE_IN_PROGRESS)
+        with caplog.at_level(logging.WARNING, logger="consumer.kafka.callbacks"):
+            parts.callbacks.on_commit(error, [TopicPartition("in", 3)])
+        assert parts.commit_failures() == 1
+        [line] = caplog.records
+        assert line.getMessage() == "offset commit failed"
+        assert line.partitions == ["in[3]"]  # type: ignore[attr-defined]
+
+    def test_nothing_to_commit_is_not_a_failure(self) -> None:
+        """librdkafka reports _NO_OFFSET when no offset was stored since the last commit."""
+        parts = Parts()
+        parts.callbacks.on_commit(KafkaError(KafkaError._NO_OFFSET), [TopicPartition("in", 0)])
+        assert parts.commit_failures() == 0
+
+
+class TestClientSettings:
+    def test_every_client_gets_errors_and_log_lines_and_a_consumer_also_commits_and_stats(
+        self,
+    ) -> None:
+        """What the assembler hands each client; the producer has no commits or statistics."""
+        callbacks = Parts().callbacks
+        assert set(callbacks.clients()) == {"error_cb", "logger"}
+        assert set(callbacks.consumer()) == {"error_cb", "logger", "on_commit", "stats_cb"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.kafka.lag import Offsets, partition_lag
+from consumer.kafka.lag import Offsets, PartitionStats, partition_lag
 
 TP = ("t", 0)
 
@@ -33,3 +33,13 @@ TP = ("t", 0)
 def test_partition_lag(known, stats, expected) -> None:
     """Each assigned partition gets the best figure the client has without asking the broker."""
     assert partition_lag(known, stats, [TP]) == expected
+
+
+class TestPartitionStats:
+    def test_the_latest_statistics_of_a_partition_replace_the_earlier(self) -> None:
+        """Written by each statistics callback, read by lag: only the newest figures count."""
+        stats = PartitionStats()
+        stats.update(TP, 100, 40)
+        stats.update(TP, 120, 90)
+        assert stats.offsets == {TP: (120, 90)}
+        assert partition_lag({}, stats.offsets, [TP]) == {TP: 30}

@@ -1,8 +1,13 @@
-"""Throttle: the first of a kind passes, repeats are counted, one passes per interval with the count."""
+"""Throttle: the first of a kind passes, repeats are counted, one passes per interval with the
+count; Warnings: the process's throttled warning lines built on it."""
 
 from __future__ import annotations
 
-from consumer.service.throttle import MAX_KINDS, Throttle, shape
+import logging
+
+import pytest
+
+from consumer.service.throttle import MAX_KINDS, THROTTLE_INTERVAL, Throttle, Warnings, shape
 
 
 class Clock:
@@ -49,3 +54,37 @@ def test_shape_blanks_numbers() -> None:
     assert shape("failed (after 3ms in state CONNECT)") == shape(
         "failed (after 17ms in state CONNECT)"
     )
+
+
+class TestWarnings:
+    def test_a_warning_is_logged_once_per_interval_with_the_count_suppressed(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An outage repeats a warning every turn: one line, then one per interval with the count."""
+        clock = Clock()
+        warnings = Warnings(clock)
+        with caplog.at_level(logging.WARNING):
+            for _ in range(10):
+                warnings.warn("schema registry unavailable, batch held", "connection refused")
+            clock.now += THROTTLE_INTERVAL
+            warnings.warn("schema registry unavailable, batch held", "connection refused")
+        first, second = caplog.records
+        assert first.getMessage() == "schema registry unavailable, batch held"
+        assert first.detail == "connection refused"  # type: ignore[attr-defined]
+        assert not hasattr(first, "suppressed")
+        assert second.suppressed == 9  # type: ignore[attr-defined]
+
+    def test_warnings_keep_the_logger_name_of_the_client_callbacks(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The `logger` field of these lines did not change when they left kafka/callbacks.py."""
+        with caplog.at_level(logging.WARNING):
+            Warnings(Clock()).warn("transaction aborted, rewinding to the last commit", "why")
+        [line] = caplog.records
+        assert line.name == "consumer.kafka.callbacks"
+
+    def test_one_throttle_serves_every_reporter(self) -> None:
+        """A kind admitted through `admit` (a caller with its own logger) counts for `log` too."""
+        warnings = Warnings(Clock())
+        assert warnings.admit(("event", "x")) == 0
+        assert warnings.admit(("event", "x")) is None

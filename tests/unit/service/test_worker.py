@@ -1,4 +1,4 @@
-"""The loop against fakes of our own seams (GroupSource, Delivery, Decider) and a controlled clock."""
+"""The loop against fakes of our own seams (Source, Delivery, Decider) and a controlled clock."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from dataclasses import replace
 from unittest.mock import create_autospec
 
 import pytest
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer import config
 from consumer.core.pipeline import Decider, Tally
-from consumer.core.records import RawRecord
+from consumer.core.records import PartitionKey, RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
-from consumer.errors import DeliveryError, SchemaSourceUnavailable
-from consumer.kafka.callbacks import ClientEvents
-from consumer.kafka.group_source import GroupSource
+from consumer.errors import DeliveryError, KafkaClientError, SchemaSourceUnavailable
+from consumer.kafka.source import Source
 from consumer.policy import CompiledPolicy
+from consumer.service.faults import Faults
 from consumer.service.health import Health
 from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import Policies
+from consumer.service.throttle import Warnings
 from consumer.service.worker import REGISTRY_RETRY_DELAY, Telemetry, Worker
 
 SETTINGS = replace(config.load(env={}), max_in_flight=100, progress_interval=0)
@@ -43,7 +43,7 @@ class Loop:
 
     def __init__(self) -> None:
         self.clock = Clock()
-        self.source = create_autospec(GroupSource, instance=True, spec_set=True)
+        self.source = create_autospec(Source, instance=True, spec_set=True)
         self.source.poll.return_value = []
         self.source.lag.return_value = {}
         self.source.done.return_value = False  # the group subscription: never done
@@ -56,14 +56,15 @@ class Loop:
         self.decider.decide.return_value = []
         self.health = Health(stall_timeout=60, clock=self.clock.monotonic)
         self.metrics = Metrics(CollectorRegistry())
-        self.events = ClientEvents(self.metrics, self.health, self.clock.monotonic)
+        self.faults = Faults()
         self.stop = threading.Event()
         self.worker = Worker(
             SETTINGS,
             self.source,
             self.delivery,
             self.decider,
-            Telemetry(self.metrics, self.health, self.events),
+            Telemetry(self.metrics, self.health, Warnings(self.clock.monotonic)),
+            self.faults,
             self.stop,
             self.clock,
         )
@@ -71,8 +72,9 @@ class Loop:
     def turn(self) -> None:
         self.worker._turn()
 
-    def assign(self, *keys: tuple[str, int]) -> None:
-        self.worker._on_assign(None, [TopicPartition(t, p) for t, p in keys])  # type: ignore[arg-type]
+    def assign(self, *keys: PartitionKey) -> None:
+        """What the source does when the group assigns partitions: the loop's callback, with keys."""
+        self.worker._on_assign(list(keys))
 
 
 def records(*offsets: int, partition: int = 0) -> list[RawRecord]:
@@ -133,17 +135,34 @@ class TestRebalance:
         loop = Loop()
         loop.assign(TP0, ("in", 1))
         loop.delivery.revoke.return_value = [Tally()]
-        loop.worker._on_revoke(None, [TopicPartition("in", 0)])  # type: ignore[arg-type]
+        loop.worker._on_revoke([TP0])
         loop.delivery.revoke.assert_called_once_with(
             {TP0}, {TP0, ("in", 1)}, SETTINGS.shutdown_timeout
         )
         assert loop.worker._assigned == {("in", 1)}
 
+    def test_partitions_assigned_while_paused_are_paused_through_the_source(self) -> None:
+        """Backpressure holds for new partitions too: they are paused as they arrive."""
+        loop = Loop()
+        loop.assign(TP0)
+        loop.delivery.in_flight.return_value = 100
+        loop.turn()
+        loop.source.pause.reset_mock()
+        loop.assign(("in", 1))
+        loop.source.pause.assert_called_once_with([("in", 1)])
+        assert loop.worker._assigned == {TP0, ("in", 1)}
+
+    def test_partitions_assigned_while_fetching_are_not_paused(self) -> None:
+        """Without backpressure a new partition is fetched from at once."""
+        loop = Loop()
+        loop.assign(TP0)
+        loop.source.pause.assert_not_called()
+
     def test_lost_partitions_are_not_committed_and_readiness_drops(self) -> None:
         """A lost partition belongs to someone else already: the delivery forgets it."""
         loop = Loop()
         loop.assign(TP0)
-        loop.worker._on_lost(None, [TopicPartition("in", 0)])  # type: ignore[arg-type]
+        loop.worker._on_lost([TP0])
         loop.delivery.lose.assert_called_once_with({TP0}, {TP0})
         assert loop.worker._assigned == set()
         assert loop.health.joined is False
@@ -160,12 +179,23 @@ class TestShutdown:
         loop.delivery.close.assert_called_once_with()
         assert loop.health.stopping
 
-    def test_a_fatal_client_error_stops_the_loop(self) -> None:
-        """A fatal error recorded by a callback is raised by the loop at its next turn."""
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            DeliveryError("out: broker refused output"),
+            KafkaClientError("fatal Kafka client error: TOPIC_AUTHORIZATION_FAILED"),
+        ],
+        ids=["refused-output", "fatal-client-error"],
+    )
+    def test_a_fault_recorded_by_a_callback_stops_the_loop(
+        self, fault: DeliveryError | KafkaClientError
+    ) -> None:
+        """Callbacks never raise: what they record in Faults is raised by the loop at its next turn."""
         loop = Loop()
-        loop.events.fatal = DeliveryError("broker refused output")
-        with pytest.raises(DeliveryError, match="refused"):
+        loop.faults.record(fault)
+        with pytest.raises(type(fault)) as raised:
             loop.turn()
+        assert raised.value is fault
 
 
 class TestIdle:

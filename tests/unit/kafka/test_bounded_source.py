@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import create_autospec
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from consumer.kafka.bounded import JOIN_GRACE, BoundedSource, Bounds
-from consumer.kafka.callbacks import ClientEvents
+from consumer.errors import RebalanceError
+from consumer.kafka.bounded_source import BoundedSource
+from consumer.kafka.lag import PartitionStats
+from consumer.kafka.ranges import Bounds
+from consumer.kafka.source import JOIN_GRACE
 from consumer.service.health import Health
-from consumer.service.metrics import Metrics
+from consumer.service.throttle import Warnings
 
 TOPIC = "in"
 
@@ -33,11 +36,11 @@ def assigned_source(
     consumer.committed.side_effect = lambda tps, timeout: [
         TopicPartition(tp.topic, tp.partition, -1001) for tp in tps
     ]
-    health = Health(stall_timeout=60)
-    events = ClientEvents(Metrics(CollectorRegistry()), health)
     kwargs = {} if monotonic is None else {"monotonic": monotonic}
-    source = BoundedSource(consumer, Bounds(TOPIC, ranges), events, health, **kwargs)
-    noop = lambda _c, _p: None  # noqa: E731
+    health = Health(stall_timeout=60)
+    bounds = Bounds(TOPIC, ranges)
+    source = BoundedSource(consumer, bounds, health, Warnings(), PartitionStats(), **kwargs)
+    noop = lambda _keys: None  # noqa: E731
     source.subscribe(noop, noop, noop)
     on_assign = consumer.subscribe.call_args.kwargs["on_assign"]
     on_assign(consumer, [TopicPartition(TOPIC, p) for p in ranges])
@@ -81,3 +84,50 @@ class TestBoundedSource:
         assert not source.done()
         now[0] = 100.0 + JOIN_GRACE + 1
         assert source.done()
+
+    def test_a_partition_starts_at_its_committed_offset_else_at_the_range_start(self) -> None:
+        """A resumed run continues where it stopped; a new one starts where --from said."""
+        consumer = create_autospec(Consumer, instance=True, spec_set=True)
+        consumer.committed.return_value = [
+            TopicPartition(TOPIC, 0, 7),
+            TopicPartition(TOPIC, 1, -1001),
+        ]
+        bounds = Bounds(TOPIC, {0: (2, 10), 1: (3, 10)})
+        source = BoundedSource(
+            consumer, bounds, Health(stall_timeout=60), Warnings(), PartitionStats()
+        )
+        source.subscribe(lambda _k: None, lambda _k: None, lambda _k: None)
+        on_assign = consumer.subscribe.call_args.kwargs["on_assign"]
+        on_assign(consumer, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
+        [assigned] = consumer.incremental_assign.call_args.args
+        assert [(tp.partition, tp.offset) for tp in assigned] == [(0, 7), (1, 3)]
+
+    def test_an_empty_range_is_finished_as_soon_as_it_is_assigned(self) -> None:
+        """Nothing to read in a partition: it is paused at once and counts as done."""
+        source, consumer = assigned_source({0: (5, 5)})
+        consumer.pause.assert_called_once_with([TopicPartition(TOPIC, 0)])
+        assert source.done()
+
+    def test_a_finished_partition_is_never_resumed(self) -> None:
+        """Releasing backpressure must not fetch past a partition's end."""
+        source, consumer = assigned_source({0: (0, 10), 1: (0, 10)})
+        consumer.consume.side_effect = [[eof(0, 10)]]
+        source.poll(100, 0.1)
+        source.resume([(TOPIC, 0), (TOPIC, 1)])
+        consumer.resume.assert_called_once_with([TopicPartition(TOPIC, 1)])
+
+    def test_the_loops_callbacks_are_behind_the_same_rebalance_boundary(self) -> None:
+        """The bounded source wraps the group source, and so its rebalance error handling."""
+        consumer = create_autospec(Consumer, instance=True, spec_set=True)
+        bounds = Bounds(TOPIC, {0: (0, 10)})
+        source = BoundedSource(
+            consumer, bounds, Health(stall_timeout=60), Warnings(), PartitionStats()
+        )
+
+        def fails(_keys: object) -> None:
+            raise ValueError("boom")
+
+        source.subscribe(lambda _k: None, fails, lambda _k: None)
+        on_revoke = consumer.subscribe.call_args.kwargs["on_revoke"]
+        with pytest.raises(RebalanceError, match="on_revoke failed: boom"):
+            on_revoke(consumer, [TopicPartition(TOPIC, 0)])

@@ -1,0 +1,148 @@
+"""GroupSource against an autospec consumer: the rebalance boundary, and what poll hands out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from unittest.mock import create_autospec
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from consumer.core.records import PartitionKey
+from consumer.errors import KafkaClientError, RebalanceError
+from consumer.kafka.group_source import GroupSource
+from consumer.kafka.lag import PartitionStats
+from consumer.service.health import Health
+from consumer.service.throttle import Warnings
+
+TOPIC = "in"
+
+
+def source(**kwargs: Any) -> tuple[GroupSource, Any]:
+    consumer = create_autospec(Consumer, instance=True, spec_set=True)
+    health = Health(stall_timeout=60)
+    group = GroupSource(consumer, TOPIC, health, Warnings(), PartitionStats(), **kwargs)
+    return group, consumer
+
+
+def client_callback(consumer: Any, name: str) -> Any:
+    """The rebalance callback the source gave librdkafka at subscribe."""
+    return consumer.subscribe.call_args.kwargs[name]
+
+
+def record(partition: int, offset: int) -> Message:
+    return Message(topic=TOPIC, partition=partition, offset=offset, value=b"v", key=None)
+
+
+def failure(code: int, partition: int = 0, offset: int = 0) -> Message:
+    return Message(topic=TOPIC, partition=partition, offset=offset, error=KafkaError(code))
+
+
+class TestRebalanceBoundary:
+    @pytest.mark.parametrize("name", ["on_assign", "on_revoke", "on_lost"])
+    def test_the_loops_callbacks_get_partition_keys_in_the_clients_order(self, name: str) -> None:
+        """The loop never sees a TopicPartition: each callback hears (topic, partition) keys."""
+        group, consumer = source()
+        heard: list[tuple[str, list[PartitionKey]]] = []
+        group.subscribe(
+            lambda keys: heard.append(("on_assign", keys)),
+            lambda keys: heard.append(("on_revoke", keys)),
+            lambda keys: heard.append(("on_lost", keys)),
+        )
+        partitions = [TopicPartition(TOPIC, 2), TopicPartition(TOPIC, 0)]
+        client_callback(consumer, name)(consumer, partitions)
+        assert heard == [(name, [(TOPIC, 2), (TOPIC, 0)])]
+
+    @pytest.mark.parametrize("name", ["on_assign", "on_revoke", "on_lost"])
+    def test_any_exception_becomes_one_rebalance_error_naming_the_callback(self, name: str) -> None:
+        """librdkafka would hide the cause: the message names the callback, the cause is kept."""
+
+        def fails(_keys: list[PartitionKey]) -> None:
+            raise ValueError("boom")
+
+        group, consumer = source()
+        group.subscribe(fails, fails, fails)
+        with pytest.raises(RebalanceError, match=f"^{name} failed: boom$") as raised:
+            client_callback(consumer, name)(consumer, [TopicPartition(TOPIC, 0)])
+        assert isinstance(raised.value.__cause__, ValueError)
+
+    def test_it_subscribes_to_its_topic_only(self) -> None:
+        """The input topic, nothing else: the outputs are never read back by the worker."""
+        group, consumer = source()
+        group.subscribe(lambda _k: None, lambda _k: None, lambda _k: None)
+        assert consumer.subscribe.call_args.args == ([TOPIC],)
+
+
+class TestPoll:
+    def test_messages_become_raw_records(self) -> None:
+        """Topic, partition, offset, key, value and headers are copied out of each message."""
+        group, consumer = source()
+        consumer.consume.return_value = [record(0, 7), record(1, 3)]
+        got = group.poll(100, 0.1)
+        assert [(r.topic, r.partition, r.offset, r.value) for r in got] == [
+            (TOPIC, 0, 7, b"v"),
+            (TOPIC, 1, 3, b"v"),
+        ]
+
+    def test_an_error_no_message_can_get_past_stops_the_loop(self) -> None:
+        """A missing ACL is not logged and skipped: the worker stops with one line."""
+        group, consumer = source()
+        consumer.consume.return_value = [failure(KafkaError.TOPIC_AUTHORIZATION_FAILED)]
+        with pytest.raises(KafkaClientError, match="in: cannot consume"):
+            group.poll(100, 0.1)
+
+    def test_other_consume_errors_are_logged_and_skipped(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A transient error is a throttled warning; the records around it are handed out."""
+        group, consumer = source()
+        consumer.consume.return_value = [record(0, 1), failure(KafkaError._TRANSPORT), record(0, 2)]
+        with caplog.at_level(logging.WARNING):
+            got = group.poll(100, 0.1)
+        assert [r.offset for r in got] == [1, 2]
+        assert [r.getMessage() for r in caplog.records] == ["consume error"]
+
+    def test_partition_eof_goes_to_the_hook_when_there_is_one(self) -> None:
+        """A bounded read asks for partition EOF; its source hears partition and offset."""
+        heard: list[tuple[PartitionKey, int]] = []
+        group, consumer = source(on_eof=lambda key, offset: heard.append((key, offset)))
+        consumer.consume.return_value = [record(0, 9), failure(KafkaError._PARTITION_EOF, 0, 10)]
+        assert [r.offset for r in group.poll(100, 0.1)] == [9]
+        assert heard == [((TOPIC, 0), 10)]
+
+
+class TestPartitions:
+    def test_committed_offsets_are_read_by_key(self) -> None:
+        """Negative where the group has committed nothing (librdkafka's convention)."""
+        group, consumer = source()
+        consumer.committed.return_value = [
+            TopicPartition(TOPIC, 0, 42),
+            TopicPartition(TOPIC, 1, -1001),
+        ]
+        assert group.committed([(TOPIC, 1), (TOPIC, 0)], 5.0) == {(TOPIC, 0): 42, (TOPIC, 1): -1001}
+
+    def test_assign_at_takes_each_partition_from_its_offset(self) -> None:
+        """What a bounded source does inside on_assign: start where it says, not where the group would."""
+        group, consumer = source()
+        group.assign_at({(TOPIC, 1): 5, (TOPIC, 0): 7})
+        [assigned] = consumer.incremental_assign.call_args.args
+        assert [(tp.topic, tp.partition, tp.offset) for tp in assigned] == [
+            (TOPIC, 0, 7),
+            (TOPIC, 1, 5),
+        ]
+
+    def test_lag_falls_back_to_statistics_before_the_first_fetch(self) -> None:
+        """No position and no cached watermark yet: the last statistics say where the end is."""
+        consumer = create_autospec(Consumer, instance=True, spec_set=True)
+        stats = PartitionStats()
+        stats.update((TOPIC, 0), 100, 40)
+        group = GroupSource(consumer, TOPIC, Health(stall_timeout=60), Warnings(), stats)
+        consumer.position.return_value = [TopicPartition(TOPIC, 0, -1001)]
+        consumer.get_watermark_offsets.return_value = (-1, -1)
+        assert group.lag([(TOPIC, 0)]) == {(TOPIC, 0): 60}
+
+    def test_a_subscription_is_never_done(self) -> None:
+        """The live loop ends on a signal or --until-idle, never because its input ended."""
+        group, _consumer = source()
+        assert not group.done()
