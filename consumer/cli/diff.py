@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from consumer.cli.compare_range import compare_range
 from consumer.cli.exit_codes import EXIT_OK, EXIT_USAGE, broker_unavailable
 from consumer.cli.options import (
     add_as_of,
@@ -21,7 +20,7 @@ from consumer.config import Settings
 from consumer.core.impact import Judge
 from consumer.errors import BrokerUnavailable, ConfigError
 from consumer.service.policy_watch import load_policy_file
-from consumer.tools.diff import compare, lines_input, render_json, render_text
+from consumer.tools.diff import compare, compare_range, lines_input, render_json, render_text
 from consumer.tools.export import RangeSpec
 
 

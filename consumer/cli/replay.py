@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from consumer.cli.compare_range import compare_range
 from consumer.cli.exit_codes import EXIT_OK, broker_unavailable
 from consumer.cli.options import (
     add_as_of,
@@ -24,7 +23,7 @@ from consumer.core.impact import Judge
 from consumer.errors import BrokerUnavailable, ConfigError
 from consumer.service.policy_watch import load_policy_file
 from consumer.service.replay import ReplayOptions, run_replay
-from consumer.tools.diff import render_text
+from consumer.tools.diff import compare_range, render_text
 from consumer.tools.export import RangeSpec
 
 

@@ -8,16 +8,19 @@ reports it and counted in `invalid`; the run goes on. The numbers equal two `che
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import IO
 
 from consumer.codec import AvroCodec
 from consumer.codec.jsonform import read_listings
+from consumer.config import Settings
 from consumer.core.impact import TRANSITIONS, ImpactReport, Judge, side
 from consumer.core.records import Listing, ListingRow
 from consumer.errors import DecodeError
 from consumer.kafka.range_reader import RangeReader
 from consumer.policy import explain
+from consumer.tools.export import RangeSpec, open_range, reading_codec
 
 Item = Listing | ListingRow | str  # a listing, or where and why an input was invalid
 
@@ -65,6 +68,24 @@ def compare(
             }
             changes.write(json.dumps(line, ensure_ascii=False) + "\n")
     return report
+
+
+def compare_range(
+    settings: Settings,
+    spec: RangeSpec,
+    judge: Judge,
+    *,
+    examples: int = 5,
+    changes: IO[str] | None = None,
+) -> ImpactReport:
+    """`compare` over a topic range (diff --topic, replay --dry-run); BrokerUnavailable when no
+    broker answers, for the caller's one line."""
+    reader = open_range(settings, spec)
+    try:
+        items = topic_input(reader, reading_codec(settings))
+        return compare(items, judge, sys.stderr, examples=examples, changes=changes)
+    finally:
+        reader.close()
 
 
 def render_json(report: ImpactReport) -> str:

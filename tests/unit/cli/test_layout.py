@@ -98,7 +98,7 @@ class TestOneModulePerCommand:
 class TestImports:
     @pytest.mark.parametrize("name", COMMANDS, ids=COMMANDS)
     def test_command_module_imports_no_other_command_module(self, name: str) -> None:
-        """What two commands share lives in options.py, exit_codes.py or compare_range.py."""
+        """What two commands share lives in options.py or exit_codes.py (or outside cli/)."""
         path = ROOT / "consumer" / "cli" / f"{name}.py"
         others = {f"{CLI}.{other}" for other in COMMANDS if other != name}
         borrowed = {i for i in _imports(path) for other in others if _is_within(i, other)}
