@@ -18,8 +18,8 @@ from consumer.core.records import PartitionKey
 from consumer.delivery import Span, by_partition
 from consumer.delivery.ledger import OffsetLedger
 from consumer.delivery.outputs import Outputs
-from consumer.service.faults import Faults
-from consumer.service.metrics import Metrics
+from consumer.kafka.faults import Faults
+from consumer.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

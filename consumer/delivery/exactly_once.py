@@ -29,8 +29,8 @@ from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.service.metrics import Metrics
-from consumer.service.throttle import Warnings
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 

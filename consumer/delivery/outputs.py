@@ -33,8 +33,8 @@ from consumer.delivery.ledger import Chunk
 from consumer.errors import DeliveryError
 from consumer.kafka import error_kinds as kafka_errors
 from consumer.kafka.clients import DeliveryCallback, produce_waiting
-from consumer.service.faults import Faults
-from consumer.service.throttle import Warnings
+from consumer.kafka.faults import Faults
+from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import METADATA_TIMEOUT, Bounds
 from consumer.kafka.source import JOIN_GRACE, Rebalanced
-from consumer.service.health import Health
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.throttle import Warnings
 
 
 class BoundedSource:

@@ -15,12 +15,12 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.faults import Faults
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.messages import partition_keys, partition_names
-from consumer.service.faults import Faults
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
-from consumer.service.throttle import Warnings, shape
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings, shape
 
 log = logging.getLogger(__name__)
 #: librdkafka's own log lines, as JSON with `facility` and `client` fields.

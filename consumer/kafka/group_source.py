@@ -19,8 +19,8 @@ from consumer.kafka.callbacks import report
 from consumer.kafka.lag import Offsets, PartitionStats, partition_lag
 from consumer.kafka.messages import partition_keys, raw_record, topic_partitions
 from consumer.kafka.source import Rebalanced
-from consumer.service.health import Health
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 

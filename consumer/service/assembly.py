@@ -37,17 +37,17 @@ from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.kafka import client_conf
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, Producer, build_consumer, build_producer, create_topics
+from consumer.kafka.faults import Faults
 from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.registry import RegistrySchemaSource
 from consumer.kafka.source import Source
 from consumer.service.allocator import pin_mmap_threshold
-from consumer.service.faults import Faults
-from consumer.service.health import Health, HealthServer
-from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import PolicySource
-from consumer.service.throttle import Warnings
 from consumer.service.worker import PolicyUpdates, Telemetry, Worker
+from consumer.telemetry.health import Health, HealthServer
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from consumer.errors import ConfigError, PolicyError
 from consumer.policy import CompiledPolicy, bundled_policy_text, compile_policy, load_policy
 from consumer.policy.changes import describe_change
 from consumer.policy.yamldoc import MAX_POLICY_BYTES
-from consumer.service.metrics import Metrics
+from consumer.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

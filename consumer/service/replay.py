@@ -30,12 +30,12 @@ from consumer.kafka.ranges import Bounds, plan_range
 from consumer.kafka.source import Source
 from consumer.policy import CompiledPolicy
 from consumer.service.assembly import assemble
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
 from consumer.service.rate import TokenBucket
 from consumer.service.replay_decider import ReplayCounts, ReplayDecider
-from consumer.service.throttle import Warnings
 from consumer.service.worker import Worker
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 
 @dataclass(frozen=True, slots=True)

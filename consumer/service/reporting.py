@@ -9,7 +9,7 @@ from collections.abc import Callable, Set
 from consumer.core.records import PartitionKey
 from consumer.core.summary import RunSummary
 from consumer.kafka.source import Source
-from consumer.service.metrics import Metrics
+from consumer.telemetry.metrics import Metrics
 
 log = logging.getLogger("consumer.worker")
 

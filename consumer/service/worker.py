@@ -20,15 +20,15 @@ from consumer.core.records import PartitionKey, RawRecord
 from consumer.core.summary import RunSummary
 from consumer.delivery import Delivery, spans
 from consumer.errors import SchemaSourceUnavailable
+from consumer.kafka.faults import Faults
 from consumer.kafka.messages import partition_names
 from consumer.kafka.source import JOIN_GRACE, Source
 from consumer.service.clock import Clock, SystemClock
-from consumer.service.faults import Faults
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import Policies
 from consumer.service.reporting import Reporter
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from consumer.core.pipeline import Tally
-from consumer.service.metrics import Metrics
+from consumer.telemetry.metrics import Metrics
 from tests.deploy import contract
 from tests.deploy.tools import promtool_check_metrics
 

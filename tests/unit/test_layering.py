@@ -6,7 +6,9 @@ even in code no test runs. Two rules:
 - the pure packages (core/, policy/, codec/) take values and return values: no confluent_kafka,
   prometheus_client, `time` or `os` (and so no `os.environ`);
 - only kafka/ and delivery/ import confluent_kafka; everything else names client types through
-  consumer.kafka.
+  consumer.kafka;
+- the packages form layers (ALLOWED): config and the pure packages at the bottom, telemetry, then
+  kafka, delivery, then service and tools, and cli on top; no package imports one above it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ PURE = ("core", "policy", "codec")
 NOT_PURE = ("confluent_kafka", "prometheus_client", "time", "os")
 #: The packages that talk to librdkafka.
 CLIENT_PACKAGES = ("kafka", "delivery")
+_BOTTOM = frozenset({"errors", "core", "policy", "codec"})
+#: Which of our packages (and top-level modules) each package may import, besides itself.
+ALLOWED: dict[str, frozenset[str]] = {
+    "config": frozenset({"errors"}),
+    "core": _BOTTOM,
+    "policy": _BOTTOM,
+    "codec": _BOTTOM,
+    "telemetry": _BOTTOM,
+    "kafka": _BOTTOM | {"config", "telemetry"},
+    "delivery": _BOTTOM | {"config", "telemetry", "kafka"},
+    "tools": _BOTTOM | {"config", "kafka"},
+    "service": _BOTTOM | {"config", "telemetry", "kafka", "delivery"},
+    "cli": _BOTTOM
+    | {"config", "telemetry", "kafka", "delivery", "service", "tools", "__version__"},
+}
 
 
 def _name(path: Path) -> str:
@@ -46,6 +63,24 @@ def imported_roots(source: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             roots.add(node.module.split(".")[0])
     return roots
+
+
+def our_packages(source: str) -> set[str]:
+    """The packages (or top-level modules) of consumer/ that `source` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = (
+                [f"consumer.{alias.name}" for alias in node.names]
+                if node.module == "consumer"
+                else [node.module]
+            )
+        else:
+            continue
+        found.update(n.split(".")[1] for n in names if n.startswith("consumer."))
+    return found
 
 
 def uses_environ(source: str) -> bool:
@@ -113,3 +148,33 @@ class TestClientBoundary:
     def test_only_kafka_and_delivery_import_confluent_kafka(self, path: Path) -> None:
         """service, cli, tools, config and the pure packages go through consumer.kafka."""
         assert "confluent_kafka" not in imported_roots(path.read_text(encoding="utf-8"))
+
+
+class TestPackageLayers:
+    def test_every_package_has_its_layer(self) -> None:
+        """A new package must say where it sits before anything checks it."""
+        packages = {_package(m) for m in MODULES} - {""}
+        assert packages == set(ALLOWED)
+
+    @pytest.mark.parametrize(
+        ("source", "packages"),
+        [
+            ("from consumer.kafka.clients import Consumer", {"kafka"}),
+            ("from consumer import config, errors", {"config", "errors"}),
+            ("import consumer.service.worker", {"service"}),
+            ("from confluent_kafka import Consumer", set()),
+        ],
+        ids=["from-module", "from-package", "import", "not-ours"],
+    )
+    def test_our_imports_are_found(self, source: str, packages: set[str]) -> None:
+        """Every form of import names the package it reaches."""
+        assert our_packages(source) == packages
+
+    @pytest.mark.parametrize("path", [m for m in MODULES if _package(m)], ids=_name)
+    def test_a_package_imports_only_the_layers_below_it(self, path: Path) -> None:
+        """kafka/ never reaches into service/, the pure core never into the shell, and so on."""
+        package = _package(path)
+        reached = our_packages(path.read_text(encoding="utf-8")) - {package}
+        assert reached <= ALLOWED[package], (
+            f"{package}/ may not import {sorted(reached - ALLOWED[package])}"
+        )

@@ -19,10 +19,10 @@ from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.delivery.exactly_once import ExactlyOnce
 from consumer.delivery.outputs import Outputs
 from consumer.errors import DeliveryError, KafkaClientError
+from consumer.kafka.faults import Faults
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
-from consumer.service.faults import Faults
-from consumer.service.metrics import Metrics
-from consumer.service.throttle import Warnings
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 from tests.unit.fakes import FakeProducer, FakeTransactionalProducer
 from tests.unit.listings import make_listing
 

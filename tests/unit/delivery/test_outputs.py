@@ -14,9 +14,9 @@ from consumer.core.records import RawRecord
 from consumer.delivery.ledger import Chunk, OffsetLedger
 from consumer.delivery.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
 from consumer.errors import DeliveryError
+from consumer.kafka.faults import Faults
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
-from consumer.service.faults import Faults
-from consumer.service.throttle import Warnings
+from consumer.telemetry.throttle import Warnings
 from tests.unit.fakes import FakeProducer
 from tests.unit.listings import make_listing
 

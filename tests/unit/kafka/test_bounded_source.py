@@ -13,8 +13,8 @@ from consumer.kafka.bounded_source import BoundedSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import Bounds
 from consumer.kafka.source import JOIN_GRACE
-from consumer.service.health import Health
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.throttle import Warnings
 
 TOPIC = "in"
 

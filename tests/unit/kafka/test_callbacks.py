@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from consumer.errors import KafkaClientError
 from consumer.kafka.callbacks import ClientCallbacks
+from consumer.kafka.faults import Faults
 from consumer.kafka.lag import PartitionStats
-from consumer.service.faults import Faults
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 
 class Clock:

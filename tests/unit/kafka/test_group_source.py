@@ -13,8 +13,8 @@ from consumer.core.records import PartitionKey
 from consumer.errors import KafkaClientError, RebalanceError
 from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
-from consumer.service.health import Health
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.throttle import Warnings
 
 TOPIC = "in"
 

@@ -13,8 +13,8 @@ from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import Bounds
 from consumer.kafka.source import Source
-from consumer.service.health import Health
-from consumer.service.throttle import Warnings
+from consumer.telemetry.health import Health
+from consumer.telemetry.throttle import Warnings
 
 
 def group_source() -> GroupSource:

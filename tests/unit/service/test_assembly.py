@@ -22,10 +22,10 @@ from consumer.kafka.clients import Consumer
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.source import Source
 from consumer.service.assembly import RunResult, assemble
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
-from consumer.service.throttle import Warnings
 from consumer.service.worker import PolicyUpdates, Worker
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 #: Nothing listens on port 1 of the loopback address: the producer never reaches a broker.
 SETTINGS = config.load(

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from consumer.errors import PolicyError
 from consumer.policy.changes import describe_change
-from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import PolicySource
+from consumer.telemetry.metrics import Metrics
 from tests.unit.policy.test_evaluate import HEADER, compiled, reject
 
 V1 = [reject("fashion", cross_border=True, cluster_in=["fashion"])]

@@ -14,14 +14,14 @@ from consumer.core.pipeline import Decider, Tally
 from consumer.core.records import PartitionKey, RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.errors import DeliveryError, KafkaClientError, SchemaSourceUnavailable
+from consumer.kafka.faults import Faults
 from consumer.kafka.source import Source
 from consumer.policy import CompiledPolicy
-from consumer.service.faults import Faults
-from consumer.service.health import Health
-from consumer.service.metrics import Metrics
 from consumer.service.policy_watch import Policies
-from consumer.service.throttle import Warnings
 from consumer.service.worker import REGISTRY_RETRY_DELAY, Telemetry, Worker
+from consumer.telemetry.health import Health
+from consumer.telemetry.metrics import Metrics
+from consumer.telemetry.throttle import Warnings
 
 SETTINGS = replace(config.load(env={}), max_in_flight=100, progress_interval=0)
 TP0 = ("in", 0)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.core.pipeline import Tally
-from consumer.service.metrics import Metrics
+from consumer.telemetry.metrics import Metrics
 
 
 @pytest.fixture

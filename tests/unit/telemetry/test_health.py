@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from consumer.errors import ConfigError
-from consumer.service.health import HTTP_WORKERS, Health, HealthServer
+from consumer.telemetry.health import HTTP_WORKERS, Health, HealthServer
 from tests.waiting import wait_until
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consumer.errors import DeliveryError, KafkaClientError
-from consumer.service.faults import Fault, Faults
+from consumer.kafka.faults import Fault, Faults
 
 
 class TestFaults:

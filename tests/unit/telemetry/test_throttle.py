@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from consumer.service.throttle import MAX_KINDS, THROTTLE_INTERVAL, Throttle, Warnings, shape
+from consumer.telemetry.throttle import MAX_KINDS, THROTTLE_INTERVAL, Throttle, Warnings, shape
 
 
 class Clock:
