@@ -3,7 +3,7 @@
 Each mode owns the producer, the record of unfinished work, commits, and what revocation, loss
 and shutdown mean for it; the loop does not branch on the mode.
 
-May import: core, kafka, config, errors, and confluent_kafka for the producer's transactional
+May import: core, kafka, config, telemetry, errors, and confluent_kafka for the producer's transactional
 API, which is what a delivery mode is.
 """
 
