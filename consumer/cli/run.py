@@ -10,7 +10,7 @@ from pathlib import Path
 from consumer.cli.exit_codes import EXIT_OK
 from consumer.cli.options import add_common, positive_float
 from consumer.config import Settings
-from consumer.service.assembly import run_worker
+from consumer.service.run import run_worker
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

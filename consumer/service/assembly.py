@@ -5,21 +5,19 @@ Built the same way for both: the metrics registry, readiness and the HTTP server
 callbacks, the producer, the codec, the outputs, the delivery of the configured guarantee and the
 Worker. A Job supplies the rest: the settings of its clients (replay's name its own group), the
 consumer, the source, the decider, the policy updates and whether to serve HTTP. So a new
-collaborator of the worker is added here, once. `run_worker` is `run`'s job; replay's is in
+collaborator of the worker is added here, once. The two Jobs are in service/run.py and
 service/replay.py.
 """
 
 from __future__ import annotations
 
 import logging
-import resource
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -27,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 from consumer import config
 from consumer.codec import AvroCodec
 from consumer.config.settings import Settings
-from consumer.core.pipeline import Decider, ShadowOutput
+from consumer.core.pipeline import Decider
 from consumer.core.summary import RunSummary
 from consumer.delivery import Delivery
 from consumer.delivery.at_least_once import AtLeastOnce
@@ -36,14 +34,12 @@ from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.kafka import client_conf
 from consumer.kafka.callbacks import ClientCallbacks
-from consumer.kafka.clients import Consumer, Producer, build_consumer, build_producer, create_topics
+from consumer.kafka.clients import Consumer, Producer, build_producer
 from consumer.kafka.faults import Faults
-from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.registry import RegistrySchemaSource
 from consumer.kafka.source import Source
 from consumer.service.allocator import pin_mmap_threshold
-from consumer.service.policy_watch import PolicySource
 from consumer.service.worker import PolicyUpdates, Telemetry, Worker
 from consumer.telemetry.health import Health, HealthServer
 from consumer.telemetry.metrics import Metrics
@@ -243,128 +239,3 @@ def max_message_bytes(settings: Settings) -> int:
     except ValueError as exc:
         msg = f"kafka message.max.bytes: expected a number of bytes, got {raw!r}"
         raise ConfigError(msg) from exc
-
-
-# ---- `run`: the live group, the watched policy files, always served over HTTP ----
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    summary: RunSummary
-    metrics_text: str
-
-    def summary_text(self) -> str:
-        s = self.summary
-        return "\n".join(
-            [
-                f"events: {s.events} in {s.busy_seconds:.2f}s of processing "
-                f"({s.events_per_second:,.0f} events/s)",
-                *s.count_lines(),
-            ]
-        )
-
-
-class _Run:
-    """`run`'s Job: the live group, the policy files watched for changes, HTTP always."""
-
-    def __init__(
-        self, settings: Settings, reload: threading.Event | None, until_idle: float | None
-    ) -> None:
-        self.settings = settings
-        self.http_port: int | None = settings.http_port
-        self._reload = reload
-        self._until_idle = until_idle
-        self._policies: PolicySource | None = None
-
-    def prepare(self, metrics: Metrics) -> PolicyUpdates:
-        settings = self.settings
-        self._policies = PolicySource(
-            settings.policy,
-            settings.shadow_policy,
-            metrics,
-            interval=settings.policy_reload_interval,
-            wake=self._reload,
-            wall_clock=time.time,
-        )
-        if settings.create_topics:
-            for result in create_topics(settings):
-                log.info("topic", extra={"topic": result.topic, "detail": result.detail})
-        return self._policies
-
-    def consumer(self, callbacks: ClientCallbacks) -> Consumer:
-        return build_consumer(
-            self.settings,
-            **callbacks.consumer(),
-            **{"statistics.interval.ms": STATS_INTERVAL_MS},
-        )
-
-    def source(
-        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
-    ) -> Source:
-        return GroupSource(consumer, self.settings.input_topic, health, warnings, stats)
-
-    def decider(self, codec: AvroCodec) -> Decider:
-        assert self._policies is not None  # prepare came first
-        current = self._policies.current
-        return Decider(
-            codec, current.live, shadow=current.shadow, shadow_output=shadow_output(self.settings)
-        )
-
-    def run(self, worker: Worker) -> RunSummary:
-        assert self._policies is not None
-        self._policies.start()
-        return worker.run(until_idle=self._until_idle)
-
-    def close(self) -> None:
-        if self._policies is not None:
-            self._policies.stop()
-
-
-def shadow_output(settings: Settings) -> ShadowOutput:
-    """Which shadow decisions are produced to shadow_topic."""
-    if settings.shadow_topic is None:
-        return "none"
-    return "changes" if settings.shadow_topic_changes_only else "all"
-
-
-def run_worker(
-    settings: Settings,
-    stop: threading.Event,
-    *,
-    reload: threading.Event | None = None,
-    until_idle: float | None = None,
-) -> RunResult:
-    """Run until `stop`; `reload` (SIGHUP) makes the policy source look at its files at once."""
-    ran = assemble(_Run(settings, reload, until_idle), stop)
-    metrics_text = generate_latest(ran.registry).decode()
-    summary = ran.summary
-    if summary is None:  # stopped while waiting for the schema registry
-        return RunResult(RunSummary(started=0.0), metrics_text)
-    log.info(
-        "worker stopped",
-        extra={
-            "events": summary.events,
-            "events_per_second": round(summary.events_per_second),
-            "busy_seconds": round(summary.busy_seconds, 3),
-            "peak_rss_mb": peak_rss_mb(),
-            "outcomes": dict(summary.outcomes),
-            "dead_letters": dict(summary.dead_letters),
-        },
-    )
-    return RunResult(summary, metrics_text)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process's own memory, in MB.
-
-    Linux's VmHWM, not ru_maxrss: execve carries the forking parent's peak over into ru_maxrss, so
-    a worker started by a 180 MB test runner reported 182 MB whatever it did itself.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

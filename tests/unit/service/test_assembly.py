@@ -21,7 +21,7 @@ from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.source import Source
-from consumer.service.assembly import RunResult, assemble
+from consumer.service.assembly import assemble
 from consumer.service.worker import PolicyUpdates, Worker
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
@@ -154,19 +154,3 @@ class TestServing:
         assert ran.registry.get_sample_value("process_cpu_seconds_total") is not None
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
             pass
-
-
-class TestRunResult:
-    def test_the_summary_prints_events_then_the_count_tables(self) -> None:
-        """`run --summary`: the first line gives the pace, the rest the count tables."""
-        summary = RunSummary(started=0.0, first_input=1.0, last_ack=3.0)
-        summary.outcomes.update({"APPROVED": 6, "REJECTED": 2})
-        summary.clusters.update({"electronics": 8})
-        summary.reasons.update({"import_closed": 2})
-        assert RunResult(summary, "").summary_text() == (
-            "events: 8 in 2.00s of processing (4 events/s)\n"
-            "by outcome: APPROVED=6, REJECTED=2\n"
-            "by cluster: electronics=8\n"
-            "rejections by reason: import_closed=2\n"
-            "dead letters by error code: none"
-        )
