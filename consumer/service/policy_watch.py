@@ -70,7 +70,7 @@ class _Watched:
     rejected: bool = False
 
 
-class PolicySource:
+class PolicyWatch:
     """Owns the policies in force; the watcher thread finds changes, the worker applies them."""
 
     def __init__(

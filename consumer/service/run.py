@@ -21,7 +21,7 @@ from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.source import Source
 from consumer.service.assembly import STATS_INTERVAL_MS, assemble
-from consumer.service.policy_watch import PolicySource
+from consumer.service.policy_watch import PolicyWatch
 from consumer.service.worker import PolicyUpdates, Worker
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
@@ -56,11 +56,11 @@ class _Run:
         self.http_port: int | None = settings.http_port
         self._reload = reload
         self._until_idle = until_idle
-        self._policies: PolicySource | None = None
+        self._policies: PolicyWatch | None = None
 
     def prepare(self, metrics: Metrics) -> PolicyUpdates:
         settings = self.settings
-        self._policies = PolicySource(
+        self._policies = PolicyWatch(
             settings.policy,
             settings.shadow_policy,
             metrics,

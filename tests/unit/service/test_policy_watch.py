@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.errors import PolicyError
 from consumer.policy.changes import describe_change
-from consumer.service.policy_watch import PolicySource
+from consumer.service.policy_watch import PolicyWatch
 from consumer.telemetry.metrics import Metrics
 from tests.unit.policy.test_evaluate import HEADER, compiled, reject
 
@@ -41,12 +41,12 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def source(path: Path, registry: CollectorRegistry) -> PolicySource:
+def source(path: Path, registry: CollectorRegistry) -> PolicyWatch:
     return source_for(path, registry)
 
 
-def source_for(path: Path, registry: CollectorRegistry, shadow: Path | None = None) -> PolicySource:
-    return PolicySource(path, shadow, Metrics(registry), interval=0, wall_clock=lambda: 1000.0)
+def source_for(path: Path, registry: CollectorRegistry, shadow: Path | None = None) -> PolicyWatch:
+    return PolicyWatch(path, shadow, Metrics(registry), interval=0, wall_clock=lambda: 1000.0)
 
 
 def reloads(registry: CollectorRegistry, result: str, role: str = "live") -> float:
@@ -64,7 +64,7 @@ def records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogR
 
 class TestValidChange:
     def test_is_applied_only_when_the_worker_takes_it(
-        self, path: Path, source: PolicySource, registry: CollectorRegistry
+        self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
         v1 = source.current.live.version
         path.write_text(policy_text(V2, version="2"))
@@ -84,7 +84,7 @@ class TestValidChange:
     def test_logs_one_line_with_old_and_new_version_and_what_changed(
         self,
         path: Path,
-        source: PolicySource,
+        source: PolicyWatch,
         registry: CollectorRegistry,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
@@ -120,7 +120,7 @@ class TestValidChange:
         assert taken.live.version.startswith("2+")
 
     def test_a_new_layout_of_the_same_policy_is_not_a_change(
-        self, path: Path, source: PolicySource, registry: CollectorRegistry
+        self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
         path.write_text("# reviewed 2026-12-02\n" + policy_text(V1))
         source.check()
@@ -133,7 +133,7 @@ class TestRejectedChange:
     def test_keeps_the_policy_in_force_and_logs_every_problem_once(
         self,
         path: Path,
-        source: PolicySource,
+        source: PolicyWatch,
         registry: CollectorRegistry,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
@@ -153,7 +153,7 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 1
 
     def test_the_next_valid_change_is_applied_and_clears_the_rejection(
-        self, path: Path, source: PolicySource, registry: CollectorRegistry
+        self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
         path.write_text("rules: [")
         source.check()
@@ -163,7 +163,7 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 0
 
     def test_going_back_to_the_policy_in_force_clears_the_rejection(
-        self, path: Path, source: PolicySource, registry: CollectorRegistry
+        self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
         path.write_text("rules: [")
         source.check()
@@ -173,7 +173,7 @@ class TestRejectedChange:
         assert rejected_gauge(registry) == 0
 
     def test_a_file_that_disappears_keeps_the_policy_and_is_rejected_once(
-        self, path: Path, source: PolicySource, registry: CollectorRegistry
+        self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
         path.unlink()
         source.check()
@@ -221,7 +221,7 @@ class TestWatcher:
         path = tmp_path / "policy.yaml"
         path.write_text(policy_text(V1))
         wake = threading.Event()
-        source = PolicySource(
+        source = PolicyWatch(
             path, None, Metrics(registry), interval=0, wake=wake, wall_clock=lambda: 0.0
         )
         source.start()
