@@ -29,6 +29,9 @@ UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
 
 #: test(listing, cross_border, cluster) -> whether the condition holds.
 Test = Callable[[Listing, bool, str | None], bool]
+#: match(listing, cross_border, cluster) -> whether a block holds; None when it depends on a price
+#: in a currency without an fx rate (three-valued, so each caller decides how to fail closed).
+Match = Callable[[Listing, bool, str | None], bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +64,51 @@ class PriceCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledBlock:
+    """A condition block as one `match` closure, and its parts as explain walks them.
+
+    `checks` and `prices` are the block's own leaf keys; `all_of`, `any_of`, `not_` and `named`
+    (the block a `condition:` key names, compiled once per policy and shared) are its groups.
+    """
+
+    block: Conditions
+    checks: tuple[Check, ...]
+    prices: tuple[PriceCheck, ...]
+    all_of: tuple[CompiledBlock, ...]
+    any_of: tuple[CompiledBlock, ...]
+    not_: CompiledBlock | None
+    named: CompiledBlock | None
+    match: Match
+    #: Whether a price condition appears anywhere inside, named blocks included.
+    priced: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     id: str
     effect: Effect
     allow: bool
     from_ms: int
     until_ms: int
-    checks: tuple[Check, ...]
-    prices: tuple[PriceCheck, ...]
-    #: The reason a match produces (reject rules only), built once.
+    when: CompiledBlock
+    #: when.match, one attribute lookup nearer for the per-listing loop.
+    match: Match
+    unless: CompiledBlock | None
+    #: Allow rules: indexes (in CompiledPolicy.rules) of the rules a match exempts; None = all.
+    exempts: frozenset[int] | None
+    #: The reason a match produces (reject and review rules), built once.
     reason: Reason | None
     rule: Rule
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The leaf checks of `when` itself."""
+        return self.when.checks
+
+    @property
+    def prices(self) -> tuple[PriceCheck, ...]:
+        """The price conditions of `when` itself."""
+        return self.when.prices
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,7 +144,7 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         tz=ZoneInfo(model.timezone),
         scope_sites=scope,
         taxonomy=TaxonomyIndex.build(model.clusters),
-        rules=tuple(_compile_rule(rule, fx_rates, scales) for rule in model.rules),
+        rules=_compile_rules(model, fx_rates, scales),
         rate_per_minor={
             code: float(rate / 10 ** minor_exponent(code)) for code, rate in fx_rates.items()
         },
@@ -139,21 +176,10 @@ def _content(model: PolicyModel) -> dict[str, object]:
     check this against asdict, so the hash of a given policy never changes.
     """
     fx = model.fx
-    return {
+    content: dict[str, object] = {
         "policy_id": model.policy_id,
         "version": model.version,
-        "rules": [
-            {
-                "id": rule.id,
-                "effect": rule.effect,
-                "when": _when_content(rule.when),
-                "reason": rule.reason,
-                "message": rule.message,
-                "effective_from_ms": rule.effective_from_ms,
-                "effective_until_ms": rule.effective_until_ms,
-            }
-            for rule in model.rules
-        ],
+        "rules": [_rule_content(rule) for rule in model.rules],
         "description": model.description,
         "timezone": model.timezone,
         "scope_sites": model.scope_sites,
@@ -163,19 +189,48 @@ def _content(model: PolicyModel) -> dict[str, object]:
         ],
         "fx": None if fx is None else {"base": fx.base, "rates": dict(fx.rates)},
     }
+    if model.conditions:  # only then: a file without the new keys keeps its version hash
+        content["conditions"] = {name: _when_content(block) for name, block in model.conditions}
+    return content
 
 
-_CONDITION_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))
+def _rule_content(rule: Rule) -> dict[str, object]:
+    content: dict[str, object] = {
+        "id": rule.id,
+        "effect": rule.effect,
+        "when": _when_content(rule.when),
+        "reason": rule.reason,
+        "message": rule.message,
+        "effective_from_ms": rule.effective_from_ms,
+        "effective_until_ms": rule.effective_until_ms,
+    }
+    # Keys added by issue 15 appear only when set, so every older file keeps its version hash.
+    if rule.unless is not None:
+        content["unless"] = _when_content(rule.unless)
+    if rule.exempts is not None and rule.exempts != ("*",):  # ["*"] says what no key says
+        content["exempts"] = list(rule.exempts)
+    return content
+
+
+_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-4]
 
 
 def _when_content(when: Conditions) -> dict[str, object]:
-    content: dict[str, object] = {name: getattr(when, name) for name in _CONDITION_FIELDS}
+    content: dict[str, object] = {name: getattr(when, name) for name in _LEAF_FIELDS}
     for key in ("price_below", "price_at_least"):
         money = content[key]
         if isinstance(money, Money):
             content[key] = {"amount": money.amount, "currency": money.currency}
     if when.attribute_equals is not None:
         content["attribute_equals"] = dict(when.attribute_equals)
+    if when.all_of is not None:
+        content["all"] = [_when_content(item) for item in when.all_of]
+    if when.any_of is not None:
+        content["any"] = [_when_content(item) for item in when.any_of]
+    if when.not_ is not None:
+        content["not"] = _when_content(when.not_)
+    if when.condition is not None:
+        content["condition"] = when.condition
     return content
 
 
@@ -198,34 +253,167 @@ def _minor_units_per_base(rates: Mapping[str, Fraction]) -> dict[str, tuple[int,
     return out
 
 
-def _compile_rule(
-    rule: Rule, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
-) -> CompiledRule:
-    when = rule.when
-    prices = tuple(
-        _price_check(key, money, below=key == "price_below", rates=rates, scales=scales)
-        for key, money in (
-            ("price_below", when.price_below),
-            ("price_at_least", when.price_at_least),
-        )
-        if money is not None
-    )
+def _compile_rules(
+    model: PolicyModel, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
+) -> tuple[CompiledRule, ...]:
+    blocks = _BlockCompiler(dict(model.conditions), rates, scales)
+    index = {rule.id: i for i, rule in enumerate(model.rules)}
+    return tuple(_compile_rule(rule, blocks, index) for rule in model.rules)
+
+
+def _compile_rule(rule: Rule, blocks: _BlockCompiler, index: Mapping[str, int]) -> CompiledRule:
     allow = rule.effect == "allow"
     reason = None
     if not allow:
-        message = rule.message or f"rejected by rule {rule.id}"
-        reason = Reason(rule.reason or "REJECTED", rule.id, message)  # load requires a reason
+        default = "rejected" if rule.effect == "reject" else "sent to review"
+        message = rule.message or f"{default} by rule {rule.id}"
+        code = rule.reason or ("REJECTED" if rule.effect == "reject" else "REVIEW")
+        reason = Reason(code, rule.id, message)  # load requires a reason
+    when = blocks.block(rule.when)
+    exempts = None
+    if allow and rule.exempts is not None and rule.exempts != ("*",):
+        exempts = frozenset(index[rule_id] for rule_id in rule.exempts)  # load checked the ids
     return CompiledRule(
         id=rule.id,
         effect=rule.effect,
         allow=allow,
         from_ms=WINDOW_MIN if rule.effective_from_ms is None else rule.effective_from_ms,
         until_ms=WINDOW_MAX if rule.effective_until_ms is None else rule.effective_until_ms,
-        checks=_checks(when),
-        prices=prices,
+        when=when,
+        match=when.match,
+        unless=None if rule.unless is None else blocks.block(rule.unless),
+        exempts=exempts,
         reason=reason,
         rule=rule,
     )
+
+
+class _BlockCompiler:
+    """Condition blocks to CompiledBlocks; each named condition is compiled once and shared.
+
+    load has rejected cycles, unknown names and nesting deeper than MAX_BLOCK_DEPTH, so the
+    recursion here is at most that deep.
+    """
+
+    def __init__(
+        self,
+        named: Mapping[str, Conditions],
+        rates: Mapping[str, Fraction],
+        scales: Mapping[str, tuple[int, int]],
+    ) -> None:
+        self.named = named
+        self.rates = rates
+        self.scales = scales
+        self.done: dict[str, CompiledBlock] = {}
+
+    def block(self, block: Conditions) -> CompiledBlock:
+        prices = tuple(
+            _price_check(
+                key, money, below=key == "price_below", rates=self.rates, scales=self.scales
+            )
+            for key, money in (
+                ("price_below", block.price_below),
+                ("price_at_least", block.price_at_least),
+            )
+            if money is not None
+        )
+        checks = _checks(block)
+        all_of = tuple(self.block(item) for item in block.all_of or ())
+        any_of = tuple(self.block(item) for item in block.any_of or ())
+        not_ = None if block.not_ is None else self.block(block.not_)
+        named = None if block.condition is None else self.reference(block.condition)
+        groups: list[Match] = [item.match for item in all_of]
+        if block.any_of is not None:
+            groups.append(_any(tuple(item.match for item in any_of)))
+        if not_ is not None:
+            groups.append(_not(not_.match))
+        if named is not None:
+            groups.append(named.match)
+        if checks or prices or not groups:
+            groups.insert(0, _leaves(checks, prices))
+        match = groups[0] if len(groups) == 1 else _all(tuple(groups))
+        parts = (*all_of, *any_of, *((not_,) if not_ else ()), *((named,) if named else ()))
+        priced = bool(prices) or any(part.priced for part in parts)
+        return CompiledBlock(block, checks, prices, all_of, any_of, not_, named, match, priced)
+
+    def reference(self, name: str) -> CompiledBlock:
+        found = self.done.get(name)
+        if found is None:
+            found = self.done[name] = self.block(self.named[name])
+        return found
+
+
+def _leaves(checks: tuple[Check, ...], prices: tuple[PriceCheck, ...]) -> Match:
+    """The leaf keys of one block: the non-price checks, then the prices (as before issue 15)."""
+    tests = tuple(check.test for check in checks)
+    if not prices:
+        if len(tests) == 1:
+            return tests[0]
+
+        def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+            for test in tests:
+                if not test(listing, cross_border, cluster):
+                    return False
+            return True
+
+        return match
+
+    def priced(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        for test in tests:
+            if not test(listing, cross_border, cluster):
+                return False
+        price = listing.price
+        for price_check in prices:
+            holds = price_check.holds(price.amount_minor, price.currency)
+            if holds is None:
+                return None  # all price checks share one rate table: unknown for one is for all
+            if not holds:
+                return False
+        return True
+
+    return priced
+
+
+def _all(parts: tuple[Match, ...]) -> Match:
+    """Kleene AND: False if any part is False, else None if any is unknown, else True."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        result: bool | None = True
+        for part in parts:
+            held = part(listing, cross_border, cluster)
+            if held is False:
+                return False
+            if held is None:
+                result = None
+        return result
+
+    return match
+
+
+def _any(parts: tuple[Match, ...]) -> Match:
+    """Kleene OR: True if any part is True, else None if any is unknown, else False."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        result: bool | None = False
+        for part in parts:
+            held = part(listing, cross_border, cluster)
+            if held is True:
+                return True
+            if held is None:
+                result = None
+        return result
+
+    return match
+
+
+def _not(part: Match) -> Match:
+    """Kleene NOT: an unknown stays unknown."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        held = part(listing, cross_border, cluster)
+        return None if held is None else not held
+
+    return match
 
 
 def _price_check(

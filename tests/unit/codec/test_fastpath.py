@@ -362,8 +362,16 @@ class TestScanKey:
     @settings(max_examples=400, deadline=None)
     @given(listing=policy_listings, name=policy_names)
     def test_split_evaluation_is_the_old_evaluation(self, listing: Listing, name: str) -> None:
-        """evaluate (= verdict_of(scan)) gives the verdict the single loop gave."""
-        assert evaluate(listing, POLICIES[name]) == _reference_evaluate(listing, POLICIES[name])
+        """evaluate (= verdict_of(scan)) gives the verdict the single loop gave; the exemptions it
+        adds (issue 15) are the matched reject rules, each exempted by every matched allow rule."""
+        verdict = evaluate(listing, POLICIES[name])
+        assert replace(verdict, exemptions=()) == _reference_evaluate(listing, POLICIES[name])
+        rules = {rule.id: rule for rule in POLICIES[name].rules}
+        allows = [i for i in verdict.matched_rules if rules[i].allow]
+        rejects = [i for i in verdict.matched_rules if not rules[i].allow]
+        assert [(e.rule_id, e.by) for e in verdict.exemptions] == [
+            (r, a) for r in rejects for a in allows
+        ]
 
     @settings(max_examples=200, deadline=None)
     @given(listing=policy_listings, name=policy_names)
