@@ -49,6 +49,10 @@ _RULE_KEYS = {
 }
 _EFFECTS = ("reject", "review", "allow")
 _BLOCK_KEYS = set(CONDITION_KEYS) | set(BLOCK_KEYS)
+#: Condition blocks the rules may expand to through named conditions: each is a call per
+#: listing, and a few names that each use the others many times multiply (a 5 MB file of plain
+#: rules stays far below this).
+MAX_EXPANDED_BLOCKS: Final = 1_000_000
 #: `exempts: ["*"]`: every reject and review rule of the file, said on purpose.
 EVERY_RULE: Final = "*"
 _REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
@@ -107,6 +111,7 @@ class _Reader(Problems):
         #: The `condition:` references of the block being read, and its deepest level.
         self.refs: list[_Ref] = []
         self.deepest = 0
+        self.nodes = 0  # blocks read, for the expansion bound
         self.named: dict[str, Conditions] = {}
 
     def policy(self, data: object) -> PolicyModel | None:
@@ -245,9 +250,9 @@ class _Reader(Problems):
             path = f"conditions.{name}"
             if self.ident(path, name) is None:
                 continue
-            self.refs, self.deepest = [], 0
+            self.refs, self.deepest, self.nodes = [], 0, 0
             block = self.when(path, body, clusters, fx)
-            into.named[name] = (path, self.refs, self.deepest)
+            into.named[name] = (path, self.refs, self.deepest, self.nodes)
             if block is not None:
                 self.named[name] = block
 
@@ -261,6 +266,7 @@ class _Reader(Problems):
         first_seen: dict[str, int] = {}
         effects: dict[str, object] = {}
         exempting: list[tuple[str, tuple[str, ...]]] = []
+        self.nodes = 0
         for i, raw in enumerate(value):
             self.refs = []
             rule = self.rule(f"rules[{i}]", raw, clusters, fx)
@@ -276,6 +282,7 @@ class _Reader(Problems):
             elif isinstance(rule_id, str):
                 first_seen[rule_id] = i
                 effects[rule_id] = raw.get("effect")
+        conditions.rule_nodes = self.nodes
         ids = [rule_id for rule_id in effects if len(rule_id) <= HINT_MAX_LEN]
         for path, exempted in exempting:
             for rule_id in exempted:
@@ -371,6 +378,7 @@ class _Reader(Problems):
             self.fail(path, f"condition blocks nest deeper than {MAX_BLOCK_DEPTH} levels")
             return None
         self.deepest = max(self.deepest, level)
+        self.nodes += 1
         data = self.mapping(path, value)
         if data is None:
             return None
@@ -470,21 +478,30 @@ class _Conditions:
     """
 
     def __init__(self) -> None:
-        #: name -> (path, its references, its deepest own level)
-        self.named: dict[str, tuple[str, list[_Ref], int]] = {}
-        #: the references made by rules
+        #: name -> (path, its references, its deepest own level, its own blocks)
+        self.named: dict[str, tuple[str, list[_Ref], int, int]] = {}
+        #: the references made by rules, and the blocks the rules write themselves
         self.uses: list[_Ref] = []
+        self.rule_nodes = 0
 
     def check(self, problems: Problems) -> None:
         hints = [name for name in self.named if len(name) <= HINT_MAX_LEN]
-        for refs in [*(refs for _path, refs, _deepest in self.named.values()), self.uses]:
+        for refs in [*(named[1] for named in self.named.values()), self.uses]:
             for ref in refs:
                 if ref.name not in self.named:
                     msg = f"unknown condition {ref.name!r}" + problems.hint(ref.name, hints)
                     problems.fail(ref.path, msg)
         cyclic = self._cycles(problems)
-        height = self._heights(cyclic)
-        for refs in [*(refs for _path, refs, _deepest in self.named.values()), self.uses]:
+        height, size = self._heights(cyclic)
+        expanded = self.rule_nodes + sum(size.get(ref.name, 0) for ref in self.uses)
+        if expanded > MAX_EXPANDED_BLOCKS:
+            msg = (
+                f"the rules' condition blocks expand to more than {MAX_EXPANDED_BLOCKS:,} blocks "
+                "(each use of a named condition counts its blocks again); evaluating them "
+                "would be slow for every listing"
+            )
+            problems.fail("rules", msg)
+        for refs in [*(named[1] for named in self.named.values()), self.uses]:
             for ref in refs:
                 below = height.get(ref.name)
                 # only where the limit is first passed: a too-deep name is reported at its own ref
@@ -524,9 +541,12 @@ class _Conditions:
                     stack.append(iter(self._edges(ref.name)))
         return cyclic
 
-    def _heights(self, cyclic: set[str]) -> dict[str, int]:
-        """Levels each named block spans once its references are expanded (its body is 1)."""
+    def _heights(self, cyclic: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Levels each named block spans once its references are expanded (its body is 1), and
+        the blocks it expands to (capped just past MAX_EXPANDED_BLOCKS: sharing can make that
+        number exponential in the names)."""
         height: dict[str, int] = {}
+        size: dict[str, int] = {}
         for root in self.named:
             if root in height or root in cyclic:
                 continue
@@ -544,7 +564,9 @@ class _Conditions:
                 todo.pop()
                 spans = [ref.level + height[ref.name] for ref in refs]
                 height[name] = max([self.named[name][2], *spans])
-        return height
+                own = self.named[name][3] + sum(size[ref.name] for ref in refs)
+                size[name] = min(own, MAX_EXPANDED_BLOCKS + 1)
+        return height, size
 
 
 class _Names:
