@@ -78,16 +78,6 @@ class Conditions:
         """Names of the leaf conditions that are set, in declaration order."""
         return tuple(name for name in CONDITION_KEYS if getattr(self, name) is not None)
 
-    @property
-    def is_leaf(self) -> bool:
-        """Only leaf keys: the block every policy before issue 15 could write."""
-        return (
-            self.all_of is None
-            and self.any_of is None
-            and self.not_ is None
-            and self.condition is None
-        )
-
 
 #: The leaf keys of a block, in the order they are checked and printed.
 CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)[:-4]
