@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from consumer.core.records import Listing
+from consumer.policy.blocks import CompiledBlock
 from consumer.policy.compile import (
-    CompiledBlock,
     CompiledPolicy,
     CompiledRule,
     compile_policy,
