@@ -2,7 +2,8 @@
 
 Used to pin what existing policy files decide (tests/unit/policy/test_old_files.py): the fixture
 fixtures/old_decisions.json was written by `python -m tests.unit.policy.generated` from the
-evaluator as it was before condition blocks, exemptions and review existed (issue 15).
+evaluator as it was before condition blocks, exemptions and review existed (issue 15, commit
+057fd57). It pins that behaviour: regenerate it only from that commit, never from newer code.
 """
 
 from __future__ import annotations
