@@ -45,7 +45,16 @@ from consumer.codec.schemas import (
     ParsedSchema,
     SchemaSource,
 )
-from consumer.core.records import LIVE, Decision, Listing, ListingRow, Provenance, Reason, SourceRef
+from consumer.core.records import (
+    LIVE,
+    Decision,
+    Exemption,
+    Listing,
+    ListingRow,
+    Provenance,
+    Reason,
+    SourceRef,
+)
 from consumer.errors import DecodeError
 
 #: Union branch name for the source record, so fastavro writes it without trying each branch.
@@ -319,6 +328,7 @@ class AvroCodec:
             r["decided_at"],
             None if s is None else SourceRef(s["topic"], s["partition"], s["offset"]),
             Provenance(r["mode"], r["replay_run"], r["as_of"]),
+            tuple(Exemption(x["rule_id"], x["by"]) for x in r["exemptions"]),
         )
 
     @staticmethod

@@ -4,10 +4,11 @@ A decision's bytes, in schema field order, are:
 
     decision_id event_id listing_id seller_id site | outcome reasons matched_rules cluster
     cross_border policy policy_version | event_time decided_at source | mode replay_run as_of
+    | exemptions
 
-The middle part is fixed by the verdict and the policy, so `verdict_part` is encoded once per
-distinct verdict and cached by the caller; the last part (`trailer`, the provenance) is fixed per
-writer; per event only the ids, times and source are written around them (most of them copied as the input encoded them, see listing_reader). fastavro stays
+The second part is fixed by the verdict and the policy, so `verdict_part` is encoded once per
+distinct verdict and cached by the caller, and so is the last (`exemptions_part`, a field added
+after the provenance); the provenance (`trailer`) is fixed per writer; per event only the ids, times and source are written around them (most of them copied as the input encoded them, see listing_reader). fastavro stays
 the reference: tests/unit/test_codec_fastpath.py decodes what this writes with fastavro and
 compares the records, for arbitrary decisions.
 """
@@ -19,10 +20,18 @@ from binascii import hexlify
 from typing import Final
 
 from consumer.codec.binary import INT_MAX, INT_MIN, encode_long, encode_string
-from consumer.core.records import DECISION_ID_NAMESPACE, LIVE, Decision, Provenance, Verdict
+from consumer.core.records import (
+    DECISION_ID_NAMESPACE,
+    LIVE,
+    Decision,
+    Exemption,
+    Provenance,
+    Verdict,
+)
 from consumer.errors import DecodeError
 
-_OUTCOMES: Final = {"APPROVED": b"\x00", "REJECTED": b"\x02"}
+#: Outcome symbols by index, as zig-zag varints.
+_OUTCOMES: Final = {"APPROVED": b"\x00", "REJECTED": b"\x02", "REVIEW": b"\x04"}
 #: DecisionMode symbols by index, as zig-zag varints.
 _MODES: Final = {"LIVE": b"\x00", "SHADOW": b"\x02", "REPLAY": b"\x04"}
 #: A decision id is 36 ASCII characters; its length prefix is always this byte.
@@ -58,6 +67,11 @@ class DecisionWriter:
     def verdict_part(self, verdict: Verdict) -> bytes:
         """outcome .. policy_version; DecodeError for a value outside the schema."""
         return verdict_fields(verdict) + self._policy
+
+    @staticmethod
+    def exemptions_part(verdict: Verdict) -> bytes:
+        """The exemptions field, the last of the decision; DecodeError for a value outside it."""
+        return exemption_fields(verdict.exemptions)
 
     def decision_id_field(self, event_id: str) -> bytes:
         """The encoded decision_id: decision_id_for(event_id, version), as a string field.
@@ -102,6 +116,7 @@ class DecisionWriter:
                     if s is None
                     else source_prefix(s.topic, s.partition) + encode_long(s.offset),
                     provenance_fields(decision.provenance),
+                    exemption_fields(decision.exemptions),
                 )
             )
         except (UnicodeEncodeError, ValueError) as exc:
@@ -141,6 +156,20 @@ def verdict_fields(verdict: Verdict) -> bytes:
     except UnicodeEncodeError as exc:
         raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
     parts.append(b"\x01" if verdict.cross_border else b"\x00")
+    return b"".join(parts)
+
+
+def exemption_fields(exemptions: tuple[Exemption, ...]) -> bytes:
+    """The exemptions array as ListingDecision writes it."""
+    if not exemptions:
+        return _END_OF_ARRAY
+    parts = [encode_long(len(exemptions))]
+    try:
+        for e in exemptions:
+            parts += (encode_string(e.rule_id), encode_string(e.by))
+    except UnicodeEncodeError as exc:
+        raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
+    parts.append(_END_OF_ARRAY)
     return b"".join(parts)
 
 

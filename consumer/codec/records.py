@@ -38,6 +38,7 @@ def decision_record(d: Decision) -> dict[str, Any]:
         "mode": p.mode,
         "replay_run": p.replay_run,
         "as_of": p.as_of_ms,
+        "exemptions": [{"rule_id": e.rule_id, "by": e.by} for e in d.exemptions],
     }
 
 

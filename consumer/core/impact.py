@@ -15,7 +15,18 @@ from consumer.core.records import Listing, ListingRow, Verdict
 from consumer.policy import CompiledPolicy
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
 
-TRANSITIONS: Final = ("APPROVED->REJECTED", "REJECTED->APPROVED", "REJECTED->REJECTED")
+#: Every change between the three outcomes that can happen, the three from before REVIEW first.
+#: APPROVED->APPROVED is never a change: an approval has no reasons to differ in.
+TRANSITIONS: Final = (
+    "APPROVED->REJECTED",
+    "REJECTED->APPROVED",
+    "REJECTED->REJECTED",
+    "APPROVED->REVIEW",
+    "REVIEW->APPROVED",
+    "REJECTED->REVIEW",
+    "REVIEW->REJECTED",
+    "REVIEW->REVIEW",
+)
 
 
 def side(verdict: Verdict) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 Per event the hot path decodes into a ListingRow (codec.read_listing), scans the policy into a
 VerdictKey, looks up the verdict and its encoded part (built once per distinct key, see Verdicts)
-and joins the decision's bytes from that part, the input's own encodings of the ids and event
-time, and constants (header, decided_at, source topic and partition, the writer's provenance
-trailer). No Listing,
+and joins the decision's bytes from that part (and the verdict's exemptions field, the last),
+the input's own encodings of the ids and event time, and constants (header, decided_at, source
+topic and partition, the writer's provenance trailer). No Listing,
 Verdict, Decision or dict is built per event.
 """
 
@@ -116,6 +116,8 @@ class Tally:
 class _Entry(NamedTuple):
     verdict: Verdict
     part: bytes
+    #: The exemptions field, written after the provenance trailer.
+    tail: bytes
     #: What the decision says, for comparing a live and a shadow verdict (judgement.judgement).
     judgement: Judgement
     #: This verdict as a shadow verdict with nothing to produce: one shared object, no allocation
@@ -146,9 +148,10 @@ class Verdicts:
         """Build, encode and keep the verdict for `key`; DecodeError if it cannot be encoded."""
         verdict = verdict_of(key, self.policy)
         part = self.writer.verdict_part(verdict)
-        entry = _Entry(verdict, part, judgement(verdict), Shadowed(verdict, None, ()))
+        tail = self.writer.exemptions_part(verdict)
+        entry = _Entry(verdict, part, tail, judgement(verdict), Shadowed(verdict, None, ()))
         # the key's own strings (cluster, currency) are shared with the verdict or tiny
-        return self.entries.put(key, entry, 200 + 2 * len(part))
+        return self.entries.put(key, entry, 200 + 2 * (len(part) + len(tail)))
 
     @property
     def size_bytes(self) -> int:
@@ -317,6 +320,7 @@ def decide_batch(
                 source,
                 offset,
                 trailer,
+                entry.tail,
             )
         )
         trace = record.headers
@@ -353,6 +357,7 @@ def decide_batch(
                         source,
                         offset,
                         sframe[1],
+                        sentry.tail,
                     )
                 )
                 shadowed = new(Shadowed, (sentry.verdict, svalue, (*kept, *shadow_headers)))

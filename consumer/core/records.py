@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-Outcome = Literal["APPROVED", "REJECTED"]
+#: Most severe first: a REJECTED rule beats a REVIEW rule, which beats no rule (APPROVED).
+Outcome = Literal["APPROVED", "REJECTED", "REVIEW"]
 Channel = Literal["DOMESTIC", "CROSS_BORDER"]
 #: How a decision was made: the live worker, a shadow (candidate) policy, or a replay run.
 DecisionMode = Literal["LIVE", "SHADOW", "REPLAY"]
@@ -135,6 +136,15 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
+class Exemption:
+    """A matched reject or review rule that did not apply: `by` is the allow rule's id, or
+    "unless" when the rule's own `unless` block held."""
+
+    rule_id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the policy says about one listing; the pure result of evaluate()."""
 
@@ -143,6 +153,7 @@ class Verdict:
     matched_rules: tuple[str, ...]
     cluster: str | None
     cross_border: bool
+    exemptions: tuple[Exemption, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +193,7 @@ class Decision:
     decided_at_ms: int
     source: SourceRef | None
     provenance: Provenance = LIVE
+    exemptions: tuple[Exemption, ...] = ()
 
 
 _NAMESPACE_BYTES = DECISION_ID_NAMESPACE.bytes
@@ -229,4 +241,5 @@ def make_decision(
         decided_at_ms=decided_at_ms,
         source=source,
         provenance=provenance,
+        exemptions=verdict.exemptions,
     )

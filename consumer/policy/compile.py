@@ -1,7 +1,7 @@
 """PolicyModel to CompiledPolicy, once per load: sets, prefix index, price thresholds, version hash.
 
 Everything a listing's evaluation needs is decided here, so `evaluate` only does set and dict
-lookups, integer comparisons and calls to the small closures built below.
+lookups, integer comparisons and calls to the small closures consumer.policy.blocks builds.
 """
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Listing, Reason
+from consumer.core.records import Reason
+from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
-from consumer.policy.taxonomy import TaxonomyIndex, normalise_segment
+from consumer.policy.taxonomy import TaxonomyIndex
 
 #: Open window ends; event times are epoch milliseconds, far inside these.
 WINDOW_MIN = -(2**63)
@@ -26,38 +27,6 @@ WINDOW_MAX = 2**63
 
 #: Reason code used when a price condition cannot be checked because the currency has no rate.
 UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
-
-#: test(listing, cross_border, cluster) -> whether the condition holds.
-Test = Callable[[Listing, bool, str | None], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One non-price `when` condition, as a closure over its precomputed set or tuple."""
-
-    key: str
-    test: Test
-
-
-@dataclass(frozen=True, slots=True)
-class PriceCheck:
-    """A price condition as integer thresholds in each known currency's minor units.
-
-    amount_minor < threshold is exactly "price below the limit" (the threshold is rounded up from
-    the exact rational value), so there is no float rounding at the boundary and no multiply per
-    listing. A currency missing from `thresholds` has no fx rate.
-    """
-
-    key: str
-    below: bool
-    thresholds: Mapping[str, int]
-
-    def holds(self, amount_minor: int, currency: str) -> bool | None:
-        """None when the currency has no rate, so the caller can fail closed."""
-        threshold = self.thresholds.get(currency)
-        if threshold is None:
-            return None
-        return amount_minor < threshold if self.below else amount_minor >= threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +36,25 @@ class CompiledRule:
     allow: bool
     from_ms: int
     until_ms: int
-    checks: tuple[Check, ...]
-    prices: tuple[PriceCheck, ...]
-    #: The reason a match produces (reject rules only), built once.
+    when: CompiledBlock
+    #: when.match, one attribute lookup nearer for the per-listing loop.
+    match: Match
+    unless: CompiledBlock | None
+    #: Allow rules: indexes (in CompiledPolicy.rules) of the rules a match exempts; None = all.
+    exempts: frozenset[int] | None
+    #: The reason a match produces (reject and review rules), built once.
     reason: Reason | None
     rule: Rule
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The leaf checks of `when` itself."""
+        return self.when.checks
+
+    @property
+    def prices(self) -> tuple[PriceCheck, ...]:
+        """The price conditions of `when` itself."""
+        return self.when.prices
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,7 +90,7 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         tz=ZoneInfo(model.timezone),
         scope_sites=scope,
         taxonomy=TaxonomyIndex.build(model.clusters),
-        rules=tuple(_compile_rule(rule, fx_rates, scales) for rule in model.rules),
+        rules=_compile_rules(model, fx_rates, scales),
         rate_per_minor={
             code: float(rate / 10 ** minor_exponent(code)) for code, rate in fx_rates.items()
         },
@@ -139,21 +122,10 @@ def _content(model: PolicyModel) -> dict[str, object]:
     check this against asdict, so the hash of a given policy never changes.
     """
     fx = model.fx
-    return {
+    content: dict[str, object] = {
         "policy_id": model.policy_id,
         "version": model.version,
-        "rules": [
-            {
-                "id": rule.id,
-                "effect": rule.effect,
-                "when": _when_content(rule.when),
-                "reason": rule.reason,
-                "message": rule.message,
-                "effective_from_ms": rule.effective_from_ms,
-                "effective_until_ms": rule.effective_until_ms,
-            }
-            for rule in model.rules
-        ],
+        "rules": [_rule_content(rule) for rule in model.rules],
         "description": model.description,
         "timezone": model.timezone,
         "scope_sites": model.scope_sites,
@@ -163,19 +135,48 @@ def _content(model: PolicyModel) -> dict[str, object]:
         ],
         "fx": None if fx is None else {"base": fx.base, "rates": dict(fx.rates)},
     }
+    if model.conditions:  # only then: a file without the new keys keeps its version hash
+        content["conditions"] = {name: _when_content(block) for name, block in model.conditions}
+    return content
 
 
-_CONDITION_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))
+def _rule_content(rule: Rule) -> dict[str, object]:
+    content: dict[str, object] = {
+        "id": rule.id,
+        "effect": rule.effect,
+        "when": _when_content(rule.when),
+        "reason": rule.reason,
+        "message": rule.message,
+        "effective_from_ms": rule.effective_from_ms,
+        "effective_until_ms": rule.effective_until_ms,
+    }
+    # Keys added by issue 15 appear only when set, so every older file keeps its version hash.
+    if rule.unless is not None:
+        content["unless"] = _when_content(rule.unless)
+    if rule.exempts is not None and rule.exempts != ("*",):  # ["*"] says what no key says
+        content["exempts"] = list(rule.exempts)
+    return content
+
+
+_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-4]
 
 
 def _when_content(when: Conditions) -> dict[str, object]:
-    content: dict[str, object] = {name: getattr(when, name) for name in _CONDITION_FIELDS}
+    content: dict[str, object] = {name: getattr(when, name) for name in _LEAF_FIELDS}
     for key in ("price_below", "price_at_least"):
         money = content[key]
         if isinstance(money, Money):
             content[key] = {"amount": money.amount, "currency": money.currency}
     if when.attribute_equals is not None:
         content["attribute_equals"] = dict(when.attribute_equals)
+    if when.all_of is not None:
+        content["all"] = [_when_content(item) for item in when.all_of]
+    if when.any_of is not None:
+        content["any"] = [_when_content(item) for item in when.any_of]
+    if when.not_ is not None:
+        content["not"] = _when_content(when.not_)
+    if when.condition is not None:
+        content["condition"] = when.condition
     return content
 
 
@@ -198,128 +199,39 @@ def _minor_units_per_base(rates: Mapping[str, Fraction]) -> dict[str, tuple[int,
     return out
 
 
-def _compile_rule(
-    rule: Rule, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
-) -> CompiledRule:
-    when = rule.when
-    prices = tuple(
-        _price_check(key, money, below=key == "price_below", rates=rates, scales=scales)
-        for key, money in (
-            ("price_below", when.price_below),
-            ("price_at_least", when.price_at_least),
-        )
-        if money is not None
-    )
+def _compile_rules(
+    model: PolicyModel, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
+) -> tuple[CompiledRule, ...]:
+    blocks = BlockCompiler(dict(model.conditions), rates, scales)
+    index = {rule.id: i for i, rule in enumerate(model.rules)}
+    return tuple(_compile_rule(rule, blocks, index) for rule in model.rules)
+
+
+def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -> CompiledRule:
     allow = rule.effect == "allow"
     reason = None
     if not allow:
-        message = rule.message or f"rejected by rule {rule.id}"
-        reason = Reason(rule.reason or "REJECTED", rule.id, message)  # load requires a reason
+        default = "rejected" if rule.effect == "reject" else "sent to review"
+        message = rule.message or f"{default} by rule {rule.id}"
+        code = rule.reason or ("REJECTED" if rule.effect == "reject" else "REVIEW")
+        reason = Reason(code, rule.id, message)  # load requires a reason
+    when = blocks.block(rule.when)
+    exempts = None
+    if allow and rule.exempts is not None and rule.exempts != ("*",):
+        exempts = frozenset(index[rule_id] for rule_id in rule.exempts)  # load checked the ids
     return CompiledRule(
         id=rule.id,
         effect=rule.effect,
         allow=allow,
         from_ms=WINDOW_MIN if rule.effective_from_ms is None else rule.effective_from_ms,
         until_ms=WINDOW_MAX if rule.effective_until_ms is None else rule.effective_until_ms,
-        checks=_checks(when),
-        prices=prices,
+        when=when,
+        match=when.match,
+        unless=None if rule.unless is None else blocks.block(rule.unless),
+        exempts=exempts,
         reason=reason,
         rule=rule,
     )
-
-
-def _price_check(
-    key: str,
-    money: Money,
-    *,
-    below: bool,
-    rates: Mapping[str, Fraction],
-    scales: Mapping[str, tuple[int, int]],
-) -> PriceCheck:
-    """Each threshold is ceil(limit in base x minor units per base unit), exactly, in integers."""
-    limit_in_base = Fraction(money.amount) * rates[money.currency]
-    num, den = limit_in_base.numerator, limit_in_base.denominator
-    thresholds = {code: -(-num * s_num // (den * s_den)) for code, (s_num, s_den) in scales.items()}
-    return PriceCheck(key, below, thresholds)
-
-
-def normalise_hs_code(hs_code: str) -> str:
-    """HS codes are compared as digits only, so "4901.99" and "4901 99" match prefix "4901"."""
-    return hs_code.replace(".", "").replace(" ", "")
-
-
-def _checks(when: Conditions) -> tuple[Check, ...]:
-    """One closure per set condition, in CONDITION_KEYS order; price conditions are handled apart."""
-    checks: list[Check] = []
-
-    def add(key: str, test: Test) -> None:
-        checks.append(Check(key, test))
-
-    if when.cross_border is not None:
-        wanted = when.cross_border
-        add("cross_border", lambda listing, cross_border, cluster: cross_border is wanted)
-    if when.cluster_in is not None:
-        clusters_in = frozenset(when.cluster_in)
-        add("cluster_in", lambda listing, cross_border, cluster: cluster in clusters_in)
-    if when.cluster_not_in is not None:
-        clusters_out = frozenset(when.cluster_not_in)
-        add("cluster_not_in", lambda listing, cross_border, cluster: cluster not in clusters_out)
-    if when.site_in is not None:
-        sites = frozenset(when.site_in)
-        add("site_in", lambda listing, cross_border, cluster: listing.site in sites)
-    if when.seller_in is not None:
-        sellers_in = frozenset(when.seller_in)
-        add("seller_in", lambda listing, cross_border, cluster: listing.seller_id in sellers_in)
-    if when.seller_not_in is not None:
-        sellers_out = frozenset(when.seller_not_in)
-        add(
-            "seller_not_in",
-            lambda listing, cross_border, cluster: listing.seller_id not in sellers_out,
-        )
-    if when.seller_country_in is not None:
-        seller_countries = frozenset(when.seller_country_in)
-        add(
-            "seller_country_in",
-            lambda listing, cross_border, cluster: listing.seller_country in seller_countries,
-        )
-    if when.ship_from_in is not None:
-        ship_from = frozenset(when.ship_from_in)
-        add(
-            "ship_from_in",
-            lambda listing, cross_border, cluster: listing.ship_from_country in ship_from,
-        )
-    if when.brand_in is not None:
-        brands = frozenset(normalise_segment(brand) for brand in when.brand_in)
-        add("brand_in", lambda listing, cross_border, cluster: _brand_in(listing.brand, brands))
-    if when.hs_code_prefix_in is not None:
-        hs_in = tuple(when.hs_code_prefix_in)
-        add(
-            "hs_code_prefix_in",
-            lambda listing, cross_border, cluster: (
-                listing.hs_code is not None and normalise_hs_code(listing.hs_code).startswith(hs_in)
-            ),
-        )
-    if when.hs_code_prefix_not_in is not None:
-        hs_out = tuple(when.hs_code_prefix_not_in)
-        add(
-            "hs_code_prefix_not_in",
-            lambda listing, cross_border, cluster: (
-                listing.hs_code is None or not normalise_hs_code(listing.hs_code).startswith(hs_out)
-            ),
-        )
-    if when.attribute_equals is not None:
-        pairs = when.attribute_equals
-        add(
-            "attribute_equals",
-            lambda listing, cross_border, cluster: all(
-                listing.attributes.get(name) == value for name, value in pairs
-            ),
-        )
-    return tuple(checks)
-
-
-def _brand_in(brand: str | None, brands: frozenset[str]) -> bool:
-    return brand is not None and normalise_segment(brand) in brands
 
 
 def price_in_base(compiled: CompiledPolicy, amount_minor: int, currency: str) -> Decimal | None:

@@ -1,27 +1,38 @@
 """evaluate(listing, compiled) -> Verdict: pure, deterministic, and cheap per listing.
 
 Choices the issue leaves open:
-- `matched_rules` names every in-window rule whose conditions matched, allow and reject, in file
-  order, whatever the outcome; when an allow rule wins, the reject rules it overrode are listed too,
-  so the decision record shows what was waived.
-- A listing whose currency has no fx rate: a reject rule whose other conditions hold matches with
-  reason code UNKNOWN_CURRENCY (fail closed); an allow rule with a price condition does not match,
-  because an exemption that cannot be checked must not be granted (also fail closed).
+- `matched_rules` names every in-window rule whose `when` matched, allow, review and reject, in
+  file order, whatever the outcome and whatever was exempted, so the decision record shows what
+  was waived; `exemptions` says which matched rules did not apply and why.
+- The outcome is the most severe non-exempted matched rule's: REJECTED over REVIEW over APPROVED;
+  the reasons are those of the rules that give that outcome, in file order.
+- A listing whose currency has no fx rate: a reject or review rule whose `when` can only be
+  decided by the price matches with reason code UNKNOWN_CURRENCY (fail closed); an allow rule or
+  an `unless` that depends on the price does not hold, because an exemption that cannot be
+  checked must not be granted (also fail closed). Blocks combine unknowns as three-valued logic:
+  `any` is true when one item is true, `not` of unknown is unknown.
 - `cluster_not_in` holds for a listing with no cluster.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
-from consumer.core.records import Listing, ListingRow, Reason, Verdict
+from consumer.core.records import Exemption, Listing, ListingRow, Reason, Verdict
 from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRule
 
-#: What a verdict depends on, and nothing else (see scan): cluster, cross-border, indexes of the
-#: matched rules in file order, and the listing's currency when it has no fx rate and a matched
-#: reject rule needed one. Equal keys mean equal verdicts under one policy, so the hot path can
-#: keep one verdict (and its encoded bytes) per key.
+#: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
+#: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and the listing's
+#: currency when it has no fx rate and a matched rule needed one. Equal keys mean equal verdicts
+#: under one policy, so the hot path can keep one verdict (and its encoded bytes) per key.
 VerdictKey = tuple[str | None, bool, tuple[int, ...], str | None]
+
+#: Flag of a matched rule in a VerdictKey: its `when` held only because a price was unknown.
+UNKNOWN_PRICE: Final = 1
+#: Flag of a matched rule in a VerdictKey: its `unless` held, so it is exempted.
+UNLESS_HELD: Final = 2
+#: What Exemption.by says when a rule's own `unless` exempted it.
+BY_UNLESS: Final = "unless"
 
 
 def is_cross_border(listing: Listing | ListingRow) -> bool:
@@ -63,13 +74,19 @@ def scan(
     for index, rule in enumerate(compiled.rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
-        outcome = rule_matches(rule, as_listing, cross_border, cluster)
-        if outcome is True:
-            matched.append(index)
-        elif outcome is None and not rule.allow:
-            # fail closed: a reject rule whose price cannot be converted matches; an allow rule not
-            matched.append(index)
+        held = rule.match(as_listing, cross_border, cluster)
+        if held is True:
+            flags = 0
+        elif held is None and not rule.allow:
+            # fail closed: a reject or review rule whose price cannot be converted matches
+            flags = UNKNOWN_PRICE
             unknown = True
+        else:
+            continue
+        unless = rule.unless
+        if unless is not None and unless.match(as_listing, cross_border, cluster) is True:
+            flags |= UNLESS_HELD  # an unknown price never grants an exemption
+        matched.append(index << 2 | flags)
     return (cluster, cross_border, tuple(matched), listing.price.currency if unknown else None)
 
 
@@ -77,41 +94,38 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
     """The verdict a scan key stands for."""
     cluster, cross_border, matched, unknown_currency = key
     rules = compiled.rules
-    reasons: list[Reason] = []
-    allowed = False
-    for index in matched:
+    allows = [rules[entry >> 2] for entry in matched if rules[entry >> 2].allow]
+    rejects: list[Reason] = []
+    reviews: list[Reason] = []
+    exemptions: list[Exemption] = []
+    for entry in matched:
+        index = entry >> 2
         rule = rules[index]
         if rule.allow:
-            allowed = True
+            continue
+        by = [BY_UNLESS] if entry & UNLESS_HELD else []
+        by += [a.id for a in allows if a.exempts is None or index in a.exempts]
+        if by:
+            exemptions.extend(Exemption(rule.id, name) for name in by)
             continue
         reason = rule.reason
-        if reason is None or (unknown_currency is not None and rule.prices):
-            # every price check shares one rate table: unknown for one is unknown for all
+        if reason is None or entry & UNKNOWN_PRICE:
             reason = unknown_currency_reason(rule, unknown_currency or "")
-        reasons.append(reason)
-    matched_ids = tuple(rules[index].id for index in matched)
-    if allowed or not reasons:
-        return Verdict("APPROVED", (), matched_ids, cluster, cross_border)
-    return Verdict("REJECTED", tuple(reasons), matched_ids, cluster, cross_border)
+        (rejects if rule.effect == "reject" else reviews).append(reason)
+    matched_ids = tuple(rules[entry >> 2].id for entry in matched)
+    exempted = tuple(exemptions)
+    if rejects:
+        return Verdict("REJECTED", tuple(rejects), matched_ids, cluster, cross_border, exempted)
+    if reviews:
+        return Verdict("REVIEW", tuple(reviews), matched_ids, cluster, cross_border, exempted)
+    return Verdict("APPROVED", (), matched_ids, cluster, cross_border, exempted)
 
 
 def rule_matches(
     rule: CompiledRule, listing: Listing, cross_border: bool, cluster: str | None
 ) -> bool | None:
-    """True or False; None when every other condition holds but the price cannot be converted."""
-    for check in rule.checks:
-        if not check.test(listing, cross_border, cluster):
-            return False
-    if not rule.prices:
-        return True
-    price = listing.price
-    for price_check in rule.prices:
-        holds = price_check.holds(price.amount_minor, price.currency)
-        if holds is None:
-            return None  # all price checks share one rate table: unknown for one is unknown for all
-        if not holds:
-            return False
-    return True
+    """Whether the rule's `when` holds; None when it depends on a price without an fx rate."""
+    return rule.match(listing, cross_border, cluster)
 
 
 def unknown_currency_reason(rule: CompiledRule, currency: str) -> Reason:

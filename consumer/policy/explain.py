@@ -10,8 +10,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from consumer.core.records import Listing
-from consumer.policy.compile import CompiledPolicy, CompiledRule, compile_policy, price_in_base
-from consumer.policy.evaluate import evaluate, is_cross_border
+from consumer.policy.blocks import CompiledBlock
+from consumer.policy.compile import (
+    CompiledPolicy,
+    CompiledRule,
+    compile_policy,
+    price_in_base,
+)
+from consumer.policy.evaluate import BY_UNLESS, evaluate, is_cross_border
 from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +50,10 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
             )
     lines.append(f"outcome: {verdict.outcome}")
     lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(
+        f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
+        for e in verdict.exemptions
+    )
     lines.append(f"matched rules: {', '.join(verdict.matched_rules) or 'none'}")
     return "\n".join(lines)
 
@@ -68,11 +78,20 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
     if model.fx is not None:
         codes = ", ".join(code for code, _ in model.fx.rates)
         lines.append(f"fx: base {model.fx.base}; rates for {codes or 'none'}")
+    if model.conditions:
+        lines.append(f"conditions ({len(model.conditions)}):")
+        lines.extend(f"  {name}: {_conditions(block)}" for name, block in model.conditions)
     lines.append(f"rules ({len(model.rules)}):")
     for rule in model.rules:
         effect = rule.effect if rule.reason is None else f"{rule.effect} {rule.reason}"
         lines.append(f"  {rule.id}: {effect}; {_window(rule, compiled.tz)}")
         lines.append(f"    when {_conditions(rule.when)}")
+        if rule.unless is not None:
+            lines.append(f"    unless {_conditions(rule.unless)}")
+        if rule.effect == "allow":
+            exempts = rule.exempts
+            every = exempts is None or exempts == ("*",)
+            lines.append(f"    exempts {'every rule' if every else ', '.join(exempts or ())}")
     return "\n".join(lines)
 
 
@@ -138,19 +157,64 @@ def _rule_lines(
     if not rule.from_ms <= at < rule.until_ms:
         return [f"{head}: not in effect at this time ({window}); skipped"]
     lines = [f"{head}: in effect ({window})"]
-    when = rule.rule.when
-    all_hold = True
-    for check in rule.checks:
+    facts = _Facts(listing, cross_border, cluster, compiled)
+    held = _block_lines(rule.when, facts, "    ", lines)
+    if held is False:
+        result = "no match"
+    elif held is None and rule.allow:
+        result = "no match (an allow rule is not granted on an unknown currency)"
+    elif held is None:
+        result = "matched; reason becomes UNKNOWN_CURRENCY (fail closed)"
+    else:
+        result = "matched"
+    lines.append(f"    -> {result}")
+    if rule.allow:
+        exempts = rule.rule.exempts
+        if exempts is None or exempts == ("*",):
+            lines.append("    exempts: every reject and review rule of the file")
+        else:
+            lines.append(f"    exempts: {', '.join(exempts)}")
+    elif rule.unless is not None and held is not False:
+        lines.append("    unless:")
+        unless = _block_lines(rule.unless, facts, "      ", lines)
+        if unless is True:
+            lines.append("    -> unless held: this rule is exempted")
+        elif unless is None:
+            lines.append("    -> unless unknown: not exempted (an unknown currency grants nothing)")
+        else:
+            lines.append("    -> unless did not hold: the rule applies")
+    return lines
+
+
+class _Facts:
+    """What every condition line of one listing's account needs."""
+
+    __slots__ = ("cluster", "compiled", "cross_border", "listing")
+
+    def __init__(
+        self, listing: Listing, cross_border: bool, cluster: str | None, compiled: CompiledPolicy
+    ) -> None:
+        self.listing = listing
+        self.cross_border = cross_border
+        self.cluster = cluster
+        self.compiled = compiled
+
+
+def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[str]) -> bool | None:
+    """Append one line per condition of `block` (groups nested two spaces deeper); return
+    whether the block holds, as evaluate decides it (its compiled `match`)."""
+    listing, cross_border, cluster = facts.listing, facts.cross_border, facts.cluster
+    compiled = facts.compiled
+    when = block.block
+    for check in block.checks:
         held = check.test(listing, cross_border, cluster)
-        all_hold = all_hold and held
         expected = getattr(when, check.key)
         lines.append(
-            f"    {check.key} {_show(expected)}: {'held' if held else 'did not hold'}"
+            f"{indent}{check.key} {_show(expected)}: {'held' if held else 'did not hold'}"
             f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
         )
-    unknown = False
     price = listing.price
-    for price_check in rule.prices:
+    for price_check in block.prices:
         held_or_unknown = price_check.holds(price.amount_minor, price.currency)
         money: Money = getattr(when, price_check.key)
         base = price_in_base(compiled, price.amount_minor, price.currency)
@@ -158,24 +222,47 @@ def _rule_lines(
         if base is not None and compiled.model.fx is not None:
             shown += f" = {base:.6f} {compiled.model.fx.base}"
         if held_or_unknown is None:
-            unknown = True
             status = "unknown: no fx rate for the listing's currency"
         else:
-            all_hold = all_hold and held_or_unknown
             status = "held" if held_or_unknown else "did not hold"
         lines.append(
-            f"    {price_check.key} {money.amount} {money.currency}: {status} (listing: {shown})"
+            f"{indent}{price_check.key} {money.amount} {money.currency}: {status} (listing: {shown})"
         )
-    if not all_hold:
-        result = "no match"
-    elif unknown and rule.allow:
-        result = "no match (an allow rule is not granted on an unknown currency)"
-    elif unknown:
-        result = "matched; reason becomes UNKNOWN_CURRENCY (fail closed)"
-    else:
-        result = "matched"
-    lines.append(f"    -> {result}")
-    return lines
+    deeper = indent + "  "
+    for i, item in enumerate(block.all_of):
+        lines.append(f"{indent}all[{i}]: {_held(item.match(listing, cross_border, cluster))}")
+        _block_lines(item, facts, deeper, lines)
+    if block.block.any_of is not None:
+        any_held = _held(_any_of(block, facts))
+        lines.append(f"{indent}any: {any_held} (one item must hold)")
+        for i, item in enumerate(block.any_of):
+            lines.append(f"{deeper}any[{i}]: {_held(item.match(listing, cross_border, cluster))}")
+            _block_lines(item, facts, deeper + "  ", lines)
+    if block.not_ is not None:
+        inner = block.not_.match(listing, cross_border, cluster)
+        outer = None if inner is None else not inner
+        lines.append(f"{indent}not: {_held(outer)} (the block below {_held(inner)})")
+        _block_lines(block.not_, facts, deeper, lines)
+    if block.named is not None:
+        named = block.named.match(listing, cross_border, cluster)
+        lines.append(f"{indent}condition {when.condition}: {_held(named)}")
+        _block_lines(block.named, facts, deeper, lines)
+    return block.match(listing, cross_border, cluster)
+
+
+def _any_of(block: CompiledBlock, facts: _Facts) -> bool | None:
+    results = [
+        item.match(facts.listing, facts.cross_border, facts.cluster) for item in block.any_of
+    ]
+    if True in results:
+        return True
+    return None if None in results else False
+
+
+def _held(value: bool | None) -> str:
+    if value is None:
+        return "unknown (no fx rate for the listing's currency)"
+    return "held" if value else "did not hold"
 
 
 def _listing_value(key: str, listing: Listing, cross_border: bool, cluster: str | None) -> str:
@@ -217,4 +304,12 @@ def _conditions(when: Conditions) -> str:
         value = getattr(when, key)
         shown = f"{value.amount} {value.currency}" if isinstance(value, Money) else _show(value)
         parts.append(f"{key} {shown}")
+    if when.all_of is not None:
+        parts.append("all (" + " | ".join(_conditions(item) for item in when.all_of) + ")")
+    if when.any_of is not None:
+        parts.append("any (" + " | ".join(_conditions(item) for item in when.any_of) + ")")
+    if when.not_ is not None:
+        parts.append(f"not ({_conditions(when.not_)})")
+    if when.condition is not None:
+        parts.append(f"condition {when.condition}")
     return "; ".join(parts)

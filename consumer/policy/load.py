@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from consumer.errors import PolicyError
 from consumer.policy.codes import country_problem, currency_problem
 from consumer.policy.model import (
+    BLOCK_KEYS,
     CONDITION_KEYS,
+    MAX_BLOCK_DEPTH,
     Cluster,
     Conditions,
     FxTable,
@@ -21,10 +23,35 @@ from consumer.policy.model import (
     Rule,
 )
 from consumer.policy.problems import HINT_MAX_LEN, Problems, kind
+from consumer.policy.references import ConditionReferences, Ref
 from consumer.policy.yamldoc import parse_document, parse_instant
 
-_TOP_KEYS = {"policy", "version", "description", "timezone", "scope", "clusters", "fx", "rules"}
-_RULE_KEYS = {"id", "effect", "reason", "message", "effective_from", "effective_until", "when"}
+_TOP_KEYS = {
+    "policy",
+    "version",
+    "description",
+    "timezone",
+    "scope",
+    "clusters",
+    "fx",
+    "conditions",
+    "rules",
+}
+_RULE_KEYS = {
+    "id",
+    "effect",
+    "reason",
+    "message",
+    "effective_from",
+    "effective_until",
+    "when",
+    "unless",
+    "exempts",
+}
+_EFFECTS = ("reject", "review", "allow")
+_BLOCK_KEYS = set(CONDITION_KEYS) | set(BLOCK_KEYS)
+#: `exempts: ["*"]`: every reject and review rule of the file, said on purpose.
+EVERY_RULE: Final = "*"
 _REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _HS_PREFIX = re.compile(r"[0-9]{2,10}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,7 +80,13 @@ def policy_warnings(model: PolicyModel) -> tuple[str, ...]:
     """`path: message` for a valid policy that probably does not do what its author meant."""
     if not model.rules:
         return ("rules: the policy has no rules, so it approves every listing",)
-    return ()
+    return tuple(
+        f"rules[{i}]: allow rule {rule.id!r} has no 'exempts', so when it matches it exempts "
+        "every reject and review rule of the file; name the rules it exempts "
+        '(exempts: [rule-id, ...]), or write exempts: ["*"] if that is what you mean'
+        for i, rule in enumerate(model.rules)
+        if rule.effect == "allow" and rule.exempts is None
+    )
 
 
 class _Reader(Problems):
@@ -64,6 +97,11 @@ class _Reader(Problems):
         self.tz: tzinfo = UTC
         self.fx_declared = False  # a broken fx section is reported once, not at every price
         self.rates: dict[str, Decimal] = {}
+        #: The `condition:` references of the block being read, and its deepest level.
+        self.refs: list[Ref] = []
+        self.deepest = 0
+        self.nodes = 0  # blocks read, for the expansion bound
+        self.named: dict[str, Conditions] = {}
 
     def policy(self, data: object) -> PolicyModel | None:
         if not isinstance(data, dict):
@@ -79,11 +117,23 @@ class _Reader(Problems):
         fx = self.fx(data.get("fx"))
         names = [c.name for c in clusters if len(c.name) <= HINT_MAX_LEN]
         known = _Names({c.name for c in clusters}, names)
-        rules = self.rules(data["rules"], known, fx) if "rules" in data else None
+        conditions = ConditionReferences()
+        if "conditions" in data:
+            self.conditions(data["conditions"], known, fx, conditions)
+        rules = self.rules(data["rules"], known, fx, conditions) if "rules" in data else None
+        conditions.check(self)
         if policy_id is None or version is None or rules is None:
             return None
         return PolicyModel(
-            policy_id, version, rules, description, timezone, sites, tuple(clusters), fx
+            policy_id,
+            version,
+            rules,
+            description,
+            timezone,
+            sites,
+            tuple(clusters),
+            fx,
+            tuple(self.named.items()),
         )
 
     # -- sections -------------------------------------------------------------------------------
@@ -180,22 +230,56 @@ class _Reader(Problems):
             return None
         return number
 
-    def rules(self, value: object, clusters: _Names, fx: FxTable | None) -> tuple[Rule, ...] | None:
+    def conditions(
+        self, value: object, clusters: _Names, fx: FxTable | None, into: ConditionReferences
+    ) -> None:
+        """The top-level `conditions:` map of named blocks; references are checked later."""
+        data = self.mapping("conditions", value)
+        for name, body in (data or {}).items():
+            path = f"conditions.{name}"
+            if self.ident(path, name) is None:
+                continue
+            self.refs, self.deepest, self.nodes = [], 0, 0
+            block = self.when(path, body, clusters, fx)
+            into.named[name] = (path, self.refs, self.deepest, self.nodes)
+            if block is not None:
+                self.named[name] = block
+
+    def rules(
+        self, value: object, clusters: _Names, fx: FxTable | None, conditions: ConditionReferences
+    ) -> tuple[Rule, ...] | None:
         if not isinstance(value, list):
             self.fail("rules", f"expected a list of rules, got {kind(value)}")
             return None
         out: list[Rule] = []
         first_seen: dict[str, int] = {}
+        effects: dict[str, object] = {}
+        exempting: list[tuple[str, tuple[str, ...]]] = []
+        self.nodes = 0
         for i, raw in enumerate(value):
+            self.refs = []
             rule = self.rule(f"rules[{i}]", raw, clusters, fx)
+            conditions.uses.extend(self.refs)
             if rule is not None:
                 out.append(rule)
+                if rule.exempts is not None and rule.exempts != (EVERY_RULE,):
+                    exempting.append((f"rules[{i}].exempts", rule.exempts))
             rule_id = raw.get("id") if isinstance(raw, dict) else None
             if isinstance(rule_id, str) and rule_id in first_seen:
                 msg = f"duplicate rule id {rule_id!r} (first at rules[{first_seen[rule_id]}])"
                 self.fail(f"rules[{i}].id", msg)
             elif isinstance(rule_id, str):
                 first_seen[rule_id] = i
+                effects[rule_id] = raw.get("effect")
+        conditions.rule_nodes = self.nodes
+        ids = [rule_id for rule_id in effects if len(rule_id) <= HINT_MAX_LEN]
+        for path, exempted in exempting:
+            for rule_id in exempted:
+                if rule_id not in effects:
+                    self.fail(path, f"unknown rule {rule_id!r}" + self.hint(rule_id, ids))
+                elif effects[rule_id] == "allow":
+                    msg = f"rule {rule_id!r} is an allow rule; only reject and review rules are exempted"
+                    self.fail(path, msg)
         return tuple(out)
 
     def rule(self, path: str, raw: object, clusters: _Names, fx: FxTable | None) -> Rule | None:
@@ -205,14 +289,27 @@ class _Reader(Problems):
         self.keys(path, data, _RULE_KEYS, required=("id", "effect", "when"))
         rule_id = self.ident(f"{path}.id", data["id"]) if "id" in data else None
         effect = data.get("effect")
-        if effect not in ("reject", "allow") and "effect" in data:
-            self.fail(f"{path}.effect", f"expected 'reject' or 'allow', got {kind(effect)}")
+        if effect not in _EFFECTS and "effect" in data:
+            msg = f"expected 'reject', 'review' or 'allow', got {kind(effect)}"
+            self.fail(f"{path}.effect", msg)
         reason = self.text(f"{path}.reason", data.get("reason"), optional=True)
         if reason is not None and not _REASON.fullmatch(reason):
             msg = f"{reason!r} is not an UPPER_SNAKE code (e.g. IMPORT_CLOSED_CATEGORY)"
             self.fail(f"{path}.reason", msg)
-        if effect == "reject" and data.get("reason") is None:
-            self.fail(f"{path}.reason", "a reject rule needs a reason code")
+        if effect in ("reject", "review") and data.get("reason") is None:
+            self.fail(f"{path}.reason", f"a {effect} rule needs a reason code")
+        unless = None
+        if "unless" in data and effect == "allow":
+            msg = "an allow rule has no unless; name the rules it exempts with exempts"
+            self.fail(f"{path}.unless", msg)
+        elif "unless" in data:
+            unless = self.when(f"{path}.unless", data["unless"], clusters, fx)
+        exempts = None
+        if "exempts" in data and effect in ("reject", "review"):
+            msg = f"only allow rules exempt other rules; a {effect} rule can carry unless instead"
+            self.fail(f"{path}.exempts", msg)
+        elif "exempts" in data:
+            exempts = self.exempts(f"{path}.exempts", data["exempts"])
         message = self.text(f"{path}.message", data.get("message"), optional=True)
         start = self.instant(f"{path}.effective_from", data.get("effective_from"))
         end = self.instant(f"{path}.effective_until", data.get("effective_until"))
@@ -220,9 +317,18 @@ class _Reader(Problems):
             msg = f"must be after effective_from ({data['effective_from']})"
             self.fail(f"{path}.effective_until", msg)
         when = self.when(f"{path}.when", data["when"], clusters, fx) if "when" in data else None
-        if rule_id is None or effect not in ("reject", "allow") or when is None:
+        if rule_id is None or effect not in _EFFECTS or when is None:
             return None
-        return Rule(rule_id, effect, when, reason, message, start, end)
+        if ("unless" in data and unless is None) or ("exempts" in data and exempts is None):
+            return None
+        return Rule(rule_id, effect, when, reason, message, start, end, unless, exempts)
+
+    def exempts(self, path: str, value: object) -> tuple[str, ...] | None:
+        ids = self.strings(path, value)
+        if ids is not None and EVERY_RULE in ids and len(ids) > 1:
+            self.fail(path, f"{EVERY_RULE!r} already means every rule; list it alone")
+            return None
+        return ids
 
     def instant(self, path: str, value: object) -> int | None:
         """Epoch ms: a plain date is 00:00 in the policy's zone; a datetime must carry its offset."""
@@ -250,23 +356,54 @@ class _Reader(Problems):
         return None
 
     def when(
-        self, path: str, value: object, clusters: _Names, fx: FxTable | None
+        self, path: str, value: object, clusters: _Names, fx: FxTable | None, level: int = 1
     ) -> Conditions | None:
+        """A condition block: leaf keys and all/any/not/condition, every one of which must hold.
+
+        Deeper than MAX_BLOCK_DEPTH is reported here and not read further, so a hostile file
+        costs no recursion beyond that (yamldoc already bounds YAML nesting).
+        """
+        if level > MAX_BLOCK_DEPTH:
+            self.fail(path, f"condition blocks nest deeper than {MAX_BLOCK_DEPTH} levels")
+            return None
+        self.deepest = max(self.deepest, level)
+        self.nodes += 1
         data = self.mapping(path, value)
         if data is None:
             return None
         if not data:
             self.fail(path, "needs at least one condition")
             return None
-        self.keys(path, data, set(CONDITION_KEYS), required=())
+        self.keys(path, data, _BLOCK_KEYS, required=())
         found: dict[str, object] = {}
         before = self.total
         for key, raw in data.items():
             if key in CONDITION_KEYS:
                 found[key] = self.condition(f"{path}.{key}", key, raw, clusters, fx)
+            elif key in ("all", "any"):
+                found[BLOCK_KEYS[key]] = self.blocks(f"{path}.{key}", raw, clusters, fx, level)
+            elif key == "not":
+                found["not_"] = self.when(f"{path}.not", raw, clusters, fx, level + 1)
+            elif key == "condition":
+                name = self.ident(f"{path}.condition", raw)
+                if name is not None:
+                    self.refs.append(Ref(name, f"{path}.condition", level))
+                found["condition"] = name
         if self.total != before:
             return None
         return Conditions(**cast(dict[str, Any], found))
+
+    def blocks(
+        self, path: str, value: object, clusters: _Names, fx: FxTable | None, level: int
+    ) -> tuple[Conditions, ...] | None:
+        if not isinstance(value, list) or not value:
+            got = "an empty list" if value == [] else kind(value)
+            self.fail(path, f"expected a non-empty list of condition blocks, got {got}")
+            return None
+        out = [
+            self.when(f"{path}[{i}]", item, clusters, fx, level + 1) for i, item in enumerate(value)
+        ]
+        return tuple(block for block in out if block is not None)
 
     def condition(
         self, path: str, key: str, raw: object, clusters: _Names, fx: FxTable | None

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-Effect = Literal["reject", "allow"]
+Effect = Literal["reject", "review", "allow"]
+
+#: How deep condition blocks may nest, counting `when` as 1 and each `all`/`any`/`not` item and
+#: each `condition:` reference as one more level: a compliance rule needs three or four.
+MAX_BLOCK_DEPTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,12 @@ class Cluster:
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
-    """A rule's `when`: every field that is not None must hold (AND)."""
+    """A condition block (a rule's `when` or `unless`, a named condition, an item of `all`/`any`):
+    every field that is not None must hold (AND).
+
+    The leaf keys come first; `all_of`, `any_of`, `not_` and `condition` are the YAML keys
+    `all`, `any`, `not` and `condition` (the name of a block under the top-level `conditions:`).
+    """
 
     cross_border: bool | None = None
     cluster_in: tuple[str, ...] | None = None
@@ -60,14 +69,25 @@ class Conditions:
     price_below: Money | None = None
     price_at_least: Money | None = None
     attribute_equals: tuple[tuple[str, str], ...] | None = None
+    all_of: tuple[Conditions, ...] | None = None
+    any_of: tuple[Conditions, ...] | None = None
+    not_: Conditions | None = None
+    condition: str | None = None
 
     def present(self) -> tuple[str, ...]:
-        """Names of the conditions that are set, in declaration order."""
+        """Names of the leaf conditions that are set, in declaration order."""
         return tuple(name for name in CONDITION_KEYS if getattr(self, name) is not None)
 
 
-#: The `when` keys, in the order they are checked and printed.
-CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)
+#: The leaf keys of a block, in the order they are checked and printed.
+CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)[:-4]
+#: The grouping keys of a block as YAML spells them, and the Conditions field each fills.
+BLOCK_KEYS: dict[str, str] = {
+    "all": "all_of",
+    "any": "any_of",
+    "not": "not_",
+    "condition": "condition",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,11 @@ class Rule:
     message: str | None = None
     effective_from_ms: int | None = None
     effective_until_ms: int | None = None
+    #: Reject and review rules: the rule does not apply to a listing for which this block holds.
+    unless: Conditions | None = None
+    #: Allow rules: the ids of the rules a match exempts; None (no `exempts` key) or ("*",)
+    #: means every reject and review rule of the file, the meaning an allow rule always had.
+    exempts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +120,8 @@ class PolicyModel:
     scope_sites: tuple[str, ...] | None = None
     clusters: tuple[Cluster, ...] = ()
     fx: FxTable | None = None
+    #: Named condition blocks (`conditions:`), in file order.
+    conditions: tuple[tuple[str, Conditions], ...] = ()
 
     def cluster(self, name: str) -> Cluster | None:
         for cluster in self.clusters:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,66 @@ class TestHostileLines:
         out, err = capsys.readouterr()
         assert len(out.splitlines()) == 1
         assert err == "line 1: not UTF-8: byte 0xff at byte offset 0 (invalid start byte)\n"
+
+
+#: Fashion imports go to review unless a known seller sells them; the book allow rule exempts
+#: only the review rule.
+REVIEW_POLICY = """\
+policy: review-test
+version: "1"
+clusters:
+  fashion: {category_paths: [["Women's Fashion"]]}
+conditions:
+  fashion_import: {cross_border: true, cluster_in: [fashion]}
+rules:
+  - id: fashion-review
+    effect: review
+    reason: FASHION_IMPORT_REVIEW
+    message: a person checks cross-border fashion
+    when: {condition: fashion_import}
+    unless: {seller_in: [trusted]}
+  - id: books
+    effect: allow
+    exempts: [fashion-review]
+    when: {hs_code_prefix_in: ["4901"]}
+"""
+
+
+class TestCheckReview:
+    @pytest.mark.parametrize(
+        ("changes", "outcome", "exemptions"),
+        [
+            ({}, "REVIEW", []),
+            ({"seller_id": "trusted"}, "APPROVED", [{"rule_id": "fashion-review", "by": "unless"}]),
+            ({"hs_code": "490199"}, "APPROVED", [{"rule_id": "fashion-review", "by": "books"}]),
+        ],
+        ids=["review", "exempted-by-unless", "exempted-by-allow-rule"],
+    )
+    def test_json_states_outcome_and_exemptions(
+        self, tmp_path: Path, changes: dict[str, str], outcome: str, exemptions: list[Any]
+    ) -> None:
+        """check's JSON carries REVIEW and the exemptions applied under their Avro names."""
+        policy = tmp_path / "review.yaml"
+        policy.write_text(REVIEW_POLICY)
+        listing = json.loads(SAMPLES.read_text().splitlines()[0]) | changes
+        listing.update(channel="CROSS_BORDER", category_path=["Women's Fashion", "Dresses"])
+        result = run("check", "--policy", str(policy), stdin=json.dumps(listing) + "\n")
+        assert result.returncode == 0, result.stderr
+        decision = json.loads(result.stdout)
+        assert (decision["outcome"], decision["exemptions"]) == (outcome, exemptions)
+
+    def test_explain_states_the_exemption(self, tmp_path: Path) -> None:
+        """check --explain shows the unless block and the exemption it applied."""
+        policy = tmp_path / "review.yaml"
+        policy.write_text(REVIEW_POLICY)
+        listing = json.loads(SAMPLES.read_text().splitlines()[0]) | {"seller_id": "trusted"}
+        listing.update(channel="CROSS_BORDER", category_path=["Women's Fashion", "Dresses"])
+        result = run(
+            "check", "--explain", "--policy", str(policy), stdin=json.dumps(listing) + "\n"
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "    condition fashion_import: held" in lines
+        assert "    -> unless held: this rule is exempted" in lines
+        assert "  exempted fashion-review by its unless" in lines
+        assert "outcome: APPROVED" in lines

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from consumer.codec import listing_to_json
+from consumer.core.impact import TRANSITIONS
 from consumer.core.sample import SampleSpec, generate
 from tests.unit.cli.invoke import POLICIES, SAMPLES, run
 
@@ -112,11 +113,9 @@ class TestDiffAgainstCheck:
         assert report["listings"] == expected["listings"]
         assert report["invalid"] == 2
         assert report["changed"] == expected["changed"]
-        assert report["transitions"] == {
-            t: expected["transitions"][t]
-            for t in ("APPROVED->REJECTED", "REJECTED->APPROVED", "REJECTED->REJECTED")
-        }
-        assert all(report["transitions"].values()), "the input exercises every transition"
+        assert report["transitions"] == {t: expected["transitions"][t] for t in TRANSITIONS}
+        older = ("APPROVED->REJECTED", "REJECTED->APPROVED", "REJECTED->REJECTED")
+        assert all(report["transitions"][t] for t in older), "the input exercises each of them"
         assert report["by_cluster"] == expected["by_cluster"]
         assert report["by_rule"] == expected["by_rule"]
         first = [
@@ -158,6 +157,61 @@ class TestDiffAgainstCheck:
             assert f"  {t:<20} {n:>10,}" in out
         assert out.count("-- live:") == out.count("-- candidate:") == 1
         assert sum(line.startswith("outcome: ") for line in out) == 2
+
+
+#: Against LIVE: culinary sent to review instead of rejected, cheap cross-border goods sent to
+#: review; diffed both ways, every transition into and out of REVIEW occurs.
+REVIEW_RULES = """
+  - id: akar-culinary
+    effect: review
+    reason: CULINARY_IMPORT_REVIEW
+    effective_from: 2021-08-03
+    when: {cross_border: true, cluster_in: [culinary]}
+  - id: cheap-review
+    effect: review
+    reason: CHEAP_IMPORT_REVIEW
+    effective_from: 2021-08-03
+    when: {cross_border: true, price_below: {amount: 20, currency: USD}}
+"""
+
+
+class TestDiffReview:
+    @pytest.mark.parametrize(
+        ("reverse", "seen"),
+        [
+            (False, ("APPROVED->REVIEW", "REJECTED->REVIEW")),
+            (True, ("REVIEW->APPROVED", "REVIEW->REJECTED")),
+        ],
+        ids=["to-review", "from-review"],
+    )
+    def test_review_transitions_are_counted_like_two_check_runs(
+        self, tmp_path: Path, reverse: bool, seen: tuple[str, ...]
+    ) -> None:
+        """Every transition to and from REVIEW is a key of the JSON report after the three older
+        keys, and the counts are what two check runs give."""
+        listings = _listings(tmp_path)
+        text = LIVE.read_text()
+        start = text.index("  - id: akar-culinary")
+        end = text.index("  - id: akar-crafts")
+        rules = text.index("rules:")
+        review = tmp_path / "review.yaml"
+        review.write_text(
+            text[:rules] + CANDIDATE_RULES + text[rules:start] + text[end:] + REVIEW_RULES
+        )
+        live, candidate = (review, LIVE) if reverse else (LIVE, review)
+        runs = [run("check", "--policy", str(p), str(listings)) for p in (live, candidate)]
+        old, new = ([json.loads(line) for line in r.stdout.splitlines()] for r in runs)
+        expected = _expected(old, new)
+        result = run(
+            "diff", "--policy", str(live), "--candidate", str(candidate), "--format", "json",
+            str(listings),
+        )  # fmt: skip
+        report = json.loads(result.stdout)
+        assert list(report["transitions"]) == list(TRANSITIONS)
+        assert report["transitions"] == {t: expected["transitions"][t] for t in TRANSITIONS}
+        assert set(expected["transitions"]) <= set(TRANSITIONS)
+        for t in seen:
+            assert report["transitions"][t] > 0, t
 
 
 class TestDiffExitCodes:

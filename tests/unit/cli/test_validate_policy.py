@@ -120,3 +120,31 @@ class TestHostilePolicy:
         assert err == (
             f"{path}: warning: rules: the policy has no rules, so it approves every listing\n"
         )
+
+    @pytest.mark.parametrize(
+        ("exempts", "warned"),
+        [("", True), ('    exempts: ["*"]\n', False), ("    exempts: [r]\n", False)],
+        ids=["no-exempts", "star", "named"],
+    )
+    def test_allow_rule_without_exempts_is_warned_about(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], exempts: str, warned: bool
+    ) -> None:
+        """An allow rule that exempts every rule by omission is valid, with a warning on
+        stderr; `exempts: ["*"]` says it on purpose and is not warned about."""
+        path = tmp_path / "allow.yaml"
+        path.write_text(
+            HEAD
+            + "rules:\n"
+            + "  - {id: r, effect: reject, reason: R, when: {cross_border: true}}\n"
+            + "  - id: a\n    effect: allow\n"
+            + exempts
+            + "    when: {cross_border: true}\n"
+        )
+        assert main(["validate-policy", str(path)]) == 0
+        err = capsys.readouterr().err
+        expected = (
+            f"{path}: warning: rules[1]: allow rule 'a' has no 'exempts', so when it matches it "
+            "exempts every reject and review rule of the file; name the rules it exempts "
+            '(exempts: [rule-id, ...]), or write exempts: ["*"] if that is what you mean\n'
+        )
+        assert err == (expected if warned else "")

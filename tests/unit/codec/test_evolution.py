@@ -15,7 +15,16 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from consumer.codec import LISTING_CREATED, LISTING_DECISION, AvroCodec, BundledSchemas
 from consumer.codec.framing import confluent_header, schema_fingerprint, single_object_header
 from consumer.codec.schemas import ParsedSchema
-from consumer.core.records import LIVE, Decision, Listing, Price, Provenance, Reason, SourceRef
+from consumer.core.records import (
+    LIVE,
+    Decision,
+    Exemption,
+    Listing,
+    Price,
+    Provenance,
+    Reason,
+    SourceRef,
+)
 from consumer.errors import DecodeError
 
 BUNDLED = BundledSchemas.load()
@@ -324,7 +333,16 @@ DECISION_RECORD: Raw = {
     "mode": "LIVE",
     "replay_run": None,
     "as_of": None,
+    "exemptions": [],
 }
+
+
+def _before_review(raw: Raw) -> Raw:
+    """ListingDecision as it was before issue 15: no REVIEW symbol, no exemptions field."""
+    raw = _without("exemptions")(raw)
+    outcome = _field(raw, "outcome")["type"]
+    outcome["symbols"] = [s for s in outcome["symbols"] if s != "REVIEW"]
+    return raw
 
 
 class TestDecisionEvolution:
@@ -338,6 +356,39 @@ class TestDecisionEvolution:
         codec = AvroCodec(writer_schemas=[writer])
         value = _single_object(writer, {**DECISION_RECORD, "outcome": "HELD_FOR_REVIEW"})
         assert codec.decode_decision(value).outcome == "REJECTED"
+
+    def test_review_reads_as_rejected_in_a_reader_before_review(self) -> None:
+        """Old reader, new writer: a REVIEW decision fails closed as REJECTED, and the
+        exemptions field a reader from before it does not know is skipped."""
+        review = replace(
+            DECISION,
+            outcome="REVIEW",
+            exemptions=(Exemption("permendag-min-price", "unless"),),
+        )
+        value = AvroCodec().encode_decision(review)
+        old_reader = parse_schema(_before_review(_schema(LISTING_DECISION)))
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert record["outcome"] == "REJECTED"
+        assert "exemptions" not in record
+        assert record["reasons"] == DECISION_RECORD["reasons"]
+
+    def test_new_reader_reads_a_writer_before_review(self) -> None:
+        """New reader, old writer: a decision without the exemptions field reads with none."""
+        writer = parse_schema(_before_review(_schema(LISTING_DECISION)))
+        record = {k: v for k, v in DECISION_RECORD.items() if k != "exemptions"}
+        codec = AvroCodec(writer_schemas=[writer])
+        assert codec.decode_decision(_single_object(writer, record)) == DECISION
+
+    def test_review_and_exemptions_round_trip(self) -> None:
+        """Our reader reads our REVIEW decisions and their exemptions back unchanged."""
+        review = replace(
+            DECISION,
+            outcome="REVIEW",
+            exemptions=(Exemption("a", "unless"), Exemption("a", "allow-1")),
+        )
+        assert AvroCodec().decode_decision(AvroCodec().encode_decision(review)) == review
 
     def test_newer_writer_with_added_field(self) -> None:
         """A decision written with an extra optional field still decodes."""
@@ -367,8 +418,14 @@ class TestDecisionEvolution:
 
     @pytest.mark.parametrize(
         "dropped",
-        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
+        [
+            ("cluster",),
+            ("source",),
+            ("reasons", "matched_rules"),
+            ("mode", "replay_run", "as_of"),
+            ("exemptions",),
+        ],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions"],
     )
     def test_older_reader_reads_our_output(self, dropped: tuple[str, ...]) -> None:
         """A consumer on a schema without our defaulted fields still reads what we produce."""
@@ -382,8 +439,14 @@ class TestDecisionEvolution:
 
     @pytest.mark.parametrize(
         "dropped",
-        [("cluster",), ("source",), ("reasons", "matched_rules"), ("mode", "replay_run", "as_of")],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance"],
+        [
+            ("cluster",),
+            ("source",),
+            ("reasons", "matched_rules"),
+            ("mode", "replay_run", "as_of"),
+            ("exemptions",),
+        ],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions"],
     )
     def test_older_writer_without_defaulted_fields(self, dropped: tuple[str, ...]) -> None:
         """Fields with defaults may be missing in the writer; the reader fills the default."""
@@ -395,6 +458,7 @@ class TestDecisionEvolution:
             "source": None,
             "reasons": (),
             "matched_rules": (),
+            "exemptions": (),
         }
         provenance = {"mode", "replay_run", "as_of"}
         kept = {k: defaults[k] for k in dropped if k not in provenance}

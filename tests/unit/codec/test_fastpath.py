@@ -37,6 +37,7 @@ from consumer.core.pipeline import (
 from consumer.core.records import (
     LIVE,
     Decision,
+    Exemption,
     Listing,
     Provenance,
     RawRecord,
@@ -89,7 +90,14 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
         if outcome is None or reason is None:
             reason = unknown_currency_reason(rule, listing.price.currency)
         reasons.append(reason)
-    if allowed or not reasons:
+    if allowed:
+        # issue 15: the decision records each matched reject rule exempted by each allow rule
+        allows = [r.id for r in compiled.rules if r.allow and r.id in matched]
+        exempted = tuple(
+            Exemption(r.rule_id, a) for r in reasons for a in allows
+        )  # one reason per matched reject rule, in file order
+        return Verdict("APPROVED", (), tuple(matched), cluster, cross_border, exempted)
+    if not reasons:
         return Verdict("APPROVED", (), tuple(matched), cluster, cross_border)
     return Verdict("REJECTED", tuple(reasons), tuple(matched), cluster, cross_border)
 
@@ -131,12 +139,14 @@ class TestDecisionWriter:
     def test_trailer_is_the_encoded_provenance(
         self, decision: Decision, provenance: Provenance
     ) -> None:
-        """A writer's trailer is how fastavro ends a decision with that provenance."""
+        """A writer's trailer is how fastavro ends a decision with that provenance, before the
+        exemptions field (empty here: one byte)."""
+        decision = replace(decision, exemptions=())
         value = CODEC.encode_decision(replace(decision, provenance=provenance))
         trailer = CODEC.decision_writer("p", "1", provenance).trailer
-        assert value.endswith(trailer)
+        assert value.endswith(trailer + b"\x00")
         live = CODEC.encode_decision(replace(decision, provenance=LIVE))
-        assert value[: len(value) - len(trailer)] == live[:-3]  # LIVE, null, null: 3 bytes
+        assert value[: len(value) - len(trailer) - 1] == live[:-4]  # LIVE, null, null, []
 
     def test_mode_outside_the_schema(self) -> None:
         """A mode that is no DecisionMode symbol is refused when the writer is built."""
@@ -362,7 +372,8 @@ class TestScanKey:
     @settings(max_examples=400, deadline=None)
     @given(listing=policy_listings, name=policy_names)
     def test_split_evaluation_is_the_old_evaluation(self, listing: Listing, name: str) -> None:
-        """evaluate (= verdict_of(scan)) gives the verdict the single loop gave."""
+        """evaluate (= verdict_of(scan)) gives the verdict the single loop gave, plus the
+        exemptions issue 15 records."""
         assert evaluate(listing, POLICIES[name]) == _reference_evaluate(listing, POLICIES[name])
 
     @settings(max_examples=200, deadline=None)

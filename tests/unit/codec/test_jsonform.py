@@ -427,6 +427,7 @@ class TestDecisionToJson:
             "mode": "LIVE",
             "replay_run": None,
             "as_of": None,
+            "exemptions": [],
         }
 
     def test_replay_provenance(self) -> None:

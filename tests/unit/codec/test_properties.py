@@ -17,7 +17,15 @@ from consumer.codec import (
 )
 from consumer.codec.framing import confluent_header, single_object_header
 from consumer.codec.schemas import ParsedSchema
-from consumer.core.records import Decision, Listing, Price, Provenance, Reason, SourceRef
+from consumer.core.records import (
+    Decision,
+    Exemption,
+    Listing,
+    Price,
+    Provenance,
+    Reason,
+    SourceRef,
+)
 from consumer.errors import DecodeError
 
 BUNDLED = BundledSchemas.load()
@@ -67,7 +75,7 @@ decisions = st.builds(
     listing_id=TEXT,
     seller_id=TEXT,
     site=TEXT,
-    outcome=st.sampled_from(["APPROVED", "REJECTED"]),
+    outcome=st.sampled_from(["APPROVED", "REJECTED", "REVIEW"]),
     reasons=st.lists(st.builds(Reason, code=TEXT, rule_id=TEXT, message=TEXT), max_size=3).map(
         tuple
     ),
@@ -91,6 +99,7 @@ decisions = st.builds(
         replay_run=st.none() | TEXT,
         as_of_ms=st.none() | LONG,
     ),
+    exemptions=st.lists(st.builds(Exemption, rule_id=TEXT, by=TEXT), max_size=3).map(tuple),
 )
 
 headers = st.sampled_from(

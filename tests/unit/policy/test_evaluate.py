@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.core.records import Price, Verdict
+from consumer.core.records import Exemption, Price, Verdict
 from consumer.policy import (
     CompiledPolicy,
     compile_policy,
@@ -218,12 +218,13 @@ class TestWindow:
 
 class TestOutcome:
     def test_allow_rule_beats_reject_rule(self) -> None:
-        """A matching allow rule approves; matched_rules keeps every match in file order."""
+        """A matching allow rule approves; matched_rules keeps every match in file order, and
+        the exemption it granted is recorded."""
         policy = compiled(
             [reject("r", cluster_in=["fashion"]), allow("a", seller_in=["seller-cn-1"])]
         )
         assert evaluate(make_listing(), policy) == Verdict(
-            "APPROVED", (), ("r", "a"), "fashion", True
+            "APPROVED", (), ("r", "a"), "fashion", True, (Exemption("r", "a"),)
         )
 
     def test_allow_rule_that_does_not_match_changes_nothing(self) -> None:

@@ -461,6 +461,15 @@ def _reference_hash(model: PolicyModel) -> str:
     import hashlib
 
     content = dataclasses.asdict(model)
+    # issue 15's keys: absent from the hash when unused, so older files keep their versions
+    if not content["conditions"]:
+        del content["conditions"]
+    for rule in content["rules"]:
+        for key in ("unless", "exempts"):
+            if rule[key] is None or rule[key] == ("*",):
+                del rule[key]
+        for key in ("all_of", "any_of", "not_", "condition"):
+            assert rule["when"].pop(key) is None, "the reference covers leaf blocks only"
     if content["fx"] is not None:
         content["fx"]["rates"] = dict(content["fx"]["rates"])
     for rule in content["rules"]:

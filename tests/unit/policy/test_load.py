@@ -279,7 +279,7 @@ _CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "bad-effect",
         lambda p: rule0(p).update(effect="deny"),
-        "rules[0].effect: expected 'reject' or 'allow'",
+        "rules[0].effect: expected 'reject', 'review' or 'allow'",
     ),
     (
         "bad-rule-id",

@@ -1,0 +1,293 @@
+"""Condition blocks to closures, once per compile: the leaf checks over precomputed sets, price
+thresholds in integers, and all/any/not/condition as three-valued combinators.
+
+A block's `match(listing, cross_border, cluster)` is what evaluate calls per rule; a `when` of
+leaf keys only compiles to the same loop as before blocks existed (or to its one check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from consumer.core.records import Listing
+from consumer.policy.model import Conditions, Money
+from consumer.policy.taxonomy import normalise_segment
+
+#: test(listing, cross_border, cluster) -> whether the condition holds.
+Test = Callable[[Listing, bool, str | None], bool]
+#: match(listing, cross_border, cluster) -> whether a block holds; None when it depends on a price
+#: in a currency without an fx rate (three-valued, so each caller decides how to fail closed).
+Match = Callable[[Listing, bool, str | None], bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One non-price `when` condition, as a closure over its precomputed set or tuple."""
+
+    key: str
+    test: Test
+
+
+@dataclass(frozen=True, slots=True)
+class PriceCheck:
+    """A price condition as integer thresholds in each known currency's minor units.
+
+    amount_minor < threshold is exactly "price below the limit" (the threshold is rounded up from
+    the exact rational value), so there is no float rounding at the boundary and no multiply per
+    listing. A currency missing from `thresholds` has no fx rate.
+    """
+
+    key: str
+    below: bool
+    thresholds: Mapping[str, int]
+
+    def holds(self, amount_minor: int, currency: str) -> bool | None:
+        """None when the currency has no rate, so the caller can fail closed."""
+        threshold = self.thresholds.get(currency)
+        if threshold is None:
+            return None
+        return amount_minor < threshold if self.below else amount_minor >= threshold
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBlock:
+    """A condition block as one `match` closure, and its parts as explain walks them.
+
+    `checks` and `prices` are the block's own leaf keys; `all_of`, `any_of`, `not_` and `named`
+    (the block a `condition:` key names, compiled once per policy and shared) are its groups.
+    """
+
+    block: Conditions
+    checks: tuple[Check, ...]
+    prices: tuple[PriceCheck, ...]
+    all_of: tuple[CompiledBlock, ...]
+    any_of: tuple[CompiledBlock, ...]
+    not_: CompiledBlock | None
+    named: CompiledBlock | None
+    match: Match
+    #: Whether a price condition appears anywhere inside, named blocks included.
+    priced: bool
+
+
+class BlockCompiler:
+    """Condition blocks to CompiledBlocks; each named condition is compiled once and shared.
+
+    load has rejected cycles, unknown names and nesting deeper than MAX_BLOCK_DEPTH, so the
+    recursion here is at most that deep.
+    """
+
+    def __init__(
+        self,
+        named: Mapping[str, Conditions],
+        rates: Mapping[str, Fraction],
+        scales: Mapping[str, tuple[int, int]],
+    ) -> None:
+        self.named = named
+        self.rates = rates
+        self.scales = scales
+        self.done: dict[str, CompiledBlock] = {}
+
+    def block(self, block: Conditions) -> CompiledBlock:
+        prices = tuple(
+            _price_check(
+                key, money, below=key == "price_below", rates=self.rates, scales=self.scales
+            )
+            for key, money in (
+                ("price_below", block.price_below),
+                ("price_at_least", block.price_at_least),
+            )
+            if money is not None
+        )
+        checks = _checks(block)
+        all_of = tuple(self.block(item) for item in block.all_of or ())
+        any_of = tuple(self.block(item) for item in block.any_of or ())
+        not_ = None if block.not_ is None else self.block(block.not_)
+        named = None if block.condition is None else self.reference(block.condition)
+        groups: list[Match] = [item.match for item in all_of]
+        if block.any_of is not None:
+            groups.append(_any(tuple(item.match for item in any_of)))
+        if not_ is not None:
+            groups.append(_not(not_.match))
+        if named is not None:
+            groups.append(named.match)
+        if checks or prices or not groups:
+            groups.insert(0, _leaves(checks, prices))
+        match = groups[0] if len(groups) == 1 else _all(tuple(groups))
+        parts = (*all_of, *any_of, *((not_,) if not_ else ()), *((named,) if named else ()))
+        priced = bool(prices) or any(part.priced for part in parts)
+        return CompiledBlock(block, checks, prices, all_of, any_of, not_, named, match, priced)
+
+    def reference(self, name: str) -> CompiledBlock:
+        found = self.done.get(name)
+        if found is None:
+            found = self.done[name] = self.block(self.named[name])
+        return found
+
+
+def _leaves(checks: tuple[Check, ...], prices: tuple[PriceCheck, ...]) -> Match:
+    """The leaf keys of one block: the non-price checks, then the prices (as before issue 15)."""
+    tests = tuple(check.test for check in checks)
+    if not prices:
+        if len(tests) == 1:
+            return tests[0]
+
+        def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+            for test in tests:  # noqa: SIM110 - a loop is faster than all() over a generator
+                if not test(listing, cross_border, cluster):
+                    return False
+            return True
+
+        return match
+
+    def priced(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        for test in tests:
+            if not test(listing, cross_border, cluster):
+                return False
+        price = listing.price
+        for price_check in prices:
+            holds = price_check.holds(price.amount_minor, price.currency)
+            if holds is None:
+                return None  # all price checks share one rate table: unknown for one is for all
+            if not holds:
+                return False
+        return True
+
+    return priced
+
+
+def _all(parts: tuple[Match, ...]) -> Match:
+    """Kleene AND: False if any part is False, else None if any is unknown, else True."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        result: bool | None = True
+        for part in parts:
+            held = part(listing, cross_border, cluster)
+            if held is False:
+                return False
+            if held is None:
+                result = None
+        return result
+
+    return match
+
+
+def _any(parts: tuple[Match, ...]) -> Match:
+    """Kleene OR: True if any part is True, else None if any is unknown, else False."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        result: bool | None = False
+        for part in parts:
+            held = part(listing, cross_border, cluster)
+            if held is True:
+                return True
+            if held is None:
+                result = None
+        return result
+
+    return match
+
+
+def _not(part: Match) -> Match:
+    """Kleene NOT: an unknown stays unknown."""
+
+    def match(listing: Listing, cross_border: bool, cluster: str | None) -> bool | None:
+        held = part(listing, cross_border, cluster)
+        return None if held is None else not held
+
+    return match
+
+
+def _price_check(
+    key: str,
+    money: Money,
+    *,
+    below: bool,
+    rates: Mapping[str, Fraction],
+    scales: Mapping[str, tuple[int, int]],
+) -> PriceCheck:
+    """Each threshold is ceil(limit in base x minor units per base unit), exactly, in integers."""
+    limit_in_base = Fraction(money.amount) * rates[money.currency]
+    num, den = limit_in_base.numerator, limit_in_base.denominator
+    thresholds = {code: -(-num * s_num // (den * s_den)) for code, (s_num, s_den) in scales.items()}
+    return PriceCheck(key, below, thresholds)
+
+
+def normalise_hs_code(hs_code: str) -> str:
+    """HS codes are compared as digits only, so "4901.99" and "4901 99" match prefix "4901"."""
+    return hs_code.replace(".", "").replace(" ", "")
+
+
+def _checks(when: Conditions) -> tuple[Check, ...]:
+    """One closure per set condition, in CONDITION_KEYS order; price conditions are handled apart."""
+    checks: list[Check] = []
+
+    def add(key: str, test: Test) -> None:
+        checks.append(Check(key, test))
+
+    if when.cross_border is not None:
+        wanted = when.cross_border
+        add("cross_border", lambda listing, cross_border, cluster: cross_border is wanted)
+    if when.cluster_in is not None:
+        clusters_in = frozenset(when.cluster_in)
+        add("cluster_in", lambda listing, cross_border, cluster: cluster in clusters_in)
+    if when.cluster_not_in is not None:
+        clusters_out = frozenset(when.cluster_not_in)
+        add("cluster_not_in", lambda listing, cross_border, cluster: cluster not in clusters_out)
+    if when.site_in is not None:
+        sites = frozenset(when.site_in)
+        add("site_in", lambda listing, cross_border, cluster: listing.site in sites)
+    if when.seller_in is not None:
+        sellers_in = frozenset(when.seller_in)
+        add("seller_in", lambda listing, cross_border, cluster: listing.seller_id in sellers_in)
+    if when.seller_not_in is not None:
+        sellers_out = frozenset(when.seller_not_in)
+        add(
+            "seller_not_in",
+            lambda listing, cross_border, cluster: listing.seller_id not in sellers_out,
+        )
+    if when.seller_country_in is not None:
+        seller_countries = frozenset(when.seller_country_in)
+        add(
+            "seller_country_in",
+            lambda listing, cross_border, cluster: listing.seller_country in seller_countries,
+        )
+    if when.ship_from_in is not None:
+        ship_from = frozenset(when.ship_from_in)
+        add(
+            "ship_from_in",
+            lambda listing, cross_border, cluster: listing.ship_from_country in ship_from,
+        )
+    if when.brand_in is not None:
+        brands = frozenset(normalise_segment(brand) for brand in when.brand_in)
+        add("brand_in", lambda listing, cross_border, cluster: _brand_in(listing.brand, brands))
+    if when.hs_code_prefix_in is not None:
+        hs_in = tuple(when.hs_code_prefix_in)
+        add(
+            "hs_code_prefix_in",
+            lambda listing, cross_border, cluster: (
+                listing.hs_code is not None and normalise_hs_code(listing.hs_code).startswith(hs_in)
+            ),
+        )
+    if when.hs_code_prefix_not_in is not None:
+        hs_out = tuple(when.hs_code_prefix_not_in)
+        add(
+            "hs_code_prefix_not_in",
+            lambda listing, cross_border, cluster: (
+                listing.hs_code is None or not normalise_hs_code(listing.hs_code).startswith(hs_out)
+            ),
+        )
+    if when.attribute_equals is not None:
+        pairs = when.attribute_equals
+        add(
+            "attribute_equals",
+            lambda listing, cross_border, cluster: all(
+                listing.attributes.get(name) == value for name, value in pairs
+            ),
+        )
+    return tuple(checks)
+
+
+def _brand_in(brand: str | None, brands: frozenset[str]) -> bool:
+    return brand is not None and normalise_segment(brand) in brands
