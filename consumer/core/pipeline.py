@@ -91,7 +91,9 @@ class Tally:
     """What a group of results adds to the counters, aggregated so metrics cost per batch, not per event."""
 
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (outcome, cluster)
-    rejections: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, rule_id)
+    #: (reason, rule_id) of REJECTED decisions only; a REVIEW decision's reasons go to `reviews`
+    rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reviews: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, rule_id)
     dead_letters: Counter[str] = field(default_factory=Counter)  # error code
     event_times_ms: list[int] = field(default_factory=list)
     shadow_decisions: Counter[tuple[str, str]] = field(
@@ -103,6 +105,7 @@ class Tally:
     def add(self, other: Tally) -> None:
         self.decisions.update(other.decisions)
         self.rejections.update(other.rejections)
+        self.reviews.update(other.reviews)
         self.dead_letters.update(other.dead_letters)
         self.event_times_ms.extend(other.event_times_ms)
         self.shadow_decisions.update(other.shadow_decisions)
@@ -408,8 +411,10 @@ def tally(results: Iterable[Result]) -> Tally:
     for key, n in per_verdict.items():
         v = verdicts[key]
         out.decisions[(v.outcome.lower(), v.cluster or "none")] += n
+        # A verdict's reasons are the rules that give its outcome: review rules for REVIEW.
+        reasons = out.reviews if v.outcome == "REVIEW" else out.rejections
         for reason in v.reasons:
-            out.rejections[(reason.code, reason.rule_id)] += n
+            reasons[(reason.code, reason.rule_id)] += n
     for (live_key, shadow_key), n in pairs.items():
         live, shadowed_verdict = verdicts[live_key], verdicts[shadow_key]
         outcome = shadowed_verdict.outcome.lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 
@@ -87,13 +88,18 @@ class BatchHistogram(Collector):
         yield family
 
 
+#: The outcome label values of import_closure_events_total; decisions are labelled outcome.lower().
+_EVENT_OUTCOMES = ("approved", "rejected", "review", "dead_lettered")
+
+
 class Metrics:
     """One object holding every series; pass a fresh CollectorRegistry in tests."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = PromCounter(
             "import_closure_events",
-            "Input events whose outcome was acknowledged by the broker, by outcome.",
+            "Input events whose outcome was acknowledged by the broker, by outcome: approved, "
+            "rejected, review (sent to people) or dead_lettered.",
             ["outcome"],
             registry=registry,
         )
@@ -105,7 +111,14 @@ class Metrics:
         )
         self.rejections = PromCounter(
             "import_closure_rejections",
-            "Acknowledged rejection reasons by reason code and rule id.",
+            "Acknowledged rejection reasons (of rejected decisions only) by reason code and rule id.",
+            ["reason", "rule_id"],
+            registry=registry,
+        )
+        self.reviews = PromCounter(
+            "import_closure_reviews",
+            "Acknowledged review reasons (why a decision was sent to people) by reason code and "
+            "rule id.",
             ["reason", "rule_id"],
             registry=registry,
         )
@@ -203,7 +216,7 @@ class Metrics:
         self._policy_labels: dict[str, tuple[str, str, str]] = {}
         self._lag = _LagCollector()
         registry.register(self._lag)
-        for outcome in ("approved", "rejected", "dead_lettered"):
+        for outcome in _EVENT_OUTCOMES:
             self.events.labels(outcome)  # present at 0 from the start, so rate() works at once
         for event in ("assigned", "revoked", "lost"):
             self.rebalances.labels(event)
@@ -227,29 +240,23 @@ class Metrics:
 
     def record(self, tally: Tally, acked_at_ms: int) -> None:
         """Add one acknowledged tally: one labels() lookup per distinct label set, not per message."""
-        approved = rejected = 0
+        events: Counter[str] = Counter()
         for (outcome, cluster), n in tally.decisions.items():
             self.decisions.labels(outcome, cluster).inc(n)
-            if outcome == "approved":
-                approved += n
-            else:
-                rejected += n
+            events[outcome] += n
         for (reason, rule_id), n in tally.rejections.items():
             self.rejections.labels(reason, rule_id).inc(n)
+        for (reason, rule_id), n in tally.reviews.items():
+            self.reviews.labels(reason, rule_id).inc(n)
         for (outcome, cluster), n in tally.shadow_decisions.items():
             self.shadow_decisions.labels(outcome, cluster).inc(n)
         for (live, shadow, rule_id), n in tally.disagreements.items():
             self.shadow_disagreements.labels(live, shadow, rule_id).inc(n)
-        dead = 0
         for code, n in tally.dead_letters.items():
             self.dead_letters.labels(code).inc(n)
-            dead += n
-        if approved:
-            self.events.labels("approved").inc(approved)
-        if rejected:
-            self.events.labels("rejected").inc(rejected)
-        if dead:
-            self.events.labels("dead_lettered").inc(dead)
+            events["dead_lettered"] += n
+        for outcome, n in events.items():
+            self.events.labels(outcome).inc(n)
         self._observe_latencies(acked_at_ms, tally.event_times_ms)
 
     def _observe_latencies(self, acked_at_ms: int, event_times_ms: Iterable[int]) -> None:

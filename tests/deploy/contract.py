@@ -30,13 +30,18 @@ WORKER_METRICS: tuple[Metric, ...] = (
         "import_closure_events_total",
         "counter",
         ("outcome",),
-        (("approved",), ("rejected",), ("dead_lettered",)),
+        (("approved",), ("rejected",), ("review",), ("dead_lettered",)),
     ),
     Metric(
         "import_closure_decisions_total",
         "counter",
         ("outcome", "cluster"),
-        (("approved", "fashion_textile"), ("rejected", "fashion_textile"), ("approved", "none")),
+        (
+            ("approved", "fashion_textile"),
+            ("rejected", "fashion_textile"),
+            ("review", "fashion_textile"),
+            ("approved", "none"),
+        ),
     ),
     Metric(
         "import_closure_rejections_total",
@@ -46,6 +51,12 @@ WORKER_METRICS: tuple[Metric, ...] = (
             ("IMPORT_CLOSED_CATEGORY", "akar-fashion-textile"),
             ("IMPORT_CLOSED_CATEGORY", "akar-crafts"),
         ),
+    ),
+    Metric(
+        "import_closure_reviews_total",
+        "counter",
+        ("reason", "rule_id"),
+        (("HS_CODE_UNCLASSIFIED", "permendag-31-2023-review-no-hs-code"),),
     ),
     Metric(
         "import_closure_dead_letters_total",
@@ -107,13 +118,22 @@ WORKER_METRICS: tuple[Metric, ...] = (
         "import_closure_shadow_decisions_total",
         "counter",
         ("outcome", "cluster"),
-        (("approved", "fashion_textile"), ("rejected", "fashion_textile"), ("rejected", "crafts")),
+        (
+            ("approved", "fashion_textile"),
+            ("rejected", "fashion_textile"),
+            ("review", "fashion_textile"),
+            ("rejected", "crafts"),
+        ),
     ),
     Metric(
         "import_closure_shadow_disagreements_total",
         "counter",
         ("live", "shadow", "rule_id"),
-        (("approved", "rejected", "akar-crafts"), ("rejected", "rejected", "none")),
+        (
+            ("approved", "rejected", "akar-crafts"),
+            ("approved", "review", "permendag-31-2023-review-no-hs-code"),
+            ("rejected", "rejected", "none"),
+        ),
     ),
     Metric("import_closure_last_progress_timestamp_seconds", "gauge"),
 )

@@ -209,7 +209,12 @@ class TestDecideBatch:
         assert sum(counted.decisions.values()) == len(expected)
         for d in expected:
             assert counted.decisions[(d.outcome.lower(), d.cluster or "none")] > 0
-        assert sum(counted.rejections.values()) == sum(len(d.reasons) for d in expected)
+        assert sum(counted.rejections.values()) == sum(
+            len(d.reasons) for d in expected if d.outcome == "REJECTED"
+        )
+        assert sum(counted.reviews.values()) == sum(
+            len(d.reasons) for d in expected if d.outcome == "REVIEW"
+        )
         assert counted.event_times_ms == [d.event_time_ms for d in expected]
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -86,7 +86,8 @@ class TestReviewOnTheHotPath:
         assert CODEC.decode_decision(result.value) == expected
 
     def test_tally_counts_review(self) -> None:
-        """The decisions metric's outcome label is outcome.lower(): review is counted as review."""
+        """The decisions metric's outcome label is outcome.lower(): review is counted as review,
+        and a review decision's reasons are review reasons, not rejections."""
         records = [_record(n, x) for n, x in enumerate(LISTINGS)]
         counted = tally(Decider(CODEC, POLICY).decide(records, NOW_MS))
         assert counted.decisions == {
@@ -94,7 +95,8 @@ class TestReviewOnTheHotPath:
             ("approved", "fashion"): 2,
             ("rejected", "fashion"): 1,
         }
-        assert counted.rejections[("V_FASHION_REVIEW", "fashion_review")] == 2
+        assert counted.reviews[("V_FASHION_REVIEW", "fashion_review")] == 2
+        assert ("V_FASHION_REVIEW", "fashion_review") not in counted.rejections
 
     def test_shadow_review_counts_as_a_disagreement(self) -> None:
         """A shadow policy that sends to review what the live policy rejects is a change."""

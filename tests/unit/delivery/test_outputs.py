@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, Message
 
 from consumer import config
 from consumer.codec import AvroCodec
-from consumer.core.pipeline import Decider, Result, Tally, tally
-from consumer.core.records import RawRecord
+from consumer.core.pipeline import Decided, Decider, Result, Tally, tally
+from consumer.core.records import Price, RawRecord
 from consumer.delivery.ledger import Chunk, OffsetLedger
 from consumer.delivery.outputs import SMALL_DEAD_LETTER_BYTES, Outputs
 from consumer.errors import DeliveryError
@@ -19,6 +20,8 @@ from consumer.policy import bundled_policy_text, compile_policy, load_policy
 from consumer.telemetry.throttle import Warnings
 from tests.unit.fakes import FakeProducer
 from tests.unit.listings import make_listing
+from tests.unit.policy.test_evaluate import reject, usd
+from tests.unit.policy.test_language import compiled, review
 
 SETTINGS = replace(config.load(env={}), worker_id="w-1")
 
@@ -43,6 +46,46 @@ def run(producer: FakeProducer, group: list[Result], max_bytes: int = 1_000_000)
         producer.poll()
         outputs.resend_failed({("in", 0)})
     return chunk, faults
+
+
+#: Cross-border fashion goes to review, cross-border listings under USD 5 are rejected (which beats
+#: review), domestic listings are approved.
+_ROUTING_POLICY = compiled(
+    [
+        review("fashion_review", cross_border=True, cluster_in=["fashion"]),
+        reject("cheap", cross_border=True, price_below=usd(5)),
+    ]
+)
+
+
+class TestRouting:
+    @pytest.mark.parametrize(
+        ("listing", "outcome", "topic"),
+        [
+            ({}, "REVIEW", SETTINGS.rejected_topic),
+            ({"price": Price(100, "USD")}, "REJECTED", SETTINGS.rejected_topic),
+            ({"channel": "DOMESTIC"}, "APPROVED", SETTINGS.approved_topic),
+        ],
+        ids=["review-to-rejected-topic", "rejected-to-rejected-topic", "approved-to-approved"],
+    )
+    def test_a_decision_goes_to_the_topic_of_its_outcome(
+        self, listing: dict[str, Any], outcome: str, topic: str
+    ) -> None:
+        """Only APPROVED goes to the approved topic: a REVIEW decision is produced to the
+        rejected topic (fail closed), keyed by its listing id like any decision."""
+        value = AvroCodec().encode_listing(make_listing(**listing))
+        record = RawRecord("in", 0, 0, None, b"key", value, ())
+        group = Decider(AvroCodec(), _ROUTING_POLICY).decide([record], 0)
+        [decided] = group
+        assert isinstance(decided, Decided)
+        assert decided.verdict.outcome == outcome
+        producer = FakeProducer()
+        chunk, faults = run(producer, group)
+        assert chunk.done
+        assert faults.first is None
+        [message] = producer.sent
+        assert (message.topic(), message.key()) == (topic, decided.listing_id.encode())
+        assert AvroCodec().decode_decision(message.value()).outcome == outcome
 
 
 class TestOversizedDeadLetters:

@@ -50,12 +50,43 @@ class TestMetrics:
             2 + 1.5 + 1 + 1 + 1
         )
 
+    def test_review_is_its_own_outcome_and_its_reasons_are_not_rejections(
+        self, registry: CollectorRegistry
+    ) -> None:
+        """A REVIEW decision counts as outcome review (not rejected), and its reasons land in
+        import_closure_reviews_total, so rejections_total keeps meaning "why it was refused"."""
+        metrics = Metrics(registry)
+        tally = Tally(
+            decisions=Counter(
+                {("review", "fashion"): 4, ("rejected", "fashion"): 1, ("approved", "none"): 2}
+            ),
+            rejections=Counter({("IMPORT_CLOSED_CATEGORY", "akar-fashion"): 1}),
+            reviews=Counter({("NEEDS_HS_CODE", "review-no-hs"): 4}),
+            event_times_ms=[0] * 7,
+        )
+        metrics.record(tally, acked_at_ms=0)
+        value = registry.get_sample_value
+        events = {
+            outcome: value("import_closure_events_total", {"outcome": outcome})
+            for outcome in ("approved", "rejected", "review", "dead_lettered")
+        }
+        assert events == {"approved": 2, "rejected": 1, "review": 4, "dead_lettered": 0}
+        assert (
+            value("import_closure_decisions_total", {"outcome": "review", "cluster": "fashion"})
+            == 4
+        )
+        review = {"reason": "NEEDS_HS_CODE", "rule_id": "review-no-hs"}
+        assert value("import_closure_reviews_total", review) == 4
+        assert value("import_closure_rejections_total", review) is None
+        rejection = {"reason": "IMPORT_CLOSED_CATEGORY", "rule_id": "akar-fashion"}
+        assert value("import_closure_rejections_total", rejection) == 1
+
     def test_event_counters_exist_at_zero_before_any_work(
         self, registry: CollectorRegistry
     ) -> None:
         """rate() over a fresh worker works because every outcome series exists from the start."""
         Metrics(registry)
-        for outcome in ("approved", "rejected", "dead_lettered"):
+        for outcome in ("approved", "rejected", "review", "dead_lettered"):
             assert (
                 registry.get_sample_value("import_closure_events_total", {"outcome": outcome}) == 0
             )
@@ -103,8 +134,20 @@ class TestMetrics:
         metrics = Metrics(registry)
         t = Tally()
         t.shadow_decisions[("rejected", "crafts")] = 3
+        t.shadow_decisions[("review", "crafts")] = 1
         t.disagreements[("approved", "rejected", "r-crafts")] = 2
+        t.disagreements[("rejected", "review", "r-crafts-review")] = 1
         metrics.record(t, 0)
+        assert (
+            registry.get_sample_value(
+                "import_closure_shadow_decisions_total", {"outcome": "review", "cluster": "crafts"}
+            )
+            == 1
+        )
+        to_review = {"live": "rejected", "shadow": "review", "rule_id": "r-crafts-review"}
+        assert (
+            registry.get_sample_value("import_closure_shadow_disagreements_total", to_review) == 1
+        )
         assert (
             registry.get_sample_value(
                 "import_closure_shadow_decisions_total",
