@@ -27,8 +27,15 @@ def _worker_registry() -> CollectorRegistry:
     metrics.set_lag({("listing-created", 0): 12})
     metrics.record(
         Tally(
-            decisions=Counter({("rejected", "fashion_textile"): 2, ("approved", "none"): 3}),
+            decisions=Counter(
+                {
+                    ("rejected", "fashion_textile"): 2,
+                    ("review", "fashion_textile"): 1,
+                    ("approved", "none"): 3,
+                }
+            ),
             rejections=Counter({("IMPORT_CLOSED_CATEGORY", "akar-fashion-textile"): 2}),
+            reviews=Counter({("HS_CODE_UNCLASSIFIED", "permendag-31-2023-review-no-hs-code"): 1}),
             dead_letters=Counter({"truncated": 1}),
             event_times_ms=[1_700_000_000_000],
             shadow_decisions=Counter({("rejected", "crafts"): 1}),
