@@ -42,6 +42,7 @@ BACKLOG = 1000
 #: Events per second for the rest: 2000 events take about 4 s, i.e. four or more scrapes.
 RATE = 500.0
 BAD_FRACTION = 0.05
+#: Outcomes the bundled policy produces; it has no review rule, so `review` stays at 0 (but exists).
 OUTCOMES = ("approved", "rejected", "dead_lettered")
 
 
@@ -180,8 +181,9 @@ class TestPrometheusScrape:
         events = _by_label(prom, f"import_closure_events_total{{{SELECTOR}}}", "outcome")
         assert sum(events.values()) == COUNT
         assert events == {
-            o: worker_value("import_closure_events_total", outcome=o) for o in OUTCOMES
+            o: worker_value("import_closure_events_total", outcome=o) for o in (*OUTCOMES, "review")
         }
+        assert events["review"] == 0
         decisions = _by_label(
             prom, f"sum by (outcome) (import_closure_decisions_total{{{SELECTOR}}})", "outcome"
         )
@@ -191,7 +193,7 @@ class TestPrometheusScrape:
         latency_count = _scalar(
             prom, f"import_closure_decision_latency_seconds_count{{{SELECTOR}}}"
         )
-        assert latency_count == events["approved"] + events["rejected"]
+        assert latency_count == events["approved"] + events["rejected"] + events["review"]
         (policy,) = prom.query(f"import_closure_policy_info{{{SELECTOR}}} == 1")
         assert policy["metric"]["policy"] == POLICY_ID
         assert policy["metric"]["version"]
@@ -241,7 +243,8 @@ class TestPrometheusScrape:
             (v,) = values[name]
             return v
 
-        assert all(v > 0 for v in values["job:import_closure_events:rate5m"])
+        rates = values["job:import_closure_events:rate5m"]
+        assert sorted(v > 0 for v in rates) == [False] + [True] * len(OUTCOMES), rates  # review 0
         assert 0 < one("job:import_closure_dead_letter_ratio:rate5m") < 0.5
         for name in (
             "job_cluster:import_closure_reject_ratio:rate5m",
@@ -251,6 +254,9 @@ class TestPrometheusScrape:
             assert ratios, f"{name}: every cluster NaN"
             assert all(0 <= v <= 1 for v in ratios), (name, ratios)
             assert any(v > 0 for v in ratios), (name, ratios)
+        # No review rule in the bundled policy: every cluster's review ratio is 0, not absent.
+        reviews = values["job_cluster:import_closure_review_ratio:rate1h"]
+        assert [v for v in reviews if not math.isnan(v)] == [0.0] * len(reviews), reviews
         hourly = values["job_cluster:import_closure_decisions:rate1h"]
         assert all(v >= 0 for v in hourly), hourly  # a cluster seen only in the backlog has 0
         assert sum(hourly) > 0, hourly
@@ -276,4 +282,5 @@ def _final_snapshot(worker: WorkerProcess) -> dict[tuple[str, frozenset[tuple[st
     }
     latency = got.get(("import_closure_decision_latency_seconds_count", frozenset()), 0.0)
     done = sum(events.values()) == COUNT
-    return got if done and latency == events.get("approved", 0) + events.get("rejected", 0) else {}
+    decided = sum(events.values()) - events.get("dead_lettered", 0)
+    return got if done and latency == decided else {}
