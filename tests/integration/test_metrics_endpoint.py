@@ -45,9 +45,9 @@ class TestMetricsEndpoint:
             bad_fraction=0.05,
             spec=SampleSpec(base_time_ms=1_700_000_000_000),
         )
-        policy = tmp_path / "policy-with-review.yaml"
-        policy.write_text(bundled_policy_text().rstrip("\n") + "\n" + REVIEW_RULE)
-        worker = start_worker(topics, tmp_path, IMPORT_CLOSURE_POLICY=str(policy))
+        policy_file = tmp_path / "policy-with-review.yaml"
+        policy_file.write_text(bundled_policy_text().rstrip("\n") + "\n" + REVIEW_RULE)
+        worker = start_worker(topics, tmp_path, IMPORT_CLOSURE_POLICY=str(policy_file))
         try:
             wait_until(lambda: status(f"{worker.base_url}/readyz") == 200, 60, "readiness")
             assert status(f"{worker.base_url}/healthz") == 200
