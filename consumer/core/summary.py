@@ -21,6 +21,7 @@ class RunSummary:
     outcomes: Counter[str] = field(default_factory=Counter)
     clusters: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    reviews: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
 
     def add(self, t: Tally) -> None:
@@ -29,6 +30,8 @@ class RunSummary:
             self.clusters[cluster] += n
         for (reason, _rule), n in t.rejections.items():
             self.reasons[reason] += n
+        for (reason, _rule), n in t.reviews.items():
+            self.reviews[reason] += n
         for code, n in t.dead_letters.items():
             self.outcomes["dead_lettered"] += n
             self.dead_letters[code] += n
@@ -48,11 +51,14 @@ class RunSummary:
 
     def count_lines(self, dead_letters: Mapping[str, int] | None = None) -> list[str]:
         """The count tables of a printed summary, one line each. `dead_letters` replaces this
-        run's own (replay counts the dead letters it left out, not any it produced)."""
+        run's own (replay counts the dead letters it left out, not any it produced). Reviews get
+        a line only when there were any, so a policy without review rules prints as it always did."""
+        reviews = ["reviews by reason: " + count_table(self.reviews)] if self.reviews else []
         return [
             "by outcome: " + count_table(self.outcomes),
             "by cluster: " + count_table(self.clusters),
             "rejections by reason: " + count_table(self.reasons),
+            *reviews,
             "dead letters by error code: "
             + count_table(self.dead_letters if dead_letters is None else dead_letters),
         ]

@@ -46,3 +46,21 @@ class TestCountLines:
         summary = RunSummary(started=0.0)
         lines = summary.count_lines(dead_letters=Counter({"truncated": 4}))
         assert lines[-1] == "dead letters by error code: truncated=4"
+
+    def test_reviews_get_their_own_line_when_there_were_any(self) -> None:
+        """Review reasons are not rejections: their own line, after the rejections, only when a
+        listing went to review (a policy without review rules prints as before)."""
+        summary = RunSummary(started=0.0)
+        tally = Tally()
+        tally.decisions[("review", "textile_fashion")] = 3
+        tally.reviews[("title_suggests_closed_goods", "review-keywords")] = 3
+        tally.decisions[("rejected", "textile_fashion")] = 1
+        tally.rejections[("import_closed", "akar-textile")] = 1
+        summary.add(tally)
+        assert summary.count_lines() == [
+            "by outcome: review=3, rejected=1",
+            "by cluster: textile_fashion=4",
+            "rejections by reason: import_closed=1",
+            "reviews by reason: title_suggests_closed_goods=3",
+            "dead letters by error code: none",
+        ]
