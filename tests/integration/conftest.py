@@ -51,6 +51,11 @@ class Broker:
     def stop(self) -> None:
         self._verb("stop")
 
+    @property
+    def server_log(self) -> Path:
+        """The broker's own log (`logs/server.log` in its data folder); managed brokers only."""
+        return Path(self.env["KAFKA_LOCAL_DATA"]) / "logs" / "server.log"
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:

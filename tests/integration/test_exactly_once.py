@@ -30,6 +30,13 @@ pytestmark = pytest.mark.integration
 SPEC = SampleSpec(base_time_ms=1_700_000_000_000)
 PARTITIONS = 6
 
+#: Kafka 4.4's transaction coordinator logs this when it finds a partition of a completing
+#: transaction without a leader (every partition of a single node has none for a moment around a
+#: restart) and, taking it for deleted, writes no marker there while still recording the commit or
+#: abort (KAFKA-20734, fix open in apache/kafka#22680). The outputs there stay in an open
+#: transaction until the same producer's next marker on that partition commits or aborts them.
+SKIPPED_MARKERS = "Couldn't find leader endpoint for partitions"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -118,6 +125,14 @@ def victim_partitions(worker: WorkerProcess) -> set[int]:
         elif entry["event"] in ("partitions revoked", "partitions lost"):
             held -= names
     return held
+
+
+def skipped_markers(broker: Broker, since: int) -> list[str]:
+    """The broker's `SKIPPED_MARKERS` lines from byte `since` of its log on."""
+    with broker.server_log.open("rb") as log:
+        log.seek(since)
+        lines = log.read().decode(errors="replace").splitlines()
+    return [line for line in lines if SKIPPED_MARKERS in line]
 
 
 def kill_scenario(
@@ -210,11 +225,20 @@ class TestExactlyOnce:
         assert outcome.failover_seconds < 60
 
     def test_a_broker_restart_too(self, broker: Broker, tmp_path: Path) -> None:
-        """SIGKILLs and a broker stop/start: still exactly one output per input."""
+        """SIGKILLs and a broker stop/start: still exactly one output per input.
+
+        Unless the broker's log shows it skipped a transaction's markers: then a committed
+        transaction can be aborted later, or an aborted one committed, and exactly-once cannot
+        hold whatever the worker does. That run is an xfail naming the broker's lines.
+        """
         if not broker.managed:
             pytest.skip("needs the session's own broker to stop and start it")
+        log_start = broker.server_log.stat().st_size
         outcome = kill_scenario(broker, tmp_path, "exactly-once", kills=2, restart_broker=True)
         print(f"exactly-once kill + broker restart: {outcome}")
+        dropped = skipped_markers(broker, log_start)
+        if (outcome.lost or outcome.duplicates) and dropped:
+            pytest.xfail(f"broker skipped transaction markers (KAFKA-20734): {outcome}; {dropped}")
         assert outcome.lost == 0
         assert outcome.duplicates == 0
 
