@@ -73,7 +73,7 @@ class Settings:
     )
     shadow_policy: Path | None = field(
         default=None,
-        metadata=_doc("candidate policy (or policy set) YAML evaluated beside the live one; never enforced"),
+        metadata=_doc("candidate policy or set evaluated beside the live one; never enforced"),
     )
     shadow_topic: str | None = field(
         default=None,
