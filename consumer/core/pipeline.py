@@ -1,11 +1,11 @@
 """decide_batch: raw records in, decisions or dead letters out, in input order. No I/O, no clock.
 
 Per event the hot path decodes into a ListingRow (codec.read_listing), scans the policy into a
-VerdictKey, looks up the verdict and its encoded part (built once per distinct key, see Verdicts)
-and joins the decision's bytes from that part (and the verdict's exemptions field, the last),
-the input's own encodings of the ids and event time, and constants (header, decided_at, source
-topic and partition, the writer's provenance trailer). No Listing,
-Verdict, Decision or dict is built per event.
+VerdictKey (a policy set's: the tuple of its layers' keys), looks up the verdict and its encoded
+part (built once per distinct key, see Verdicts) and joins the decision's bytes from that part
+(and the verdict's exemptions field, the last), the input's own encodings of the ids and event
+time, and constants (header, decided_at, source topic and partition, the writer's provenance
+trailer). No Listing, Verdict, Decision or dict is built per event.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ A watcher thread hashes each policy file every `policy_reload_interval` seconds 
 swaps a `..data` symlink instead of writing the file, is seen like any edit. A valid change waits
 in `pending` until the worker takes it between two batches (`take`): no batch is decided by a mix
 of versions. An invalid or unreadable file keeps the policy in force, is logged once with every
-problem, and is tried again when its content changes.
+problem, and is tried again when its content changes. A policy set (consumer.policy.sets) is
+read with every layer file it names, and hashed with them: an edit to any of them is a change.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def _read_layer(set_path: Path, layer: str) -> bytes | Unreadable:
             return Unreadable(f"no such file: {path}")
         if not path.is_file():  # a FIFO or a device would block or never end
             return Unreadable(f"not a regular file: {path}")
-    except (OSError, RuntimeError) as exc:  # a symlink loop: RuntimeError before Python 3.13
+    except (OSError, RuntimeError, ValueError) as exc:
+        # a symlink loop (RuntimeError before Python 3.13), a NUL byte in the path (ValueError)
         return Unreadable(f"cannot resolve {path}: {exc}")
     try:
         return read_policy_bytes(path)
