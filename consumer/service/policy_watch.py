@@ -83,15 +83,24 @@ def read_policy_sources(path: Path) -> PolicySources:
         paths = parse_set(raw, str(path)).paths
     except PolicyError:
         return PolicySources(raw)  # _compile reports the set file's problems
-    return PolicySources(raw, tuple(_read_layer(path, layer) for layer in paths))
+    seen: dict[Path, int] = {}
+    layers = tuple(_read_layer(path, i, layer, seen) for i, layer in enumerate(paths))
+    return PolicySources(raw, layers)
 
 
-def _read_layer(set_path: Path, layer: str) -> bytes | Unreadable:
-    """A layer's bytes; relative paths are relative to the set file."""
+def _read_layer(
+    set_path: Path, index: int, layer: str, seen: dict[Path, int]
+) -> bytes | Unreadable:
+    """A layer's bytes; relative paths are relative to the set file. `seen` maps the files
+    already read to their layer index: one file under two spellings is read once, and refused."""
     path = set_path.parent / layer
     try:
-        if path.resolve() == set_path.resolve():
+        resolved = path.resolve()
+        if resolved == set_path.resolve():
             return Unreadable("is the set file itself; a set cannot include itself")
+        if resolved in seen:
+            return Unreadable(f"is the same file as layers[{seen[resolved]}]")
+        seen[resolved] = index
         if not path.exists():
             return Unreadable(f"no such file: {path}")
         if not path.is_file():  # a FIFO or a device would block or never end

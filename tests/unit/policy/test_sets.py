@@ -378,6 +378,25 @@ class TestValidation:
             load_policy_file(path)
         assert len(raised.value.problems) == 1
 
+    def test_one_file_under_two_spellings_is_read_once_and_refused(self, tmp_path: Path) -> None:
+        """`a.yaml` and `./sub/../a.yaml` are one file: not parsed twice, named as a repeat."""
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "a.yaml").write_bytes(_GOOD)
+        path = tmp_path / "set.yaml"
+        path.write_text(set_text("a.yaml", "./sub/../a.yaml"))
+        message = r"layers\[1\] \(./sub/../a.yaml\): is the same file as layers\[0\]"
+        with pytest.raises(PolicyError, match=message):
+            load_policy_file(path)
+
+    def test_a_layer_path_the_os_refuses_is_one_error(self, tmp_path: Path) -> None:
+        """A NUL byte (a valid YAML escape) in a layer path: the OS refuses it, no exception."""
+        path = tmp_path / "set.yaml"
+        path.write_text(set_text("bad\x00name.yaml"))
+        message = r"layers\[0\] \(bad\x00name.yaml\): cannot resolve"
+        with pytest.raises(PolicyError, match=message) as raised:
+            load_policy_file(path)
+        assert len(raised.value.problems) == 1
+
     def test_an_unreadable_set_file_is_a_config_error(self, tmp_path: Path) -> None:
         """As for a policy file: the path and why."""
         with pytest.raises(ConfigError, match="cannot read"):
