@@ -13,7 +13,7 @@ from consumer.cli.options import add_as_of, as_of_ms, open_input
 from consumer.codec.jsonform import decision_to_json, read_listings
 from consumer.core.records import LIVE, Provenance, make_decision
 from consumer.errors import DecodeError
-from consumer.policy import evaluate, explain
+from consumer.policy.set_explain import explain_enforced
 from consumer.service.policy_watch import load_policy_file
 
 
@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "file", nargs="?", default="-", help="JSON Lines file, or - for standard input (default)"
     )
     parser.add_argument(
-        "--policy", type=Path, help="policy YAML (default: the bundled id-akar-import-closure)"
+        "--policy",
+        type=Path,
+        help="policy or policy set YAML (default: the bundled id-akar-import-closure)",
     )
     parser.add_argument(
         "--explain", action="store_true", help="print a readable account per listing instead"
@@ -50,12 +52,12 @@ def handle(args: argparse.Namespace) -> int:
                 invalid += 1
                 continue
             if args.explain:
-                print(explain(listing, policy, as_of))
+                print(explain_enforced(listing, policy, as_of))
                 print()
                 continue
             decision = make_decision(
                 listing,
-                evaluate(listing, policy, as_of),
+                policy.verdict_of(policy.scan(listing, as_of)),
                 policy=policy.policy_id,
                 policy_version=policy.version,
                 decided_at_ms=now_ms,

@@ -13,7 +13,7 @@ from typing import BinaryIO, TypeVar
 
 from consumer.errors import ConfigError
 from consumer.kafka.clients import BROKER_TIMEOUT
-from consumer.policy import CompiledPolicy
+from consumer.policy.enforced import Enforced
 from consumer.policy.load import parse_as_of
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ def fraction(text: str) -> float:
     return value
 
 
-def as_of_ms(text: str | None, policy: CompiledPolicy) -> int | None:
+def as_of_ms(text: str | None, policy: Enforced) -> int | None:
     """The --as-of time in epoch ms (None: each listing's event_time); ConfigError if unreadable."""
     return time_ms("--as-of", text, policy.tz)
 

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from consumer.cli.exit_codes import EXIT_OK
-from consumer.policy import summarize
-from consumer.policy.load import policy_warnings
+from consumer.policy.set_explain import enforced_warnings, summarize_enforced
 from consumer.service.policy_watch import load_policy_file
 
 
@@ -18,13 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="check a policy file and summarise it",
         description="Exit 0 with a summary, or 2 with every validation error.",
     )
-    parser.add_argument("file", type=Path, help="policy YAML file")
+    parser.add_argument("file", type=Path, help="policy or policy set YAML file")
 
 
 def handle(args: argparse.Namespace) -> int:
     """An invalid policy raises PolicyError, which main prints problem by problem (exit 2)."""
     policy = load_policy_file(args.file)
-    print(summarize(policy))
-    for warning in policy_warnings(policy.model):  # valid, so exit 0, but worth a second look
+    print(summarize_enforced(policy))
+    for warning in enforced_warnings(policy):  # valid, so exit 0, but worth a second look
         print(f"{args.file}: warning: {warning}", file=sys.stderr)
     return EXIT_OK

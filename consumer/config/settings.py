@@ -65,7 +65,7 @@ class Settings:
     )
     policy: Path | None = field(
         default=None,
-        metadata=_doc("policy YAML file", shown="bundled id-akar-import-closure"),
+        metadata=_doc("policy or policy set YAML file", shown="bundled id-akar-import-closure"),
     )
     policy_reload_interval: float = field(
         default=10.0,
@@ -73,7 +73,7 @@ class Settings:
     )
     shadow_policy: Path | None = field(
         default=None,
-        metadata=_doc("candidate policy YAML evaluated beside the live one; never enforced"),
+        metadata=_doc("candidate policy or set evaluated beside the live one; never enforced"),
     )
     shadow_topic: str | None = field(
         default=None,

@@ -7,13 +7,13 @@ Pure: `diff` and `replay --dry-run` feed it listings and render what it counts. 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from consumer.core.judgement import VerdictCache, changed, deciding_rules
 from consumer.core.records import Listing, ListingRow, Verdict
-from consumer.policy import CompiledPolicy
-from consumer.policy.evaluate import VerdictKey, scan, verdict_of
+from consumer.policy.enforced import Enforced
 
 #: Every change between the three outcomes that can happen, the three from before REVIEW first.
 #: APPROVED->APPROVED is never a change: an approval has no reasons to differ in.
@@ -61,25 +61,23 @@ class Judge:
 
     __slots__ = ("_memo", "as_of_ms", "candidate", "live")
 
-    def __init__(
-        self, live: CompiledPolicy, candidate: CompiledPolicy, as_of_ms: int | None = None
-    ) -> None:
+    def __init__(self, live: Enforced, candidate: Enforced, as_of_ms: int | None = None) -> None:
         self.live = live
         self.candidate = candidate
         self.as_of_ms = as_of_ms
-        self._memo: VerdictCache[tuple[VerdictKey, VerdictKey], tuple[Verdict, Verdict, bool]]
+        self._memo: VerdictCache[tuple[Hashable, Hashable], tuple[Verdict, Verdict, bool]]
         self._memo = VerdictCache()
 
     def judge(self, listing: Listing | ListingRow) -> tuple[Verdict, Verdict, bool]:
         """(live verdict, candidate verdict, whether the decision changes)."""
         keys = (
-            scan(listing, self.live, self.as_of_ms),
-            scan(listing, self.candidate, self.as_of_ms),
+            self.live.scan(listing, self.as_of_ms),
+            self.candidate.scan(listing, self.as_of_ms),
         )
         found = self._memo.get(keys)
         if found is None:
-            old = verdict_of(keys[0], self.live)
-            new = verdict_of(keys[1], self.candidate)
+            old = self.live.verdict_of(keys[0])
+            new = self.candidate.verdict_of(keys[1])
             found = self._memo.put(keys, (old, new, changed(old, new)))
         return found
 

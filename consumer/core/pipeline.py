@@ -1,18 +1,18 @@
 """decide_batch: raw records in, decisions or dead letters out, in input order. No I/O, no clock.
 
 Per event the hot path decodes into a ListingRow (codec.read_listing), scans the policy into a
-VerdictKey, looks up the verdict and its encoded part (built once per distinct key, see Verdicts)
-and joins the decision's bytes from that part (and the verdict's exemptions field, the last),
-the input's own encodings of the ids and event time, and constants (header, decided_at, source
-topic and partition, the writer's provenance trailer). No Listing,
-Verdict, Decision or dict is built per event.
+VerdictKey (a policy set's: the tuple of its layers' keys), looks up the verdict and its encoded
+part (built once per distinct key, see Verdicts) and joins the decision's bytes from that part
+(and the verdict's exemptions field, the last), the input's own encodings of the ids and event
+time, and constants (header, decided_at, source topic and partition, the writer's provenance
+trailer). No Listing, Verdict, Decision or dict is built per event.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
 
@@ -22,8 +22,7 @@ from consumer.codec.decision_writer import DecisionWriter, source_prefix
 from consumer.core.judgement import Judgement, VerdictCache, changed, deciding_rules, judgement
 from consumer.core.records import LIVE, Headers, Provenance, RawRecord, Verdict
 from consumer.errors import DecodeError
-from consumer.policy import CompiledPolicy
-from consumer.policy.evaluate import VerdictKey, scan, verdict_of
+from consumer.policy.enforced import Enforced
 
 #: Trace-context headers copied from a listing to its decision (W3C, B3, and common request ids).
 TRACE_HEADERS = frozenset(
@@ -136,20 +135,18 @@ class Verdicts:
 
     __slots__ = ("entries", "policy", "writer")
 
-    def __init__(self, writer: DecisionWriter, policy: CompiledPolicy) -> None:
+    def __init__(self, writer: DecisionWriter, policy: Enforced) -> None:
         self.writer = writer
         self.policy = policy
-        self.entries: VerdictCache[VerdictKey, _Entry] = VerdictCache(VERDICT_CACHE_BYTES)
+        self.entries: VerdictCache[Hashable, _Entry] = VerdictCache(VERDICT_CACHE_BYTES)
 
     @classmethod
-    def of(
-        cls, codec: AvroCodec, policy: CompiledPolicy, provenance: Provenance = LIVE
-    ) -> Verdicts:
+    def of(cls, codec: AvroCodec, policy: Enforced, provenance: Provenance = LIVE) -> Verdicts:
         return cls(codec.decision_writer(policy.policy_id, policy.version, provenance), policy)
 
-    def add(self, key: VerdictKey) -> _Entry:
+    def add(self, key: Hashable) -> _Entry:
         """Build, encode and keep the verdict for `key`; DecodeError if it cannot be encoded."""
-        verdict = verdict_of(key, self.policy)
+        verdict = self.policy.verdict_of(key)
         part = self.writer.verdict_part(verdict)
         tail = self.writer.exemptions_part(verdict)
         entry = _Entry(verdict, part, tail, judgement(verdict), Shadowed(verdict, None, ()))
@@ -179,10 +176,10 @@ class Decider:
     def __init__(
         self,
         codec: AvroCodec,
-        policy: CompiledPolicy,
+        policy: Enforced,
         provenance: Provenance = LIVE,
         *,
-        shadow: CompiledPolicy | None = None,
+        shadow: Enforced | None = None,
         shadow_output: ShadowOutput = "none",
     ) -> None:
         self.codec = codec
@@ -195,10 +192,10 @@ class Decider:
             self._shadow = Verdicts.of(codec, shadow, shadowing)
 
     @property
-    def shadow_policy(self) -> CompiledPolicy | None:
+    def shadow_policy(self) -> Enforced | None:
         return None if self._shadow is None else self._shadow.policy
 
-    def replaced(self, policy: CompiledPolicy, shadow: CompiledPolicy | None) -> Decider:
+    def replaced(self, policy: Enforced, shadow: Enforced | None) -> Decider:
         """The same decider with other policies (fresh caches for the ones that changed)."""
         same_live = policy is self.policy
         same_shadow = shadow is self.shadow_policy
@@ -236,7 +233,7 @@ class Decider:
 def decide_batch(
     records: Sequence[RawRecord],
     codec: AvroCodec,
-    policy: CompiledPolicy,
+    policy: Enforced,
     now_ms: int,
     verdicts: Verdicts | None = None,
     as_of_ms: int | None = None,
@@ -261,6 +258,7 @@ def decide_batch(
         provenance = LIVE if verdicts is None else verdicts.writer.provenance
         verdicts = Verdicts.of(codec, policy, provenance)
     read = codec.read_listing
+    scan = policy.scan  # bound once per batch: a CompiledPolicy's or a policy set's
     entries = verdicts.entries
     add = verdicts.add
     writer = verdicts.writer
@@ -274,6 +272,7 @@ def decide_batch(
     )
     if shadow is not None:
         spolicy = shadow.policy
+        sscan = spolicy.scan
         sentries = shadow.entries
         sadd = shadow.add
         swriter = shadow.writer
@@ -299,7 +298,7 @@ def decide_batch(
         except DecodeError as exc:
             append(DeadLettered(record, exc.code, exc.message))
             continue
-        key = scan(row, policy, as_of_ms)
+        key = scan(row, as_of_ms)
         entry = entries.get(key)
         if entry is None:
             try:
@@ -338,7 +337,7 @@ def decide_batch(
             headers = (*kept, *version_headers)
         shadowed = None
         if shadow is not None:
-            skey = scan(row, spolicy, as_of_ms)
+            skey = sscan(row, as_of_ms)
             sentry = sentries.get(skey)
             if sentry is None:
                 try:

@@ -9,17 +9,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Reason
+from consumer.core.records import Listing, ListingRow, Reason, Verdict
 from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
 from consumer.policy.taxonomy import TaxonomyIndex
+
+if TYPE_CHECKING:
+    from consumer.policy.evaluate import VerdictKey
 
 #: Open window ends; event times are epoch milliseconds, far inside these.
 WINDOW_MIN = -(2**63)
@@ -75,6 +79,21 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     #: Base-currency value of one minor unit per currency (rate / 10**exponent), for explanations.
     rate_per_minor: Mapping[str, float]
+
+    # -- consumer.policy.enforced.Enforced: what a policy set (consumer.policy.sets) also offers --
+
+    @property
+    def layers(self) -> tuple[CompiledPolicy, ...]:
+        """A single policy file is its own only layer."""
+        return (self,)
+
+    def scan(self, listing: Listing | ListingRow, as_of_ms: int | None = None) -> VerdictKey:
+        """consumer.policy.evaluate.scan of this policy."""
+        return _evaluate.scan(listing, self, as_of_ms)
+
+    def verdict_of(self, key: Hashable) -> Verdict:
+        """consumer.policy.evaluate.verdict_of of this policy; `key` is a scan key of it."""
+        return _evaluate.verdict_of(cast("VerdictKey", key), self)
 
 
 def compile_policy(model: PolicyModel) -> CompiledPolicy:
@@ -241,3 +260,7 @@ def price_in_base(compiled: CompiledPolicy, amount_minor: int, currency: str) ->
         return None
     exact = Fraction(amount_minor, 10 ** minor_exponent(currency)) * rates[currency]
     return Decimal(exact.numerator) / Decimal(exact.denominator)
+
+
+# At the end: evaluate imports this module's names, and CompiledPolicy's scan/verdict_of call it.
+import consumer.policy.evaluate as _evaluate  # noqa: E402

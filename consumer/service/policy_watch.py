@@ -5,7 +5,8 @@ A watcher thread hashes each policy file every `policy_reload_interval` seconds 
 swaps a `..data` symlink instead of writing the file, is seen like any edit. A valid change waits
 in `pending` until the worker takes it between two batches (`take`): no batch is decided by a mix
 of versions. An invalid or unreadable file keeps the policy in force, is logged once with every
-problem, and is tried again when its content changes.
+problem, and is tried again when its content changes. A policy set (consumer.policy.sets) is
+read with every layer file it names, and hashed with them: an edit to any of them is a change.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 from consumer.errors import ConfigError, PolicyError
-from consumer.policy import CompiledPolicy, bundled_policy_text, compile_policy, load_policy
-from consumer.policy.changes import describe_change
+from consumer.policy import bundled_policy_text, compile_policy, load_policy
+from consumer.policy.enforced import Enforced
+from consumer.policy.set_explain import change_summary
+from consumer.policy.sets import Unreadable, is_policy_set, load_set, parse_set
 from consumer.policy.yamldoc import MAX_POLICY_BYTES
 from consumer.telemetry.metrics import Metrics
 
@@ -41,21 +44,82 @@ def read_policy_bytes(path: Path) -> bytes:
         raise ConfigError(msg) from exc
 
 
-def load_policy_file(path: Path | None) -> CompiledPolicy:
-    """The policy at `path`, or the bundled default; PolicyError or ConfigError when it is not valid."""
+def load_policy_file(path: Path | None) -> Enforced:
+    """The policy or policy set at `path`, or the bundled default; PolicyError or ConfigError
+    when it is not valid."""
     if path is None:
         return compile_policy(
             load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
         )
-    return compile_policy(load_policy(read_policy_bytes(path), str(path)))
+    return _compile(read_policy_sources(path), path)
+
+
+# -- policy sets (consumer.policy.sets): the set file and every layer file it names ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySources:
+    """The bytes a policy path stands for: the file, and for a set each layer's (or why not)."""
+
+    raw: bytes
+    layers: tuple[bytes | Unreadable, ...] = ()
+
+    def digest(self) -> str:
+        """sha256 over the file and every layer (or its read error): any edit is a change."""
+        hasher = hashlib.sha256(self.raw)
+        for layer in self.layers:
+            text = layer.message.encode() if isinstance(layer, Unreadable) else layer
+            hasher.update(hashlib.sha256(text).digest())
+        return hasher.hexdigest()
+
+
+def read_policy_sources(path: Path) -> PolicySources:
+    """The file's bytes and, when it is a policy set, each layer's; ConfigError if the file
+    itself is unreadable (a layer that is becomes an Unreadable, reported by load_set)."""
+    raw = read_policy_bytes(path)
+    if not is_policy_set(raw):
+        return PolicySources(raw)
+    try:
+        paths = parse_set(raw, str(path)).paths
+    except PolicyError:
+        return PolicySources(raw)  # _compile reports the set file's problems
+    seen: dict[Path, int] = {}
+    layers = tuple(_read_layer(path, i, layer, seen) for i, layer in enumerate(paths))
+    return PolicySources(raw, layers)
+
+
+def _read_layer(
+    set_path: Path, index: int, layer: str, seen: dict[Path, int]
+) -> bytes | Unreadable:
+    """A layer's bytes; relative paths are relative to the set file. `seen` maps the files
+    already read to their layer index: one file under two spellings is read once, and refused."""
+    path = set_path.parent / layer
+    try:
+        resolved = path.resolve()
+        if resolved == set_path.resolve():
+            return Unreadable("is the set file itself; a set cannot include itself")
+        if resolved in seen:
+            return Unreadable(f"is the same file as layers[{seen[resolved]}]")
+        seen[resolved] = index
+        if not path.exists():
+            return Unreadable(f"no such file: {path}")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            return Unreadable(f"not a regular file: {path}")
+    except (OSError, RuntimeError, ValueError) as exc:
+        # a symlink loop (RuntimeError before Python 3.13), a NUL byte in the path (ValueError)
+        return Unreadable(f"cannot resolve {path}: {exc}")
+    try:
+        return read_policy_bytes(path)
+    except ConfigError as exc:
+        return Unreadable(str(exc))
 
 
 @dataclass(frozen=True, slots=True)
 class Policies:
     """What the worker decides with: the enforced policy and the candidate evaluated beside it."""
 
-    live: CompiledPolicy
-    shadow: CompiledPolicy | None = None
+    live: Enforced
+    shadow: Enforced | None = None
 
 
 @dataclass(slots=True)
@@ -64,9 +128,9 @@ class _Watched:
 
     role: Role
     path: Path | None  # None: the bundled policy, which never changes
-    policy: CompiledPolicy
-    seen: str  # sha256 of the bytes last read, or the error that stopped reading them
-    pending: CompiledPolicy | None = None
+    policy: Enforced
+    seen: str  # sha256 of the bytes last read (a set's: with its layers'), or the read error
+    pending: Enforced | None = None
     rejected: bool = False
 
 
@@ -99,14 +163,14 @@ class PolicyWatch:
         )
 
     def _first_load(self, role: Role, path: Path | None) -> _Watched:
-        raw = b"" if path is None else read_policy_bytes(path)
-        policy = load_policy_file(None) if path is None else _compile(raw, path)
+        sources = PolicySources(b"") if path is None else read_policy_sources(path)
+        policy = load_policy_file(None) if path is None else _compile(sources, path)
         self._metrics.set_policy(role, policy.policy_id, policy.version, self._wall_clock())
         log.info(
             "policy loaded",
             extra={"role": role, "policy": policy.policy_id, "version": policy.version},
         )
-        return _Watched(role, path, policy, _digest(raw))
+        return _Watched(role, path, policy, sources.digest())
 
     @property
     def current(self) -> Policies:
@@ -147,18 +211,18 @@ class PolicyWatch:
     def _check_one(self, watched: _Watched, path: Path, requested: bool) -> None:
         role = watched.role
         try:
-            raw = read_policy_bytes(path)
+            sources = read_policy_sources(path)
         except ConfigError as exc:
             self._reject(watched, f"error: {exc}", [str(exc)])
             return
-        digest = _digest(raw)
+        digest = sources.digest()
         if digest == watched.seen:
             if requested:
                 self._unchanged(watched, "file unchanged")
             return
         watched.seen = digest
         try:
-            policy = _compile(raw, path)
+            policy = _compile(sources, path)
         except PolicyError as exc:
             self._reject(watched, digest, list(exc.problems))
             return
@@ -218,7 +282,7 @@ class PolicyWatch:
         self._policies = Policies(live, shadow)
         return self._policies
 
-    def _apply(self, watched: _Watched, policy: CompiledPolicy) -> None:
+    def _apply(self, watched: _Watched, policy: Enforced) -> None:
         old = watched.policy
         watched.policy = policy
         watched.rejected = False
@@ -231,14 +295,12 @@ class PolicyWatch:
                 "policy": policy.policy_id,
                 "old_version": old.version,
                 "version": policy.version,
-                "changes": describe_change(old.model, policy.model).summary(),
+                "changes": change_summary(old, policy),
             },
         )
 
 
-def _compile(raw: bytes, path: Path) -> CompiledPolicy:
-    return compile_policy(load_policy(raw, str(path)))
-
-
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
+def _compile(sources: PolicySources, path: Path) -> Enforced:
+    if sources.layers or is_policy_set(sources.raw):
+        return load_set(sources.raw, str(path), sources.layers)
+    return compile_policy(load_policy(sources.raw, str(path)))

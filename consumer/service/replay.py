@@ -28,7 +28,7 @@ from consumer.kafka.clients import Consumer, build_replay_consumer
 from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import Bounds, plan_range
 from consumer.kafka.source import Source
-from consumer.policy import CompiledPolicy
+from consumer.policy.enforced import Enforced
 from consumer.service.assembly import assemble
 from consumer.service.rate import TokenBucket
 from consumer.service.replay_decider import ReplayCounts, ReplayDecider
@@ -44,7 +44,7 @@ class ReplayOptions:
     from_ms: int | None = None
     to_ms: int | None = None
     as_of_ms: int | None = None
-    baseline: CompiledPolicy | None = None
+    baseline: Enforced | None = None
     rate: float | None = None
     http_port: int | None = None
     progress: bool = True
@@ -76,7 +76,7 @@ class _Replay:
     """replay's Job: its own group over a bounded range, one fixed policy, a progress bar, and
     HTTP only when --http-port asks for it."""
 
-    def __init__(self, settings: Settings, policy: CompiledPolicy, options: ReplayOptions) -> None:
+    def __init__(self, settings: Settings, policy: Enforced, options: ReplayOptions) -> None:
         self.settings = config.replay_settings(settings, options.name)
         self.http_port = options.http_port
         self._policy = policy
@@ -134,7 +134,7 @@ class _Replay:
 
 
 def run_replay(
-    settings: Settings, policy: CompiledPolicy, stop: threading.Event, options: ReplayOptions
+    settings: Settings, policy: Enforced, stop: threading.Event, options: ReplayOptions
 ) -> ReplayResult:
     """Run one replay process to the end of its share of the range; see the module docstring."""
     job = _Replay(settings, policy, options)

@@ -11,7 +11,7 @@ from consumer.codec import AvroCodec
 from consumer.core.judgement import VerdictCache, changed
 from consumer.core.pipeline import DeadLettered, Decided, Decider, Result
 from consumer.core.records import Provenance, RawRecord, Verdict
-from consumer.policy import CompiledPolicy
+from consumer.policy.enforced import Enforced
 from consumer.service.rate import TokenBucket
 
 REPLAY_HEADER = "ic.replay"
@@ -40,10 +40,10 @@ class ReplayDecider(Decider):
     def __init__(
         self,
         codec: AvroCodec,
-        policy: CompiledPolicy,
+        policy: Enforced,
         provenance: Provenance,
         *,
-        baseline: CompiledPolicy | None = None,
+        baseline: Enforced | None = None,
         bucket: TokenBucket | None = None,
         progress: Callable[[int], object] = lambda _n: None,
     ) -> None:
@@ -58,7 +58,7 @@ class ReplayDecider(Decider):
         self._progress = progress
         self.counts = ReplayCounts()
 
-    def replaced(self, policy: CompiledPolicy, shadow: CompiledPolicy | None) -> Decider:
+    def replaced(self, policy: Enforced, shadow: Enforced | None) -> Decider:
         """A replay has no shadow policy of its own (its shadow is the baseline): `shadow` must be
         None. Another policy gives a ReplayDecider with the same baseline, rate, progress and
         counts, keeping the baseline's verdict cache."""

@@ -19,7 +19,7 @@ from consumer.core.impact import TRANSITIONS, ImpactReport, Judge, side
 from consumer.core.records import Listing, ListingRow
 from consumer.errors import DecodeError
 from consumer.kafka.range_reader import RangeReader
-from consumer.policy import explain
+from consumer.policy.set_explain import explain_enforced
 from consumer.tools.export import RangeSpec, open_range, reading_codec
 
 Item = Listing | ListingRow | str  # a listing, or where and why an input was invalid
@@ -117,9 +117,9 @@ def render_text(report: ImpactReport, judge: Judge) -> str:
             f"example {n}: listing {typed.listing_id} (event {typed.event_id}): "
             f"{change.old.outcome} -> {change.new.outcome}",
             "-- live:",
-            explain(typed, live, judge.as_of_ms),
+            explain_enforced(typed, live, judge.as_of_ms),
             "-- candidate:",
-            explain(typed, candidate, judge.as_of_ms),
+            explain_enforced(typed, candidate, judge.as_of_ms),
         ]
     return "\n".join(lines)
 

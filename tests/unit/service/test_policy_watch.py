@@ -261,3 +261,108 @@ class TestDescribeChange:
         assert change.summary() == (
             "rules added electronics; rules changed fashion; clusters added crafts"
         )
+
+
+def write_set(folder: Path) -> Path:
+    """A set of two layers, a.yaml (V1) and b.yaml (a rule of its own); returns the set file."""
+    (folder / "a.yaml").write_text(policy_text(V1))
+    b_rules = [reject("min_price", cross_border=True, site_in=["ID"])]
+    (folder / "b.yaml").write_text(policy_text(b_rules).replace("test-policy", "layer-b"))
+    path = folder / "set.yaml"
+    path.write_text('policy_set: both\nversion: "1"\nlayers:\n  - path: a.yaml\n  - path: b.yaml\n')
+    return path
+
+
+class TestPolicySet:
+    def test_an_edit_to_a_layer_file_reloads_the_set(
+        self, tmp_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The set file is unchanged; the layer's new content gives the set a new version."""
+        path = write_set(tmp_path)
+        source = source_for(path, registry)
+        before = source.current.live.version
+        assert source.current.live.policy_id == "both"
+        (tmp_path / "a.yaml").write_text(policy_text(V2, version="2"))
+        source.check()
+        with caplog.at_level(logging.INFO):
+            taken = source.take()
+        assert taken is not None
+        assert taken.live.version != before
+        assert [layer.version[:2] for layer in taken.live.layers] == ["2+", "1+"]
+        [line] = records(caplog, "policy reloaded")
+        assert line.changes == "layers[0] (a.yaml): rules added electronics"  # type: ignore[attr-defined]
+
+    def test_an_edit_to_the_set_file_reloads_it(
+        self, tmp_path: Path, registry: CollectorRegistry
+    ) -> None:
+        """Dropping a layer is a change like any other."""
+        path = write_set(tmp_path)
+        source = source_for(path, registry)
+        path.write_text('policy_set: both\nversion: "2"\nlayers:\n  - path: a.yaml\n')
+        source.check()
+        taken = source.take()
+        assert taken is not None
+        assert len(taken.live.layers) == 1
+
+    @pytest.mark.parametrize(
+        ("breakage", "problem"),
+        [
+            (
+                "invalid",
+                "layers[1] (b.yaml): rules[0].effect: expected 'reject', 'review' or 'allow'",
+            ),
+            ("missing", "layers[1] (b.yaml): no such file: "),
+            ("duplicate-id", "layers[1] (b.yaml).rules[0].id: duplicate rule id 'fashion'"),
+        ],
+        ids=["invalid", "missing", "duplicate-id"],
+    )
+    def test_a_broken_layer_keeps_the_set_in_force_and_is_logged_once(
+        self,
+        tmp_path: Path,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+        breakage: str,
+        problem: str,
+    ) -> None:
+        """Checked twice, said once; the repaired layer is then applied."""
+        path = write_set(tmp_path)
+        source = source_for(path, registry)
+        before = source.current.live.version
+        layer = tmp_path / "b.yaml"
+        if breakage == "invalid":
+            layer.write_text(
+                policy_text([{"id": "x", "effect": "maybe", "when": {"cross_border": True}}])
+            )
+        elif breakage == "missing":
+            layer.unlink()
+        else:
+            layer.write_text(policy_text(V1).replace("test-policy", "layer-b"))
+        with caplog.at_level(logging.INFO):
+            source.check()
+            source.check()
+        assert source.take() is None
+        assert source.current.live.version == before
+        [line] = records(caplog, "policy change rejected, keeping the policy in force")
+        problems = line.problems  # type: ignore[attr-defined]
+        assert any(p.startswith(problem) for p in problems), problems
+        assert reloads(registry, "rejected") == 1
+        layer.write_text(
+            policy_text(V2, version="2")
+            .replace("test-policy", "layer-b")
+            .replace("id: fashion", "id: fashion-b")
+            .replace("id: electronics", "id: electronics-b")
+        )
+        source.check()
+        assert source.take() is not None
+        assert rejected_gauge(registry) == 0
+
+    def test_a_set_can_be_the_shadow_policy(
+        self, tmp_path: Path, path: Path, registry: CollectorRegistry
+    ) -> None:
+        """The live file stays a plain policy; the candidate is a set."""
+        folder = tmp_path / "candidate"
+        folder.mkdir()
+        source = source_for(path, registry, shadow=write_set(folder))
+        shadow = source.current.shadow
+        assert shadow is not None
+        assert (source.current.live.policy_id, shadow.policy_id) == ("test-policy", "both")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -10,7 +11,9 @@ from consumer.codec import AvroCodec
 from consumer.core.pipeline import Decided, tally
 from consumer.core.records import Provenance, RawRecord
 from consumer.policy import CompiledPolicy
+from consumer.service.policy_watch import load_policy_file
 from consumer.service.replay_decider import REPLAY_HEADER, ReplayDecider
+from tests.unit.core.test_pipeline_sets import RECORDS as SET_RECORDS
 from tests.unit.core.test_pipeline_shadow import (
     CANDIDATE,
     LIVE,
@@ -20,6 +23,7 @@ from tests.unit.core.test_pipeline_shadow import (
     REWORDED,
 )
 from tests.unit.policy.test_evaluate import compiled
+from tests.unit.policy.test_sets import write_indonesia_set
 
 CODEC = AvroCodec()
 RUN = Provenance("REPLAY", "run-1", None)
@@ -118,3 +122,18 @@ class TestReplaced:
         decider = ReplayDecider(CODEC, CANDIDATE, RUN, baseline=LIVE)
         with pytest.raises(ValueError, match="shadow policy cannot run beside the baseline"):
             decider.replaced(CANDIDATE, LIVE)
+
+
+class TestPolicySet:
+    @pytest.mark.parametrize("set_is", ["policy", "baseline"], ids=["set-policy", "set-baseline"])
+    def test_changed_only_with_a_set_on_either_side(self, tmp_path: Path, set_is: str) -> None:
+        """Against the AKAR layer alone, the set changes the cheap phone (newly rejected) and the
+        cheap shirts (one more reason); the dear phone is unchanged."""
+        indonesia = load_policy_file(write_indonesia_set(tmp_path))
+        akar = indonesia.layers[0]
+        policy, baseline = (indonesia, akar) if set_is == "policy" else (akar, indonesia)
+        decider = ReplayDecider(CODEC, policy, RUN, baseline=baseline)
+        results = decider.decide(SET_RECORDS, 0)
+        published = [r for r in results if isinstance(r, Decided)]
+        assert [r.listing_id for r in published] == ["l-0", "l-1", "l-3"]
+        assert decider.counts.unchanged == 1
