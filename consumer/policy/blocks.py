@@ -7,6 +7,7 @@ leaf keys only compiles to the same loop as before blocks existed (or to its one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -83,13 +84,20 @@ class BlockCompiler:
         named: Mapping[str, Conditions],
         rates: Mapping[str, Fraction],
         scales: Mapping[str, tuple[int, int]],
+        lists: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.named = named
         self.rates = rates
         self.scales = scales
+        #: Each named list's entries in force for the period being compiled.
+        self.lists = lists or {}
         self.done: dict[str, CompiledBlock] = {}
 
     def block(self, block: Conditions) -> CompiledBlock:
+        if block.lists is not None:
+            # `{list: NAME}` leaves become the entries in force; `lists` stays, for explain
+            filled = {key: self.lists[name] for key, name in block.lists}
+            block = dataclasses.replace(block, **filled)  # type: ignore[arg-type]
         prices = tuple(
             _price_check(
                 key, money, below=key == "price_below", rates=self.rates, scales=self.scales
@@ -208,6 +216,8 @@ def _price_check(
     scales: Mapping[str, tuple[int, int]],
 ) -> PriceCheck:
     """Each threshold is ceil(limit in base x minor units per base unit), exactly, in integers."""
+    if money.currency not in rates:
+        return PriceCheck(key, below, {})  # no fx table in force yet: every price is unknown
     limit_in_base = Fraction(money.amount) * rates[money.currency]
     num, den = limit_in_base.numerator, limit_in_base.denominator
     thresholds = {code: -(-num * s_num // (den * s_den)) for code, (s_num, s_den) in scales.items()}
@@ -263,19 +273,19 @@ def _checks(when: Conditions) -> tuple[Check, ...]:
         brands = frozenset(normalise_segment(brand) for brand in when.brand_in)
         add("brand_in", lambda listing, cross_border, cluster: _brand_in(listing.brand, brands))
     if when.hs_code_prefix_in is not None:
-        hs_in = tuple(when.hs_code_prefix_in)
+        starts_in = _prefix_test(when.hs_code_prefix_in)
         add(
             "hs_code_prefix_in",
             lambda listing, cross_border, cluster: (
-                listing.hs_code is not None and normalise_hs_code(listing.hs_code).startswith(hs_in)
+                listing.hs_code is not None and starts_in(normalise_hs_code(listing.hs_code))
             ),
         )
     if when.hs_code_prefix_not_in is not None:
-        hs_out = tuple(when.hs_code_prefix_not_in)
+        starts_out = _prefix_test(when.hs_code_prefix_not_in)
         add(
             "hs_code_prefix_not_in",
             lambda listing, cross_border, cluster: (
-                listing.hs_code is None or not normalise_hs_code(listing.hs_code).startswith(hs_out)
+                listing.hs_code is None or not starts_out(normalise_hs_code(listing.hs_code))
             ),
         )
     if when.attribute_equals is not None:
@@ -287,6 +297,28 @@ def _checks(when: Conditions) -> tuple[Check, ...]:
             ),
         )
     return tuple(checks)
+
+
+#: Up to this many prefixes, str.startswith(tuple) is fastest; past it (a list of thousands of HS
+#: codes) one set lookup per distinct prefix length (at most 9: 2 to 10 digits) is.
+_PREFIX_SCAN_MAX = 32
+
+
+def _prefix_test(prefixes: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a normalised HS code starts with one of `prefixes`."""
+    if len(prefixes) <= _PREFIX_SCAN_MAX:
+        scanned = tuple(prefixes)
+        return lambda code: code.startswith(scanned)
+    known = frozenset(prefixes)
+    lengths = tuple(sorted({len(prefix) for prefix in known}))
+
+    def starts(code: str) -> bool:
+        for length in lengths:  # noqa: SIM110 - a loop is faster than any() over a generator
+            if code[:length] in known:
+                return True
+        return False
+
+    return starts
 
 
 def _brand_in(brand: str | None, brands: frozenset[str]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,16 @@ from zoneinfo import ZoneInfo
 from consumer.core.records import Reason
 from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
-from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
+from consumer.policy.model import (
+    Conditions,
+    DatedRates,
+    Effect,
+    FxTable,
+    ListVersion,
+    Money,
+    PolicyModel,
+    Rule,
+)
 from consumer.policy.taxonomy import TaxonomyIndex
 
 #: Open window ends; event times are epoch milliseconds, far inside these.
@@ -58,6 +68,20 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Period:
+    """The rules as compiled for a span of time in which no list version or fx table changes.
+
+    `fx_from_ms` is when the fx table in force began (None: the undated `fx.rates`, or no table
+    yet); `rates` its rates (the base's included) as exact fractions.
+    """
+
+    from_ms: int
+    rules: tuple[CompiledRule, ...]
+    fx_from_ms: int | None
+    rates: Mapping[str, Fraction]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledPolicy:
     """What `evaluate` runs on. `scope_sites` None means every site is in scope.
 
@@ -75,13 +99,33 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     #: Base-currency value of one minor unit per currency (rate / 10**exponent), for explanations.
     rate_per_minor: Mapping[str, float]
+    #: The periods in time order, the first from WINDOW_MIN; one unless the policy has dated lists
+    #: or fx tables. `rules` is the first period's: ids, effects, reasons and exemptions are the
+    #: same in every period, only the `when`/`unless` closures differ.
+    periods: tuple[Period, ...] = ()
+    #: Each period's from_ms, for bisect; empty when there is one period (no lookup per listing).
+    period_starts: tuple[int, ...] = ()
+
+    def period_at(self, ms: int) -> Period:
+        """The period in force at `ms` (epoch milliseconds)."""
+        return (
+            self.periods[bisect_right(self.period_starts, ms) - 1]
+            if self.period_starts
+            else self.periods[0]
+        )
+
+    def rules_at(self, ms: int) -> tuple[CompiledRule, ...]:
+        """The rules with the list versions and fx table in force at `ms`."""
+        if not self.period_starts:
+            return self.rules
+        return self.periods[bisect_right(self.period_starts, ms) - 1].rules
 
 
 def compile_policy(model: PolicyModel) -> CompiledPolicy:
     """Precompute everything per-listing evaluation needs; call once per loaded policy."""
     scope = None if model.scope_sites is None else frozenset(model.scope_sites)
-    fx_rates = _rates(model.fx)
-    scales = _minor_units_per_base(fx_rates)
+    periods = _periods(model)
+    dated = len(periods) > 1
     return CompiledPolicy(
         model=model,
         policy_id=model.policy_id,
@@ -90,11 +134,116 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         tz=ZoneInfo(model.timezone),
         scope_sites=scope,
         taxonomy=TaxonomyIndex.build(model.clusters),
-        rules=_compile_rules(model, fx_rates, scales),
-        rate_per_minor={
-            code: float(rate / 10 ** minor_exponent(code)) for code, rate in fx_rates.items()
-        },
+        rules=periods[0].rules,
+        rate_per_minor=_per_minor(periods[0].rates),
+        periods=periods,
+        period_starts=tuple(p.from_ms for p in periods) if dated else (),
     )
+
+
+def _per_minor(rates: Mapping[str, Fraction]) -> dict[str, float]:
+    return {code: float(rate / 10 ** minor_exponent(code)) for code, rate in rates.items()}
+
+
+def _periods(model: PolicyModel) -> tuple[Period, ...]:
+    """One Period per span between list version and fx table boundaries (one if there are none).
+
+    A rule is compiled again only for the list versions and fx table it uses: a rule that uses
+    neither is one CompiledRule shared by every period, so the cost grows with the dated
+    versions a rule uses, not with periods x rules.
+    """
+    tables = model.fx_tables
+    bounds = {t.from_ms for t in tables}
+    for _, versions in model.lists:
+        for version in versions:
+            bounds.add(version.from_ms)
+            if version.until_ms is not None:
+                bounds.add(version.until_ms)
+    starts = [WINDOW_MIN, *sorted(b for b in bounds if b > WINDOW_MIN)]
+    named = dict(model.conditions)
+    uses = _Uses(named)
+    index = {rule.id: i for i, rule in enumerate(model.rules)}
+    done: dict[tuple[object, ...], CompiledRule] = {}
+    out: list[Period] = []
+    for start in starts:
+        in_force = {name: _version_at(versions, start) for name, versions in model.lists}
+        table = _table_at(tables, start) if tables else None
+        rates = _rates(model.fx) if table is None else _dated_rates(model.fx, table)
+        scales = _minor_units_per_base(rates)
+        blocks = BlockCompiler(named, rates, scales, _entries(in_force))
+        rules: list[CompiledRule] = []
+        for i, rule in enumerate(model.rules):
+            lists, priced = uses.rule(rule)
+            key = (i, tuple(id(in_force[name]) for name in lists), id(table) if priced else None)
+            compiled = done.get(key)
+            if compiled is None:
+                compiled = done[key] = _compile_rule(rule, blocks, index)
+            rules.append(compiled)
+        fx_from = None if table is None else table.from_ms
+        out.append(Period(start, tuple(rules), fx_from, rates))
+    return tuple(out)
+
+
+def _version_at(versions: tuple[ListVersion, ...], ms: int) -> ListVersion | None:
+    for version in versions:
+        if version.from_ms <= ms and (version.until_ms is None or ms < version.until_ms):
+            return version
+    return None
+
+
+def _table_at(tables: tuple[DatedRates, ...], ms: int) -> DatedRates | None:
+    """The latest table already begun at `ms`; None before the first."""
+    found = None
+    for table in tables:
+        if table.from_ms <= ms and (found is None or table.from_ms > found.from_ms):
+            found = table
+    return found
+
+
+def _entries(in_force: Mapping[str, ListVersion | None]) -> dict[str, tuple[str, ...]]:
+    """Each list's entries in force; a list with no version in force is empty (`_in` fails)."""
+    return {name: () if v is None else v.entries for name, v in in_force.items()}
+
+
+def _dated_rates(fx: FxTable | None, table: DatedRates) -> dict[str, Fraction]:
+    rates = {code: Fraction(rate) for code, rate in table.rates}
+    if fx is not None:
+        rates[fx.base] = Fraction(1)
+    return rates
+
+
+class _Uses:
+    """Which lists a rule's `when` and `unless` use, and whether they check a price, through
+    named conditions too (each name looked at once)."""
+
+    def __init__(self, named: Mapping[str, Conditions]) -> None:
+        self.named = named
+        self.seen: dict[str, tuple[frozenset[str], bool]] = {}
+
+    def rule(self, rule: Rule) -> tuple[tuple[str, ...], bool]:
+        lists, priced = self.block(rule.when)
+        if rule.unless is not None:
+            more, also = self.block(rule.unless)
+            lists, priced = lists | more, priced or also
+        return tuple(sorted(lists)), priced
+
+    def block(self, block: Conditions) -> tuple[frozenset[str], bool]:
+        lists = {name for _, name in block.lists or ()}
+        priced = block.price_below is not None or block.price_at_least is not None
+        parts = [*(block.all_of or ()), *(block.any_of or ())]
+        if block.not_ is not None:
+            parts.append(block.not_)
+        for part in parts:
+            more, also = self.block(part)
+            lists |= more
+            priced = priced or also
+        if block.condition is not None:
+            found = self.seen.get(block.condition)
+            if found is None:
+                found = self.seen[block.condition] = self.block(self.named[block.condition])
+            lists |= found[0]
+            priced = priced or found[1]
+        return frozenset(lists), priced
 
 
 def content_hash(model: PolicyModel) -> str:
@@ -137,6 +286,19 @@ def _content(model: PolicyModel) -> dict[str, object]:
     }
     if model.conditions:  # only then: a file without the new keys keeps its version hash
         content["conditions"] = {name: _when_content(block) for name, block in model.conditions}
+    if model.lists:  # the entries themselves, so editing a list file changes the version
+        content["lists"] = {
+            name: [
+                {"from_ms": v.from_ms, "until_ms": v.until_ms, "entries": v.entries}
+                for v in versions
+            ]
+            for name, versions in model.lists
+        }
+    if fx is not None and model.fx_tables:
+        content["fx"] = {
+            "base": fx.base,
+            "tables": [{"from_ms": t.from_ms, "rates": dict(t.rates)} for t in model.fx_tables],
+        }
     return content
 
 
@@ -158,7 +320,7 @@ def _rule_content(rule: Rule) -> dict[str, object]:
     return content
 
 
-_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-4]
+_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-5]
 
 
 def _when_content(when: Conditions) -> dict[str, object]:
@@ -177,6 +339,8 @@ def _when_content(when: Conditions) -> dict[str, object]:
         content["not"] = _when_content(when.not_)
     if when.condition is not None:
         content["condition"] = when.condition
+    if when.lists is not None:
+        content["lists"] = dict(when.lists)
     return content
 
 
@@ -197,14 +361,6 @@ def _minor_units_per_base(rates: Mapping[str, Fraction]) -> dict[str, tuple[int,
         scale = Fraction(10 ** minor_exponent(code)) / rate
         out[code] = (scale.numerator, scale.denominator)
     return out
-
-
-def _compile_rules(
-    model: PolicyModel, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
-) -> tuple[CompiledRule, ...]:
-    blocks = BlockCompiler(dict(model.conditions), rates, scales)
-    index = {rule.id: i for i, rule in enumerate(model.rules)}
-    return tuple(_compile_rule(rule, blocks, index) for rule in model.rules)
 
 
 def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -> CompiledRule:
@@ -234,9 +390,12 @@ def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -
     )
 
 
-def price_in_base(compiled: CompiledPolicy, amount_minor: int, currency: str) -> Decimal | None:
-    """The listing price in fx.base units for explanations; None when the currency has no rate."""
-    rates = _rates(compiled.model.fx)
+def price_in_base(
+    compiled: CompiledPolicy, amount_minor: int, currency: str, at_ms: int | None = None
+) -> Decimal | None:
+    """The listing price in fx.base units for explanations, with the fx table in force at `at_ms`;
+    None when the currency has no rate."""
+    rates = compiled.periods[0].rates if at_ms is None else compiled.period_at(at_ms).rates
     if currency not in rates:
         return None
     exact = Fraction(amount_minor, 10 ** minor_exponent(currency)) * rates[currency]

@@ -12,6 +12,10 @@ Choices the issue leaves open:
   checked must not be granted (also fail closed). Blocks combine unknowns as three-valued logic:
   `any` is true when one item is true, `not` of unknown is unknown.
 - `cluster_not_in` holds for a listing with no cluster.
+- Dated lists and fx tables: the list version and fx table in force at the time rule windows are
+  checked against (event_time or as_of) are used. A currency without a rate in the table in
+  force (or a listing before the first table begins) is unknown, as above: fail closed.
+- A `{list: NAME}` with no version in force is an empty list: `_in` fails, `_not_in` holds.
 """
 
 from __future__ import annotations
@@ -71,7 +75,10 @@ def scan(
     unknown = False
     # The rule checks are typed for Listing; a ListingRow has the same attributes.
     as_listing = cast(Listing, listing)
-    for index, rule in enumerate(compiled.rules):
+    # Dated lists and fx tables: the rules compiled for the period `now` is in. Which period it
+    # was shows in the key as the rules that matched, so the key still says all a verdict needs.
+    rules = compiled.rules if not compiled.period_starts else compiled.rules_at(now)
+    for index, rule in enumerate(rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
         held = rule.match(as_listing, cross_border, cluster)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Final, cast
@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consumer.errors import PolicyError
 from consumer.policy.codes import country_problem, currency_problem
+from consumer.policy.lists import MAX_DATED_VERSIONS, ListReader, ReadListFile
 from consumer.policy.model import (
     BLOCK_KEYS,
     CONDITION_KEYS,
+    LIST_KEYS,
     MAX_BLOCK_DEPTH,
     Cluster,
     Conditions,
+    DatedRates,
     FxTable,
     Money,
     PolicyModel,
@@ -34,6 +37,7 @@ _TOP_KEYS = {
     "scope",
     "clusters",
     "fx",
+    "lists",
     "conditions",
     "rules",
 }
@@ -62,14 +66,18 @@ _SMALLEST: Final = Decimal("1e-15")
 _LARGEST: Final = Decimal("1e15")
 
 
-def load_policy(raw: bytes | str, source: str = "<policy>") -> PolicyModel:
+def load_policy(
+    raw: bytes | str, source: str = "<policy>", read_file: ReadListFile | None = None
+) -> PolicyModel:
     """Parse and validate a policy file (bytes are decoded as strict UTF-8) or its text.
 
     Raises PolicyError listing every `path: message` found (the first MAX_PROBLEMS, then a count
-    of the rest). Limits on size, nesting and YAML features: see yamldoc.
+    of the rest). Limits on size, nesting and YAML features: see yamldoc. `read_file` reads the
+    list files `lists:` names (paths as written, relative to the policy file); without it a
+    policy that names one is refused.
     """
     document = parse_document(raw, source)
-    reader = _Reader(document.duplicates, document.more_duplicates)
+    reader = _Reader(document.duplicates, document.more_duplicates, read_file)
     model = reader.policy(document.data)
     if reader.total or model is None:
         raise PolicyError(reader.listed(), source)
@@ -92,8 +100,12 @@ def policy_warnings(model: PolicyModel) -> tuple[str, ...]:
 class _Reader(Problems):
     """Walks the parsed YAML once, appending `path: message` for each problem and building the model."""
 
-    def __init__(self, problems: Iterable[str], more: int = 0) -> None:
+    def __init__(
+        self, problems: Iterable[str], more: int = 0, read_file: ReadListFile | None = None
+    ) -> None:
         super().__init__(problems, more)
+        self.lists = ListReader(self, self.instant, read_file)
+        self.fx_tables: tuple[DatedRates, ...] = ()
         self.tz: tzinfo = UTC
         self.fx_declared = False  # a broken fx section is reported once, not at every price
         self.rates: dict[str, Decimal] = {}
@@ -115,6 +127,11 @@ class _Reader(Problems):
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
         fx = self.fx(data.get("fx"))
+        if "lists" in data:
+            self.lists.section(data["lists"])
+        if self.lists.versions + len(self.fx_tables) > MAX_DATED_VERSIONS:
+            msg = f"more than {MAX_DATED_VERSIONS:,} list versions and fx tables in all"
+            self.fail("lists" if self.lists.versions else "fx.tables", msg)
         names = [c.name for c in clusters if len(c.name) <= HINT_MAX_LEN]
         known = _Names({c.name for c in clusters}, names)
         conditions = ConditionReferences()
@@ -134,6 +151,9 @@ class _Reader(Problems):
             tuple(clusters),
             fx,
             tuple(self.named.items()),
+            tuple(self.lists.lists.items()),
+            self.fx_tables,
+            tuple(dict.fromkeys(self.lists.files)),
         )
 
     # -- sections -------------------------------------------------------------------------------
@@ -191,22 +211,66 @@ class _Reader(Problems):
         data = self.mapping("fx", value)
         if data is None:
             return None
-        self.keys("fx", data, {"base", "rates"}, required=("base", "rates"))
+        self.keys("fx", data, {"base", "rates", "tables"}, required=("base",))
+        if ("rates" in data) == ("tables" in data):
+            self.fail("fx", "needs exactly one of rates or tables")
         base = self.currency("fx.base", data["base"]) if "base" in data else None
-        rates: list[tuple[str, Decimal]] = []
-        table = self.mapping("fx.rates", data["rates"]) if "rates" in data else None
-        for code, raw in (table or {}).items():
-            path = f"fx.rates.{code}"
-            rate = self.positive(path, raw)
-            if self.currency(path, code) is None or rate is None:
-                continue
-            if code == base and rate != 1:
-                self.fail(path, f"the base currency's rate must be 1, got {raw}")
-            rates.append((code, rate))
+        if "tables" in data:
+            return self.fx_tables_section(base, data["tables"])
+        rates = self.rate_table("fx.rates", data["rates"], base) if "rates" in data else None
         if base is None:
             return None
-        self.rates = {**dict(rates), base: Decimal(1)}
-        return FxTable(base, tuple(rates))
+        self.rates = {**dict(rates or ()), base: Decimal(1)}
+        return FxTable(base, rates or ())
+
+    def rate_table(
+        self, path: str, value: object, base: str | None
+    ) -> tuple[tuple[str, Decimal], ...]:
+        rates: list[tuple[str, Decimal]] = []
+        table = self.mapping(path, value)
+        for code, raw in (table or {}).items():
+            where = f"{path}.{code}"
+            rate = self.positive(where, raw)
+            if self.currency(where, code) is None or rate is None:
+                continue
+            if code == base and rate != 1:
+                self.fail(where, f"the base currency's rate must be 1, got {raw}")
+            rates.append((code, rate))
+        return tuple(rates)
+
+    def fx_tables_section(self, base: str | None, value: object) -> FxTable | None:
+        """`fx.tables`: dated rate tables; the one in force is the latest already begun."""
+        if not isinstance(value, list) or not value:
+            got = "an empty list" if value == [] else kind(value)
+            self.fail("fx.tables", f"expected a non-empty list of tables, got {got}")
+            return None
+        tables: list[DatedRates] = []
+        begun: dict[int, int] = {}
+        for i, raw in enumerate(value):
+            path = f"fx.tables[{i}]"
+            data = self.mapping(path, raw)
+            if data is None:
+                continue
+            self.keys(path, data, {"effective_from", "rates"}, ("effective_from", "rates"))
+            start = self.instant(f"{path}.effective_from", data.get("effective_from"))
+            rates = self.rate_table(f"{path}.rates", data["rates"], base) if "rates" in data else ()
+            if start is None:
+                continue
+            if start in begun:
+                msg = f"fx.tables[{begun[start]}] begins at the same time; one table per date"
+                self.fail(f"{path}.effective_from", msg)
+                continue
+            begun[start] = i
+            tables.append(DatedRates(start, rates))
+        if base is None:
+            return None
+        self.fx_tables = tuple(tables)
+        # A price condition's currency needs a rate in every table, so each has a threshold.
+        common = (
+            set.intersection(*({code for code, _ in t.rates} for t in tables)) if tables else set()
+        )
+        self.rates = {**{code: Decimal(1) for code in common}, base: Decimal(1)}
+        return FxTable(base, ())
 
     def currency(self, path: str, value: object) -> str | None:
         if not isinstance(value, str):
@@ -376,9 +440,16 @@ class _Reader(Problems):
             return None
         self.keys(path, data, _BLOCK_KEYS, required=())
         found: dict[str, object] = {}
+        lists: list[tuple[str, str]] = []
         before = self.total
         for key, raw in data.items():
-            if key in CONDITION_KEYS:
+            if key in LIST_KEYS and isinstance(raw, dict):
+                name = self.lists.reference(
+                    f"{path}.{key}", key, raw, self.entry_check(key, clusters)
+                )
+                if name is not None:
+                    lists.append((key, name))
+            elif key in CONDITION_KEYS:
                 found[key] = self.condition(f"{path}.{key}", key, raw, clusters, fx)
             elif key in ("all", "any"):
                 found[BLOCK_KEYS[key]] = self.blocks(f"{path}.{key}", raw, clusters, fx, level)
@@ -391,6 +462,8 @@ class _Reader(Problems):
                 found["condition"] = name
         if self.total != before:
             return None
+        if lists:
+            found["lists"] = tuple(lists)
         return Conditions(**cast(dict[str, Any], found))
 
     def blocks(
@@ -430,6 +503,16 @@ class _Reader(Problems):
             return tuple((str(k), str(v)) for k, v in (pairs or {}).items())
         return self.strings(path, raw)  # seller_in, seller_not_in, brand_in
 
+    def entry_check(self, key: str, clusters: _Names) -> Callable[[str], str | None] | None:
+        """How an entry of a list used by `key` is checked, as an inline entry would be."""
+        if key in ("cluster_in", "cluster_not_in"):
+            return lambda name: self.known(name, clusters)
+        if key in ("site_in", "seller_country_in", "ship_from_in"):
+            return country_problem
+        if key in ("hs_code_prefix_in", "hs_code_prefix_not_in"):
+            return _hs_prefix
+        return None
+
     def known(self, name: str, clusters: _Names) -> str | None:
         if name in clusters.known:
             return None
@@ -447,7 +530,8 @@ class _Reader(Problems):
         if fx is None and not self.fx_declared:
             self.fail(path, "a price condition needs a top-level 'fx' table with base and rates")
         elif fx is not None and currency is not None and currency not in self.rates:
-            self.fail(f"{path}.currency", f"no fx rate for {currency!r} in fx.rates")
+            where = "every table of fx.tables" if self.fx_tables else "fx.rates"
+            self.fail(f"{path}.currency", f"no fx rate for {currency!r} in {where}")
         if amount is None or currency is None:
             return None
         return Money(amount, currency)
