@@ -212,8 +212,10 @@ class _Reader(Problems):
         if data is None:
             return None
         self.keys("fx", data, {"base", "rates", "tables"}, required=("base",))
-        if ("rates" in data) == ("tables" in data):
-            self.fail("fx", "needs exactly one of rates or tables")
+        if "rates" in data and "tables" in data:
+            self.fail("fx", "needs exactly one of rates or tables, not both")
+        elif "rates" not in data and "tables" not in data:
+            self.fail("fx.rates", "missing required key (or dated fx.tables)")
         base = self.currency("fx.base", data["base"]) if "base" in data else None
         if "tables" in data:
             return self.fx_tables_section(base, data["tables"])
