@@ -6,14 +6,19 @@ swaps a `..data` symlink instead of writing the file, is seen like any edit. A v
 in `pending` until the worker takes it between two batches (`take`): no batch is decided by a mix
 of versions. An invalid or unreadable file keeps the policy in force, is logged once with every
 problem, and is tried again when its content changes.
+
+A policy's list files (`lists:` ... `file:`) are part of it: the hash covers the policy file and
+every list file it names, so editing a list file reloads the policy, and a list file that has
+gone missing is a rejected change (logged once) that keeps the policy in force.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +26,7 @@ from typing import Literal
 from consumer.errors import ConfigError, PolicyError
 from consumer.policy import CompiledPolicy, bundled_policy_text, compile_policy, load_policy
 from consumer.policy.changes import describe_change
+from consumer.policy.lists import MAX_LIST_FILE_BYTES
 from consumer.policy.yamldoc import MAX_POLICY_BYTES
 from consumer.telemetry.metrics import Metrics
 
@@ -47,7 +53,47 @@ def load_policy_file(path: Path | None) -> CompiledPolicy:
         return compile_policy(
             load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
         )
-    return compile_policy(load_policy(read_policy_bytes(path), str(path)))
+    return _compile(read_policy_bytes(path), path, ListFiles(path))
+
+
+class ListFiles:
+    """Reads the list files a policy names, relative to the policy file's folder, and remembers
+    what it read so the watcher can hash the policy with everything it depends on.
+
+    Any path is accepted (`..` and absolute paths too): a list file is as trusted as the policy
+    file that names it, and both come from the operator.
+    """
+
+    def __init__(self, policy: Path) -> None:
+        self.folder = policy.parent
+        #: (path as written, its bytes or b"" when unreadable, the error or "") in reading order
+        self.read: list[tuple[str, bytes, str]] = []
+
+    def __call__(self, name: str) -> bytes:
+        """At most one byte past the list file limit, so a huge file costs no more than that."""
+        try:
+            with (self.folder / name).open("rb") as file:
+                data = file.read(MAX_LIST_FILE_BYTES + 1)
+        except OSError as exc:
+            self.read.append((name, b"", exc.strerror or str(exc)))
+            raise
+        self.read.append((name, data, ""))
+        return data
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.read)
+
+    def digest(self, raw: bytes) -> str:
+        """sha256 of the policy's bytes and each list file read; the policy's alone without any."""
+        return _digest(raw, self.read)
+
+    def reread(self, names: tuple[str, ...]) -> None:
+        """Read `names` again (the files the last load used), for `digest` without loading."""
+        self.read = []
+        for name in names:
+            with contextlib.suppress(OSError):  # recorded with its error; the load reports it
+                self(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +111,9 @@ class _Watched:
     role: Role
     path: Path | None  # None: the bundled policy, which never changes
     policy: CompiledPolicy
-    seen: str  # sha256 of the bytes last read, or the error that stopped reading them
+    seen: str  # sha256 of the bytes last read (list files too), or the error that stopped reading
+    #: The list files the last load read (or tried to): hashed with the policy file each check.
+    files: tuple[str, ...] = ()
     pending: CompiledPolicy | None = None
     rejected: bool = False
 
@@ -100,13 +148,18 @@ class PolicyWatch:
 
     def _first_load(self, role: Role, path: Path | None) -> _Watched:
         raw = b"" if path is None else read_policy_bytes(path)
-        policy = load_policy_file(None) if path is None else _compile(raw, path)
+        files = None if path is None else ListFiles(path)
+        policy = (
+            load_policy_file(None) if files is None or path is None else _compile(raw, path, files)
+        )
         self._metrics.set_policy(role, policy.policy_id, policy.version, self._wall_clock())
         log.info(
             "policy loaded",
             extra={"role": role, "policy": policy.policy_id, "version": policy.version},
         )
-        return _Watched(role, path, policy, _digest(raw))
+        if files is None:
+            return _Watched(role, path, policy, _digest(raw))
+        return _Watched(role, path, policy, files.digest(raw), files.names)
 
     @property
     def current(self) -> Policies:
@@ -151,17 +204,21 @@ class PolicyWatch:
         except ConfigError as exc:
             self._reject(watched, f"error: {exc}", [str(exc)])
             return
-        digest = _digest(raw)
-        if digest == watched.seen:
+        files = ListFiles(path)
+        files.reread(watched.files)
+        if files.digest(raw) == watched.seen:
             if requested:
                 self._unchanged(watched, "file unchanged")
             return
-        watched.seen = digest
+        files = ListFiles(path)
         try:
-            policy = _compile(raw, path)
+            policy = _compile(raw, path, files)
         except PolicyError as exc:
-            self._reject(watched, digest, list(exc.problems))
+            self._reject(watched, files.digest(raw), list(exc.problems))
             return
+        finally:
+            watched.files = files.names
+        watched.seen = files.digest(raw)
         with self._lock:
             enforced = watched.pending or watched.policy
         if policy.version == enforced.version:
@@ -236,9 +293,14 @@ class PolicyWatch:
         )
 
 
-def _compile(raw: bytes, path: Path) -> CompiledPolicy:
-    return compile_policy(load_policy(raw, str(path)))
+def _compile(raw: bytes, path: Path, files: ListFiles) -> CompiledPolicy:
+    return compile_policy(load_policy(raw, str(path), files))
 
 
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
+def _digest(raw: bytes, files: Sequence[tuple[str, bytes, str]] = ()) -> str:
+    """The policy file's sha256 when it names no list files (as before lists existed)."""
+    digest = hashlib.sha256(raw)
+    for name, data, error in files:
+        digest.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(b"!" + error.encode() if error else data)
+    return digest.hexdigest()
