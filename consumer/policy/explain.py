@@ -41,8 +41,14 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
     ]
     in_scope = compiled.scope_sites is None or listing.site in compiled.scope_sites
     if in_scope:
+        at = listing.event_time_ms if as_of_ms is None else as_of_ms
+        period = compiled.period_at(at)
+        if period.fx_from_ms is not None:
+            lines.append(f"fx table in force: from {_when(period.fx_from_ms, tz, 'minutes')}")
+        elif compiled.model.fx_tables:
+            lines.append("fx table in force: none yet (every currency but the base is unknown)")
         lines.append("rules:")
-        for rule in compiled.rules:
+        for rule in period.rules:
             lines.extend(
                 _rule_lines(
                     rule, listing, verdict.cross_border, verdict.cluster, compiled, as_of_ms
@@ -75,9 +81,31 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
             for c in model.clusters
         ),
     ]
-    if model.fx is not None:
+    if model.fx is not None and model.fx_tables:
+        lines.append(f"fx: base {model.fx.base}; {len(model.fx_tables)} dated tables:")
+        for table in model.fx_tables:
+            codes = ", ".join(code for code, _ in table.rates)
+            lines.append(
+                f"  from {_when(table.from_ms, compiled.tz, 'minutes')}: {codes or 'none'}"
+            )
+    elif model.fx is not None:
         codes = ", ".join(code for code, _ in model.fx.rates)
         lines.append(f"fx: base {model.fx.base}; rates for {codes or 'none'}")
+    if model.lists:
+        lines.append(f"lists ({len(model.lists)}):")
+        for name, versions in model.lists:
+            lines.append(f"  {name}:")
+            for version in versions:
+                until = (
+                    "open"
+                    if version.until_ms is None
+                    else _when(version.until_ms, compiled.tz, "minutes")
+                )
+                source = "" if version.file is None else f" from {version.file}"
+                lines.append(
+                    f"    {_when(version.from_ms, compiled.tz, 'minutes')} .. {until}: "
+                    f"{len(version.entries):,} entries{source}"
+                )
     if model.conditions:
         lines.append(f"conditions ({len(model.conditions)}):")
         lines.extend(f"  {name}: {_conditions(block)}" for name, block in model.conditions)
@@ -157,7 +185,7 @@ def _rule_lines(
     if not rule.from_ms <= at < rule.until_ms:
         return [f"{head}: not in effect at this time ({window}); skipped"]
     lines = [f"{head}: in effect ({window})"]
-    facts = _Facts(listing, cross_border, cluster, compiled)
+    facts = _Facts(listing, cross_border, cluster, compiled, at)
     held = _block_lines(rule.when, facts, "    ", lines)
     if held is False:
         result = "no match"
@@ -189,11 +217,17 @@ def _rule_lines(
 class _Facts:
     """What every condition line of one listing's account needs."""
 
-    __slots__ = ("cluster", "compiled", "cross_border", "listing")
+    __slots__ = ("at_ms", "cluster", "compiled", "cross_border", "listing")
 
     def __init__(
-        self, listing: Listing, cross_border: bool, cluster: str | None, compiled: CompiledPolicy
+        self,
+        listing: Listing,
+        cross_border: bool,
+        cluster: str | None,
+        compiled: CompiledPolicy,
+        at_ms: int,
     ) -> None:
+        self.at_ms = at_ms
         self.listing = listing
         self.cross_border = cross_border
         self.cluster = cluster
@@ -206,18 +240,24 @@ def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[s
     listing, cross_border, cluster = facts.listing, facts.cross_border, facts.cluster
     compiled = facts.compiled
     when = block.block
+    listed = dict(when.lists or ())
     for check in block.checks:
         held = check.test(listing, cross_border, cluster)
         expected = getattr(when, check.key)
+        shown = _show(expected)
+        if check.key in listed:
+            count = len(expected)
+            entries = "1 entry" if count == 1 else f"{count:,} entries"
+            shown = f"{{list: {listed[check.key]}}} ({entries} in force)"
         lines.append(
-            f"{indent}{check.key} {_show(expected)}: {'held' if held else 'did not hold'}"
+            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'}"
             f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
         )
     price = listing.price
     for price_check in block.prices:
         held_or_unknown = price_check.holds(price.amount_minor, price.currency)
         money: Money = getattr(when, price_check.key)
-        base = price_in_base(compiled, price.amount_minor, price.currency)
+        base = price_in_base(compiled, price.amount_minor, price.currency, facts.at_ms)
         shown = f"{price.amount_minor} minor {price.currency}"
         if base is not None and compiled.model.fx is not None:
             shown += f" = {base:.6f} {compiled.model.fx.base}"
@@ -304,6 +344,7 @@ def _conditions(when: Conditions) -> str:
         value = getattr(when, key)
         shown = f"{value.amount} {value.currency}" if isinstance(value, Money) else _show(value)
         parts.append(f"{key} {shown}")
+    parts.extend(f"{key} {{list: {name}}}" for key, name in when.lists or ())
     if when.all_of is not None:
         parts.append("all (" + " | ".join(_conditions(item) for item in when.all_of) + ")")
     if when.any_of is not None:

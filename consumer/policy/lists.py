@@ -56,6 +56,8 @@ class ListReader:
         self.instant = instant
         self.read_file = read_file
         self.lists: dict[str, tuple[ListVersion, ...]] = {}
+        #: Every list name declared, valid or not: a use of a broken list adds no second problem.
+        self.declared: set[str] = set()
         self.files: list[str] = []
         self.versions = 0
         #: (list name, leaf key) already checked, so a list used many times is checked once.
@@ -67,6 +69,7 @@ class ListReader:
             path = f"lists.{name}"
             if self.problems.ident(path, name) is None:
                 continue
+            self.declared.add(name)
             if not isinstance(body, list) or not body:
                 got = "an empty list" if body == [] else kind(body)
                 self.problems.fail(path, f"expected a non-empty list of versions, got {got}")
@@ -142,6 +145,8 @@ class ListReader:
         if name is None:
             return None
         versions = self.lists.get(name)
+        if versions is None and name in self.declared:
+            return None  # the list itself was reported
         if versions is None:
             names = [known for known in self.lists if len(known) <= 64]
             msg = f"unknown list {name!r}" + self.problems.hint(name, names)
