@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -261,3 +262,106 @@ class TestDescribeChange:
         assert change.summary() == (
             "rules added electronics; rules changed fashion; clusters added crafts"
         )
+
+
+def list_policy_text(file: str = "positive.txt") -> str:
+    """A policy whose one rule reads a list file."""
+    lists = {"positive": [{"effective_from": "2020-01-01", "file": file}]}
+    rules = [reject("positive", hs_code_prefix_in={"list": "positive"})]
+    return HEADER + yaml.safe_dump({"lists": lists, "rules": rules})
+
+
+@pytest.fixture
+def listed(tmp_path: Path, registry: CollectorRegistry) -> tuple[Path, PolicyWatch]:
+    """A watched policy reading positive.txt (4901), and that list file."""
+    (tmp_path / "positive.txt").write_text("4901\n")
+    (tmp_path / "policy.yaml").write_text(list_policy_text())
+    return tmp_path / "positive.txt", source_for(tmp_path / "policy.yaml", registry)
+
+
+class TestListFiles:
+    def test_editing_a_list_file_reloads_the_policy(
+        self, listed: tuple[Path, PolicyWatch], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A list file is part of the policy: a new entry is a new policy version, applied."""
+        list_file, source = listed
+        v1 = source.current.live.version
+        list_file.write_text("4901\n4902\n")
+        source.check()
+        with caplog.at_level(logging.INFO):
+            taken = source.take()
+        assert taken is not None
+        assert taken.live.version != v1
+        assert taken.live.model.lists[0][1][0].entries == ("4901", "4902")
+        [line] = records(caplog, "policy reloaded")
+        assert line.old_version == v1  # type: ignore[attr-defined]
+
+    def test_an_untouched_list_file_is_not_a_change(
+        self, listed: tuple[Path, PolicyWatch], registry: CollectorRegistry
+    ) -> None:
+        """Checking again with nothing edited reads the files and changes nothing."""
+        _, source = listed
+        source.check()
+        source.check(requested=True)
+        assert source.take() is None
+        assert reloads(registry, "unchanged") == 1
+        assert reloads(registry, "applied") == 0
+
+    @pytest.mark.parametrize(
+        ("damage", "problem"),
+        [
+            (lambda f: f.unlink(), "cannot read 'positive.txt': No such file or directory"),
+            (
+                lambda f: f.write_bytes(b"4901\n\xff\n"),
+                "'positive.txt': not UTF-8: byte 0xff on line 2",
+            ),
+            (
+                lambda f: f.write_bytes(b"4" * (11 * 1024 * 1024)),
+                "'positive.txt': larger than 10,485,760 bytes",
+            ),
+        ],
+        ids=["missing", "invalid-utf8", "over-10-mib"],
+    )
+    def test_a_broken_list_file_keeps_the_policy_with_one_logged_problem(
+        self,
+        listed: tuple[Path, PolicyWatch],
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+        damage: Any,
+        problem: str,
+    ) -> None:
+        """A list file gone missing or unreadable during a hot reload is a rejected change: the
+        policy in force stays, one log line names the file, and mending it reloads."""
+        list_file, source = listed
+        v1 = source.current.live.version
+        damage(list_file)
+        with caplog.at_level(logging.INFO):
+            source.check()
+            source.check()  # the same broken state: not said again
+        assert source.take() is None
+        assert source.current.live.version == v1
+        [line] = records(caplog, "policy change rejected, keeping the policy in force")
+        [logged] = line.problems  # type: ignore[attr-defined]
+        assert logged.startswith(f"lists.positive[0].file: {problem}")
+        assert reloads(registry, "rejected") == 1
+        assert rejected_gauge(registry) == 1
+        list_file.write_text("4901\n4902\n")
+        source.check()
+        assert source.take() is not None
+        assert rejected_gauge(registry) == 0
+
+    def test_a_list_file_named_by_a_new_version_is_watched(
+        self, listed: tuple[Path, PolicyWatch], tmp_path: Path
+    ) -> None:
+        """When the policy starts reading another list file, edits to that file reload it."""
+        _, source = listed
+        (tmp_path / "next.txt").write_text("4901\n")
+        (tmp_path / "policy.yaml").write_text(list_policy_text("next.txt"))
+        source.check()
+        first = source.take()
+        (tmp_path / "next.txt").write_text("4903\n")
+        source.check()
+        second = source.take()
+        assert first is None  # same entries, so the same policy version
+        assert second is not None
+        assert second.live.model.lists[0][1][0].entries == ("4903",)
