@@ -16,7 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Reason
+from consumer.core.records import FxUsed, Reason
 from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import (
@@ -55,6 +55,8 @@ class CompiledRule:
     #: The reason a match produces (reject and review rules), built once.
     reason: Reason | None
     rule: Rule
+    #: A reject or review rule whose `when` checks a price: a decision it gives names its fx.
+    priced: bool = False
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -105,6 +107,17 @@ class CompiledPolicy:
     periods: tuple[Period, ...] = ()
     #: Each period's from_ms, for bisect; empty when there is one period (no lookup per listing).
     period_starts: tuple[int, ...] = ()
+    #: fx.base, and each fx table's rates as the policy writes them, by the table's from_ms
+    #: (None: the undated fx.rates, or no table yet), for the decision's fx field.
+    fx_base: str | None = None
+    fx_shown: Mapping[int | None, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+
+    def fx_used(self, table_from_ms: int | None, currency: str) -> FxUsed | None:
+        """What a decision says about the fx table and rate its price rule used."""
+        if self.fx_base is None:
+            return None
+        rate = self.fx_shown.get(table_from_ms, {}).get(currency)
+        return FxUsed(table_from_ms, self.fx_base, currency, rate)
 
     def period_at(self, ms: int) -> Period:
         """The period in force at `ms` (epoch milliseconds)."""
@@ -138,7 +151,24 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         rate_per_minor=_per_minor(periods[0].rates),
         periods=periods,
         period_starts=tuple(p.from_ms for p in periods) if dated else (),
+        fx_base=None if model.fx is None else model.fx.base,
+        fx_shown=_fx_shown(model),
     )
+
+
+def _fx_shown(model: PolicyModel) -> dict[int | None, dict[str, str]]:
+    fx = model.fx
+    if fx is None:
+        return {}
+    base = {fx.base: "1"}
+    tables: dict[int | None, dict[str, str]] = {None: {**_shown(fx.rates), **base}}
+    for table in model.fx_tables:
+        tables[table.from_ms] = {**_shown(table.rates), **base}
+    return tables
+
+
+def _shown(rates: tuple[tuple[str, Decimal], ...]) -> dict[str, str]:
+    return {code: format(rate.normalize(), "f") for code, rate in rates}
 
 
 def _per_minor(rates: Mapping[str, Fraction]) -> dict[str, float]:
@@ -387,6 +417,7 @@ def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -
         exempts=exempts,
         reason=reason,
         rule=rule,
+        priced=not allow and when.priced,
     )
 
 
