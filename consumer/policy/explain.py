@@ -60,6 +60,15 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
     )
+    fx = verdict.fx
+    if fx is not None:
+        table = (
+            "fx.rates"
+            if fx.table_from_ms is None
+            else f"fx table from {_when(fx.table_from_ms, tz, 'minutes')}"
+        )
+        rate = "no rate" if fx.rate is None else f"1 {fx.currency} = {fx.rate} {fx.base}"
+        lines.append(f"  fx used: {table}, {rate}")
     lines.append(f"matched rules: {', '.join(verdict.matched_rules) or 'none'}")
     return "\n".join(lines)
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.core.records import Price
+from consumer.core.records import FxUsed, Price
 from consumer.errors import PolicyError
 from consumer.policy import CompiledPolicy, compile_policy, evaluate, explain, load_policy
+from consumer.policy.evaluate import scan, verdict_of
 from tests.unit.listings import epoch_ms, make_listing
 
 HEADER = """\
@@ -123,11 +124,64 @@ class TestTableInForce:
         assert verdict.outcome == outcome
         assert [r.code for r in verdict.reasons] == [reason]
 
+    @pytest.mark.parametrize(
+        ("when", "price", "fx"),
+        [
+            (
+                "2023-09-28T00:00:00Z",
+                CHEAP_IDR,
+                FxUsed(epoch_ms("2023-09-24T17:00:00Z"), "USD", "IDR", "0.0000625"),
+            ),
+            (
+                "2023-10-05T00:00:00Z",
+                Price(5_000_00, "IDR"),
+                FxUsed(epoch_ms("2023-10-01T17:00:00Z"), "USD", "IDR", "0.00006666666666666667"),
+            ),
+            (
+                "2023-10-05T00:00:00Z",
+                Price(1000, "EUR"),
+                FxUsed(epoch_ms("2023-10-01T17:00:00Z"), "USD", "EUR", None),
+            ),
+            ("2024-06-01T00:00:00Z", CHEAP_IDR, None),
+        ],
+        ids=["first-table", "second-table", "no-rate-in-force", "approved-names-no-fx"],
+    )
+    def test_the_decision_names_the_table_and_rate(
+        self, when: str, price: Price, fx: FxUsed | None
+    ) -> None:
+        """A price rule among the reasons puts its fx table's start and the rate in the verdict."""
+        verdict = evaluate(at(when, price), compiled([MIN_PRICE]))
+        assert verdict.fx == fx
+
+    def test_an_exempted_price_rule_names_no_fx(self) -> None:
+        """Only a price rule that gives the outcome names its fx; one exempted by its unless does not."""
+        exempted = {**MIN_PRICE, "unless": {"hs_code_prefix_in": ["4901"]}}
+        closed = {"id": "closed", "effect": "reject", "reason": "R", "when": {"cross_border": True}}
+        listing = make_listing(
+            price=CHEAP_IDR, hs_code="4901", event_time_ms=epoch_ms("2023-09-28T00:00:00Z")
+        )
+        verdict = evaluate(listing, compiled([exempted, closed]))
+        assert [r.rule_id for r in verdict.reasons] == ["closed"]
+        assert verdict.fx is None
+
+    def test_equal_keys_give_equal_fx(self) -> None:
+        """The fx table is part of the scan key: the same listing in two tables has two keys,
+        and each key's verdict is evaluate's."""
+        policy = compiled([MIN_PRICE])
+        first, second = at("2023-09-28T00:00:00Z"), at("2023-09-29T00:00:00Z")
+        later = at("2023-10-05T00:00:00Z", Price(5_000_00, "IDR"))
+        assert scan(first, policy) == scan(second, policy)
+        assert scan(first, policy) != scan(later, policy)
+        for listing in (first, later):
+            assert verdict_of(scan(listing, policy), policy) == evaluate(listing, policy)
+
     def test_explain_names_the_table_in_force(self) -> None:
         """`check --explain` says which table converted the price, and the price in base units."""
         account = explain(at("2023-10-05T00:00:00Z"), compiled([MIN_PRICE]))
         assert "fx table in force: from 2023-10-02T00:00+07:00" in account
         assert "= 103.333333 USD" in account
+        rejected = explain(at("2023-09-28T00:00:00Z"), compiled([MIN_PRICE]))
+        assert "fx used: fx table from 2023-09-25T00:00+07:00, 1 IDR = 0.0000625 USD" in rejected
 
 
 class TestValidation:
