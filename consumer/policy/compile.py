@@ -29,6 +29,7 @@ from consumer.policy.model import (
     PolicyModel,
     Rule,
 )
+from consumer.policy.periods import RuleUses, boundaries, table_at, version_at
 from consumer.policy.taxonomy import TaxonomyIndex
 
 #: Open window ends; event times are epoch milliseconds, far inside these.
@@ -183,21 +184,15 @@ def _periods(model: PolicyModel) -> tuple[Period, ...]:
     versions a rule uses, not with periods x rules.
     """
     tables = model.fx_tables
-    bounds = {t.from_ms for t in tables}
-    for _, versions in model.lists:
-        for version in versions:
-            bounds.add(version.from_ms)
-            if version.until_ms is not None:
-                bounds.add(version.until_ms)
-    starts = [WINDOW_MIN, *sorted(b for b in bounds if b > WINDOW_MIN)]
+    starts = [WINDOW_MIN, *(b for b in boundaries(model) if b > WINDOW_MIN)]
     named = dict(model.conditions)
-    uses = _Uses(named)
+    uses = RuleUses(named)
     index = {rule.id: i for i, rule in enumerate(model.rules)}
     done: dict[tuple[object, ...], CompiledRule] = {}
     out: list[Period] = []
     for start in starts:
-        in_force = {name: _version_at(versions, start) for name, versions in model.lists}
-        table = _table_at(tables, start) if tables else None
+        in_force = {name: version_at(versions, start) for name, versions in model.lists}
+        table = table_at(tables, start) if tables else None
         rates = _rates(model.fx) if table is None else _dated_rates(model.fx, table)
         scales = _minor_units_per_base(rates)
         blocks = BlockCompiler(named, rates, scales, _entries(in_force))
@@ -214,22 +209,6 @@ def _periods(model: PolicyModel) -> tuple[Period, ...]:
     return tuple(out)
 
 
-def _version_at(versions: tuple[ListVersion, ...], ms: int) -> ListVersion | None:
-    for version in versions:
-        if version.from_ms <= ms and (version.until_ms is None or ms < version.until_ms):
-            return version
-    return None
-
-
-def _table_at(tables: tuple[DatedRates, ...], ms: int) -> DatedRates | None:
-    """The latest table already begun at `ms`; None before the first."""
-    found = None
-    for table in tables:
-        if table.from_ms <= ms and (found is None or table.from_ms > found.from_ms):
-            found = table
-    return found
-
-
 def _entries(in_force: Mapping[str, ListVersion | None]) -> dict[str, tuple[str, ...]]:
     """Each list's entries in force; a list with no version in force is empty (`_in` fails)."""
     return {name: () if v is None else v.entries for name, v in in_force.items()}
@@ -240,40 +219,6 @@ def _dated_rates(fx: FxTable | None, table: DatedRates) -> dict[str, Fraction]:
     if fx is not None:
         rates[fx.base] = Fraction(1)
     return rates
-
-
-class _Uses:
-    """Which lists a rule's `when` and `unless` use, and whether they check a price, through
-    named conditions too (each name looked at once)."""
-
-    def __init__(self, named: Mapping[str, Conditions]) -> None:
-        self.named = named
-        self.seen: dict[str, tuple[frozenset[str], bool]] = {}
-
-    def rule(self, rule: Rule) -> tuple[tuple[str, ...], bool]:
-        lists, priced = self.block(rule.when)
-        if rule.unless is not None:
-            more, also = self.block(rule.unless)
-            lists, priced = lists | more, priced or also
-        return tuple(sorted(lists)), priced
-
-    def block(self, block: Conditions) -> tuple[frozenset[str], bool]:
-        lists = {name for _, name in block.lists or ()}
-        priced = block.price_below is not None or block.price_at_least is not None
-        parts = [*(block.all_of or ()), *(block.any_of or ())]
-        if block.not_ is not None:
-            parts.append(block.not_)
-        for part in parts:
-            more, also = self.block(part)
-            lists |= more
-            priced = priced or also
-        if block.condition is not None:
-            found = self.seen.get(block.condition)
-            if found is None:
-                found = self.seen[block.condition] = self.block(self.named[block.condition])
-            lists |= found[0]
-            priced = priced or found[1]
-        return frozenset(lists), priced
 
 
 def content_hash(model: PolicyModel) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from decimal import Decimal
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consumer.errors import PolicyError
-from consumer.policy.codes import country_problem, currency_problem
+from consumer.policy.codes import country_problem
+from consumer.policy.fx import FxReader
 from consumer.policy.lists import MAX_DATED_VERSIONS, ListReader, ReadListFile
 from consumer.policy.model import (
     BLOCK_KEYS,
@@ -19,7 +19,6 @@ from consumer.policy.model import (
     MAX_BLOCK_DEPTH,
     Cluster,
     Conditions,
-    DatedRates,
     FxTable,
     Money,
     PolicyModel,
@@ -60,10 +59,6 @@ _REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _HS_PREFIX = re.compile(r"[0-9]{2,10}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-#: Amounts and fx rates outside this range are typos, and would make price thresholds enormous
-#: (a 400-digit rate overflowed a float in compile).
-_SMALLEST: Final = Decimal("1e-15")
-_LARGEST: Final = Decimal("1e15")
 
 
 def load_policy(
@@ -105,10 +100,8 @@ class _Reader(Problems):
     ) -> None:
         super().__init__(problems, more)
         self.lists = ListReader(self, self.instant, read_file)
-        self.fx_tables: tuple[DatedRates, ...] = ()
+        self.fxr = FxReader(self, self.instant)
         self.tz: tzinfo = UTC
-        self.fx_declared = False  # a broken fx section is reported once, not at every price
-        self.rates: dict[str, Decimal] = {}
         #: The `condition:` references of the block being read, and its deepest level.
         self.refs: list[Ref] = []
         self.deepest = 0
@@ -126,10 +119,10 @@ class _Reader(Problems):
         timezone = self.timezone(data.get("timezone"))
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
-        fx = self.fx(data.get("fx"))
+        fx = self.fxr.section(data["fx"]) if data.get("fx") is not None else None
         if "lists" in data:
             self.lists.section(data["lists"])
-        if self.lists.versions + len(self.fx_tables) > MAX_DATED_VERSIONS:
+        if self.lists.versions + len(self.fxr.tables) > MAX_DATED_VERSIONS:
             msg = f"more than {MAX_DATED_VERSIONS:,} list versions and fx tables in all"
             self.fail("lists" if self.lists.versions else "fx.tables", msg)
         names = [c.name for c in clusters if len(c.name) <= HINT_MAX_LEN]
@@ -152,7 +145,7 @@ class _Reader(Problems):
             fx,
             tuple(self.named.items()),
             tuple(self.lists.lists.items()),
-            self.fx_tables,
+            self.fxr.tables,
             tuple(dict.fromkeys(self.lists.files)),
         )
 
@@ -203,98 +196,6 @@ class _Reader(Problems):
                 self.fail(path, "needs at least one of category_paths or category_ids")
             out.append(Cluster(name, tuple(paths), ids or ()))
         return out
-
-    def fx(self, value: object) -> FxTable | None:
-        if value is None:
-            return None
-        self.fx_declared = True
-        data = self.mapping("fx", value)
-        if data is None:
-            return None
-        self.keys("fx", data, {"base", "rates", "tables"}, required=("base",))
-        if "rates" in data and "tables" in data:
-            self.fail("fx", "needs exactly one of rates or tables, not both")
-        elif "rates" not in data and "tables" not in data:
-            self.fail("fx.rates", "missing required key (or dated fx.tables)")
-        base = self.currency("fx.base", data["base"]) if "base" in data else None
-        if "tables" in data:
-            return self.fx_tables_section(base, data["tables"])
-        rates = self.rate_table("fx.rates", data["rates"], base) if "rates" in data else None
-        if base is None:
-            return None
-        self.rates = {**dict(rates or ()), base: Decimal(1)}
-        return FxTable(base, rates or ())
-
-    def rate_table(
-        self, path: str, value: object, base: str | None
-    ) -> tuple[tuple[str, Decimal], ...]:
-        rates: list[tuple[str, Decimal]] = []
-        table = self.mapping(path, value)
-        for code, raw in (table or {}).items():
-            where = f"{path}.{code}"
-            rate = self.positive(where, raw)
-            if self.currency(where, code) is None or rate is None:
-                continue
-            if code == base and rate != 1:
-                self.fail(where, f"the base currency's rate must be 1, got {raw}")
-            rates.append((code, rate))
-        return tuple(rates)
-
-    def fx_tables_section(self, base: str | None, value: object) -> FxTable | None:
-        """`fx.tables`: dated rate tables; the one in force is the latest already begun."""
-        if not isinstance(value, list) or not value:
-            got = "an empty list" if value == [] else kind(value)
-            self.fail("fx.tables", f"expected a non-empty list of tables, got {got}")
-            return None
-        tables: list[DatedRates] = []
-        begun: dict[int, int] = {}
-        for i, raw in enumerate(value):
-            path = f"fx.tables[{i}]"
-            data = self.mapping(path, raw)
-            if data is None:
-                continue
-            self.keys(path, data, {"effective_from", "rates"}, ("effective_from", "rates"))
-            start = self.instant(f"{path}.effective_from", data.get("effective_from"))
-            rates = self.rate_table(f"{path}.rates", data["rates"], base) if "rates" in data else ()
-            if start is None:
-                continue
-            if start in begun:
-                msg = f"fx.tables[{begun[start]}] begins at the same time; one table per date"
-                self.fail(f"{path}.effective_from", msg)
-                continue
-            begun[start] = i
-            tables.append(DatedRates(start, rates))
-        if base is None:
-            return None
-        self.fx_tables = tuple(tables)
-        # A price condition's currency needs a rate in every table, so each has a threshold.
-        common = (
-            set.intersection(*({code for code, _ in t.rates} for t in tables)) if tables else set()
-        )
-        self.rates = {**{code: Decimal(1) for code in common}, base: Decimal(1)}
-        return FxTable(base, ())
-
-    def currency(self, path: str, value: object) -> str | None:
-        if not isinstance(value, str):
-            self.fail(path, f"expected an ISO 4217 currency code, got {kind(value)}")
-            return None
-        if (problem := currency_problem(value)) is not None:
-            self.fail(path, problem)
-            return None
-        return value
-
-    def positive(self, path: str, value: object) -> Decimal | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(path, f"expected a number, got {kind(value)}")
-            return None
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        if not number.is_finite() or number <= 0:
-            self.fail(path, f"must be a finite number greater than 0, got {value}")
-            return None
-        if not _SMALLEST <= number <= _LARGEST:
-            self.fail(path, f"must be between 1e-15 and 1e15, got {value}")
-            return None
-        return number
 
     def conditions(
         self, value: object, clusters: _Names, fx: FxTable | None, into: ConditionReferences
@@ -525,14 +426,14 @@ class _Reader(Problems):
         if data is None:
             return None
         self.keys(path, data, {"amount", "currency"}, required=("amount", "currency"))
-        amount = self.positive(f"{path}.amount", data["amount"]) if "amount" in data else None
+        amount = self.fxr.positive(f"{path}.amount", data["amount"]) if "amount" in data else None
         currency = (
-            self.currency(f"{path}.currency", data["currency"]) if "currency" in data else None
+            self.fxr.currency(f"{path}.currency", data["currency"]) if "currency" in data else None
         )
-        if fx is None and not self.fx_declared:
+        if fx is None and not self.fxr.declared:
             self.fail(path, "a price condition needs a top-level 'fx' table with base and rates")
-        elif fx is not None and currency is not None and currency not in self.rates:
-            where = "every table of fx.tables" if self.fx_tables else "fx.rates"
+        elif fx is not None and currency is not None and currency not in self.fxr.rates:
+            where = "every table of fx.tables" if self.fxr.tables else "fx.rates"
             self.fail(f"{path}.currency", f"no fx rate for {currency!r} in {where}")
         if amount is None or currency is None:
             return None
