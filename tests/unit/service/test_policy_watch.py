@@ -295,6 +295,7 @@ class TestListFiles:
         assert taken.live.model.lists[0][1][0].entries == ("4901", "4902")
         [line] = records(caplog, "policy reloaded")
         assert line.old_version == v1  # type: ignore[attr-defined]
+        assert line.changes == "other lists.positive"  # type: ignore[attr-defined]
 
     def test_an_untouched_list_file_is_not_a_change(
         self, listed: tuple[Path, PolicyWatch], registry: CollectorRegistry
