@@ -15,8 +15,10 @@ gone missing is a rejected change (logged once) that keeps the policy in force.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,8 +73,12 @@ class ListFiles:
 
     def __call__(self, name: str) -> bytes:
         """At most one byte past the list file limit, so a huge file costs no more than that."""
+        path = self.folder / name
         try:
-            with (self.folder / name).open("rb") as file:
+            # a FIFO or a device would block or never end: only a regular file is opened
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            with path.open("rb") as file:
                 data = file.read(MAX_LIST_FILE_BYTES + 1)
         except OSError as exc:
             self.read.append((name, b"", exc.strerror or str(exc)))

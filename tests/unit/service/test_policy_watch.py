@@ -279,6 +279,11 @@ def listed(tmp_path: Path, registry: CollectorRegistry) -> tuple[Path, PolicyWat
     return tmp_path / "positive.txt", source_for(tmp_path / "policy.yaml", registry)
 
 
+def _replace_by_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
 class TestListFiles:
     def test_editing_a_list_file_reloads_the_policy(
         self, listed: tuple[Path, PolicyWatch], caplog: pytest.LogCaptureFixture
@@ -320,8 +325,9 @@ class TestListFiles:
                 lambda f: f.write_bytes(b"4" * (11 * 1024 * 1024)),
                 "'positive.txt': larger than 10,485,760 bytes",
             ),
+            (_replace_by_fifo, "cannot read 'positive.txt': not a regular file"),
         ],
-        ids=["missing", "invalid-utf8", "over-10-mib"],
+        ids=["missing", "invalid-utf8", "over-10-mib", "a-fifo-is-not-opened"],
     )
     def test_a_broken_list_file_keeps_the_policy_with_one_logged_problem(
         self,
@@ -346,6 +352,7 @@ class TestListFiles:
         assert logged.startswith(f"lists.positive[0].file: {problem}")
         assert reloads(registry, "rejected") == 1
         assert rejected_gauge(registry) == 1
+        list_file.unlink(missing_ok=True)  # replaced, not written through (a FIFO would block)
         list_file.write_text("4901\n4902\n")
         source.check()
         assert source.take() is not None
