@@ -113,7 +113,7 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
                 source = "" if version.file is None else f" from {version.file}"
                 lines.append(
                     f"    {_when(version.from_ms, compiled.tz, 'minutes')} .. {until}: "
-                    f"{len(version.entries):,} entries{source}"
+                    f"{_entries(len(version.entries))}{source}"
                 )
     if model.conditions:
         lines.append(f"conditions ({len(model.conditions)}):")
@@ -255,9 +255,7 @@ def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[s
         expected = getattr(when, check.key)
         shown = _show(expected)
         if check.key in listed:
-            count = len(expected)
-            entries = "1 entry" if count == 1 else f"{count:,} entries"
-            shown = f"{{list: {listed[check.key]}}} ({entries} in force)"
+            shown = f"{{list: {listed[check.key]}}} ({_entries(len(expected))} in force)"
         lines.append(
             f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'}"
             f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
@@ -333,6 +331,10 @@ def _listing_value(key: str, listing: Listing, cross_border: bool, cluster: str 
     }[key]
     value = getattr(listing, attribute)
     return "none" if value is None else str(value)
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count:,} entries"
 
 
 def _show(value: object) -> str:

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from consumer.errors import PolicyError
-from consumer.policy import CompiledPolicy, compile_policy, evaluate, explain, load_policy
+from consumer.policy import (
+    CompiledPolicy,
+    compile_policy,
+    evaluate,
+    explain,
+    load_policy,
+    summarize,
+)
 from consumer.policy.evaluate import scan, verdict_of
 from consumer.policy.lists import MAX_LIST_FILE_BYTES, parse_list_file
 from consumer.service.policy_watch import ListFiles, load_policy_file
@@ -444,3 +451,11 @@ class TestExplain:
         assert re.search(
             r"hs_code_prefix_in \{list: positive\} \(1 entry in force\): held", text
         ), text
+
+    def test_summary_lists_each_version(self) -> None:
+        """`validate-policy` shows every list version's window and entry count."""
+        text = summarize(compiled([rule(IN_LIST)]))
+        assert "lists (1):\n  positive:\n" in text
+        assert "2023-01-01T00:00+07:00 .. 2023-07-01T00:00+07:00: 1 entry" in text
+        assert "2023-07-01T00:00+07:00 .. open: 2 entries" in text
+        assert "when hs_code_prefix_in {list: positive}" in text
