@@ -17,7 +17,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from consumer.core.records import FxUsed, Reason
-from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
+from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, EntrySets, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import (
     Conditions,
@@ -188,6 +188,8 @@ def _periods(model: PolicyModel) -> tuple[Period, ...]:
     named = dict(model.conditions)
     uses = RuleUses(named)
     index = {rule.id: i for i, rule in enumerate(model.rules)}
+    depends = [uses.rule(rule) for rule in model.rules]
+    sets = EntrySets()
     done: dict[tuple[object, ...], CompiledRule] = {}
     out: list[Period] = []
     for start in starts:
@@ -195,10 +197,10 @@ def _periods(model: PolicyModel) -> tuple[Period, ...]:
         table = table_at(tables, start) if tables else None
         rates = _rates(model.fx) if table is None else _dated_rates(model.fx, table)
         scales = _minor_units_per_base(rates)
-        blocks = BlockCompiler(named, rates, scales, _entries(in_force))
+        blocks = BlockCompiler(named, rates, scales, _entries(in_force), sets)
         rules: list[CompiledRule] = []
         for i, rule in enumerate(model.rules):
-            lists, priced = uses.rule(rule)
+            lists, priced = depends[i]
             key = (i, tuple(id(in_force[name]) for name in lists), id(table) if priced else None)
             compiled = done.get(key)
             if compiled is None:
