@@ -19,6 +19,7 @@ from consumer.policy import (
     load_policy,
     summarize,
 )
+from consumer.policy.blocks import EntrySets
 from consumer.policy.evaluate import scan, verdict_of
 from consumer.policy.lists import MAX_LIST_FILE_BYTES, parse_list_file
 from consumer.service.policy_watch import ListFiles, load_policy_file
@@ -199,6 +200,29 @@ class TestVerdictKey:
         assert len(policy.periods) == 3  # before, first version, second version
         assert len({id(p.rules[0]) for p in policy.periods}) == 1
         assert len({id(p.rules[1]) for p in policy.periods}) == 3
+
+
+class TestCompileCost:
+    def test_a_list_version_is_built_once_for_every_period(self) -> None:
+        """A rule using a list and a price is compiled per fx table, but the list's set is the
+        same object in each: 100 weekly tables do not build a 100,000-entry set 100 times."""
+        entries = tuple(f"{n:08d}" for n in range(10_000_000, 10_001_000))
+        sets = EntrySets()
+        first = sets.get(entries, frozenset)
+        assert sets.get(entries, frozenset) is first
+        assert sets.get(tuple(entries), frozenset) is first  # tuple() of a tuple is the tuple
+        assert sets.get((*entries, "x"), frozenset) is not first
+
+    def test_too_many_dated_versions_is_one_problem(self) -> None:
+        """More than 2,000 list versions and fx tables in all are refused with one problem."""
+        versions = [
+            {"effective_from": f"{2000 + n // 12:04d}-{n % 12 + 1:02d}-01", "entries": ["4901"]}
+            for n in range(2_001)
+        ]
+        for n, version in enumerate(versions[:-1]):
+            version["effective_until"] = versions[n + 1]["effective_from"]
+        found = problems(policy_text([rule(IN_LIST)], lists={"positive": versions}))
+        assert found == ["lists: more than 2,000 list versions and fx tables in all"]
 
 
 class TestListFiles:
