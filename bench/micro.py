@@ -37,8 +37,9 @@ from consumer.codec.resolution import strip_logical_types
 from consumer.core.pipeline import Verdicts, decide_batch, tally
 from consumer.core.records import Provenance, RawRecord, SourceRef, make_decision
 from consumer.core.sample import generate
-from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
+from consumer.policy import CompiledPolicy, evaluate
 from consumer.policy.evaluate import scan
+from consumer.service.policy_watch import load_policy_file
 
 
 def main() -> None:
@@ -52,8 +53,10 @@ def main() -> None:
         "--shadow", type=Path, help="also time decide_batch + tally with this shadow policy"
     )
     args = parser.parse_args()
-    text = args.policy.read_text() if args.policy else bundled_policy_text()
-    policy = compile_policy(load_policy(text))
+    enforced = load_policy_file(args.policy)  # the bundled one without --policy; list files read
+    if not isinstance(enforced, CompiledPolicy):
+        parser.error("--policy: the stages are measured on one policy file, not a policy set")
+    policy = enforced
     codec = AvroCodec()
     listings = list(islice(generate(7), args.count))
     records = [
@@ -165,7 +168,7 @@ def main() -> None:
         "ref: typed chain (Listing..Decision)": typed_chain,
     }
     if args.shadow:
-        candidate = compile_policy(load_policy(args.shadow.read_text()))
+        candidate = load_policy_file(args.shadow)
         shadow = Verdicts.of(codec, candidate, Provenance(mode="SHADOW"))
         for output in ("none", "all"):
             stages[f"decide_batch + tally, shadow {output}"] = functools.partial(

@@ -49,6 +49,7 @@ from consumer.core.records import (
     LIVE,
     Decision,
     Exemption,
+    FxUsed,
     Listing,
     ListingRow,
     Provenance,
@@ -329,6 +330,9 @@ class AvroCodec:
             None if s is None else SourceRef(s["topic"], s["partition"], s["offset"]),
             Provenance(r["mode"], r["replay_run"], r["as_of"]),
             tuple(Exemption(x["rule_id"], x["by"]) for x in r["exemptions"]),
+            None
+            if (fx := r["fx"]) is None
+            else FxUsed(fx["table_from"], fx["base"], fx["currency"], fx["rate"]),
         )
 
     @staticmethod

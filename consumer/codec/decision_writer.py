@@ -4,11 +4,11 @@ A decision's bytes, in schema field order, are:
 
     decision_id event_id listing_id seller_id site | outcome reasons matched_rules cluster
     cross_border policy policy_version | event_time decided_at source | mode replay_run as_of
-    | exemptions
+    | exemptions fx
 
 The second part is fixed by the verdict and the policy, so `verdict_part` is encoded once per
-distinct verdict and cached by the caller, and so is the last (`exemptions_part`, a field added
-after the provenance); the provenance (`trailer`) is fixed per writer; per event only the ids, times and source are written around them (most of them copied as the input encoded them, see listing_reader). fastavro stays
+distinct verdict and cached by the caller, and so is the last (`exemptions_part`: exemptions and
+fx, fields added after the provenance); the provenance (`trailer`) is fixed per writer; per event only the ids, times and source are written around them (most of them copied as the input encoded them, see listing_reader). fastavro stays
 the reference: tests/unit/test_codec_fastpath.py decodes what this writes with fastavro and
 compares the records, for arbitrary decisions.
 """
@@ -25,6 +25,7 @@ from consumer.core.records import (
     LIVE,
     Decision,
     Exemption,
+    FxUsed,
     Provenance,
     Verdict,
 )
@@ -70,8 +71,8 @@ class DecisionWriter:
 
     @staticmethod
     def exemptions_part(verdict: Verdict) -> bytes:
-        """The exemptions field, the last of the decision; DecodeError for a value outside it."""
-        return exemption_fields(verdict.exemptions)
+        """The exemptions and fx fields, the last of the decision; DecodeError outside them."""
+        return exemption_fields(verdict.exemptions) + fx_field(verdict.fx)
 
     def decision_id_field(self, event_id: str) -> bytes:
         """The encoded decision_id: decision_id_for(event_id, version), as a string field.
@@ -117,6 +118,7 @@ class DecisionWriter:
                     else source_prefix(s.topic, s.partition) + encode_long(s.offset),
                     provenance_fields(decision.provenance),
                     exemption_fields(decision.exemptions),
+                    fx_field(decision.fx),
                 )
             )
         except (UnicodeEncodeError, ValueError) as exc:
@@ -171,6 +173,25 @@ def exemption_fields(exemptions: tuple[Exemption, ...]) -> bytes:
         raise DecodeError("invalid_utf8", f"cannot encode: {exc.reason}") from exc
     parts.append(_END_OF_ARRAY)
     return b"".join(parts)
+
+
+def fx_field(fx: FxUsed | None) -> bytes:
+    """The nullable fx record as ListingDecision writes it."""
+    if fx is None:
+        return _NULL
+    table_from, rate = fx.table_from_ms, fx.rate
+    try:
+        return b"".join(
+            (
+                _BRANCH_1,
+                _NULL if table_from is None else _BRANCH_1 + encode_long(table_from),
+                encode_string(fx.base),
+                encode_string(fx.currency),
+                _NULL if rate is None else _BRANCH_1 + encode_string(rate),
+            )
+        )
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise encode_error(exc) from exc
 
 
 def provenance_fields(provenance: Provenance) -> bytes:

@@ -146,6 +146,8 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
     record["decided_at"] = format_time(decision.decided_at_ms)
     as_of = decision.provenance.as_of_ms
     record["as_of"] = None if as_of is None else format_time(as_of)
+    if decision.fx is not None and decision.fx.table_from_ms is not None:
+        record["fx"]["table_from"] = format_time(decision.fx.table_from_ms)
     return record
 
 

@@ -39,6 +39,14 @@ def decision_record(d: Decision) -> dict[str, Any]:
         "replay_run": p.replay_run,
         "as_of": p.as_of_ms,
         "exemptions": [{"rule_id": e.rule_id, "by": e.by} for e in d.exemptions],
+        "fx": None
+        if d.fx is None
+        else {
+            "table_from": d.fx.table_from_ms,
+            "base": d.fx.base,
+            "currency": d.fx.currency,
+            "rate": d.fx.rate,
+        },
     }
 
 

@@ -145,6 +145,21 @@ class Exemption:
 
 
 @dataclass(frozen=True, slots=True)
+class FxUsed:
+    """The fx table and rate a price rule among the reasons converted the listing's price with.
+
+    `table_from_ms` is when the `fx.tables` table in force began (None: the undated `fx.rates`);
+    `rate` is the value of one `currency` unit in `base` units as the policy writes it, None when
+    the table in force has no rate for it (the reason is then UNKNOWN_CURRENCY: fail closed).
+    """
+
+    table_from_ms: int | None
+    base: str
+    currency: str
+    rate: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the policy says about one listing; the pure result of evaluate()."""
 
@@ -154,6 +169,7 @@ class Verdict:
     cluster: str | None
     cross_border: bool
     exemptions: tuple[Exemption, ...] = ()
+    fx: FxUsed | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +210,7 @@ class Decision:
     source: SourceRef | None
     provenance: Provenance = LIVE
     exemptions: tuple[Exemption, ...] = ()
+    fx: FxUsed | None = None
 
 
 _NAMESPACE_BYTES = DECISION_ID_NAMESPACE.bytes
@@ -242,4 +259,5 @@ def make_decision(
         source=source,
         provenance=provenance,
         exemptions=verdict.exemptions,
+        fx=verdict.fx,
     )

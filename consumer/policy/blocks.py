@@ -7,14 +7,17 @@ leaf keys only compiles to the same loop as before blocks existed (or to its one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar, cast
 
 from consumer.core.records import Listing
 from consumer.policy.model import Conditions, Money
 from consumer.policy.taxonomy import normalise_segment
 
+T = TypeVar("T")
 #: test(listing, cross_border, cluster) -> whether the condition holds.
 Test = Callable[[Listing, bool, str | None], bool]
 #: match(listing, cross_border, cluster) -> whether a block holds; None when it depends on a price
@@ -71,6 +74,24 @@ class CompiledBlock:
     priced: bool
 
 
+class EntrySets:
+    """Sets and prefix tests built from entry tuples, kept by the tuple's identity: a list
+    version's entries are one tuple shared by every period that uses it, so a 100,000-entry set
+    is built once per compile, not once per period."""
+
+    def __init__(self) -> None:
+        self.built: dict[tuple[int, object], tuple[tuple[str, ...], object]] = {}
+
+    def get(self, entries: tuple[str, ...], build: Callable[[tuple[str, ...]], T]) -> T:
+        key = (id(entries), build)
+        found = self.built.get(key)
+        if found is not None and found[0] is entries:  # the tuple is held, so its id is its own
+            return cast(T, found[1])
+        value = build(entries)
+        self.built[key] = (entries, value)
+        return value
+
+
 class BlockCompiler:
     """Condition blocks to CompiledBlocks; each named condition is compiled once and shared.
 
@@ -83,13 +104,22 @@ class BlockCompiler:
         named: Mapping[str, Conditions],
         rates: Mapping[str, Fraction],
         scales: Mapping[str, tuple[int, int]],
+        lists: Mapping[str, tuple[str, ...]] | None = None,
+        sets: EntrySets | None = None,
     ) -> None:
         self.named = named
         self.rates = rates
         self.scales = scales
+        #: Each named list's entries in force for the period being compiled.
+        self.lists = lists or {}
+        self.sets = sets or EntrySets()
         self.done: dict[str, CompiledBlock] = {}
 
     def block(self, block: Conditions) -> CompiledBlock:
+        if block.lists is not None:
+            # `{list: NAME}` leaves become the entries in force; `lists` stays, for explain
+            filled = {key: self.lists[name] for key, name in block.lists}
+            block = dataclasses.replace(block, **filled)  # type: ignore[arg-type]
         prices = tuple(
             _price_check(
                 key, money, below=key == "price_below", rates=self.rates, scales=self.scales
@@ -100,7 +130,7 @@ class BlockCompiler:
             )
             if money is not None
         )
-        checks = _checks(block)
+        checks = _checks(block, self.sets)
         all_of = tuple(self.block(item) for item in block.all_of or ())
         any_of = tuple(self.block(item) for item in block.any_of or ())
         not_ = None if block.not_ is None else self.block(block.not_)
@@ -208,6 +238,8 @@ def _price_check(
     scales: Mapping[str, tuple[int, int]],
 ) -> PriceCheck:
     """Each threshold is ceil(limit in base x minor units per base unit), exactly, in integers."""
+    if money.currency not in rates:
+        return PriceCheck(key, below, {})  # no fx table in force yet: every price is unknown
     limit_in_base = Fraction(money.amount) * rates[money.currency]
     num, den = limit_in_base.numerator, limit_in_base.denominator
     thresholds = {code: -(-num * s_num // (den * s_den)) for code, (s_num, s_den) in scales.items()}
@@ -219,7 +251,7 @@ def normalise_hs_code(hs_code: str) -> str:
     return hs_code.replace(".", "").replace(" ", "")
 
 
-def _checks(when: Conditions) -> tuple[Check, ...]:
+def _checks(when: Conditions, sets: EntrySets) -> tuple[Check, ...]:
     """One closure per set condition, in CONDITION_KEYS order; price conditions are handled apart."""
     checks: list[Check] = []
 
@@ -230,52 +262,52 @@ def _checks(when: Conditions) -> tuple[Check, ...]:
         wanted = when.cross_border
         add("cross_border", lambda listing, cross_border, cluster: cross_border is wanted)
     if when.cluster_in is not None:
-        clusters_in = frozenset(when.cluster_in)
+        clusters_in = sets.get(when.cluster_in, frozenset)
         add("cluster_in", lambda listing, cross_border, cluster: cluster in clusters_in)
     if when.cluster_not_in is not None:
-        clusters_out = frozenset(when.cluster_not_in)
+        clusters_out = sets.get(when.cluster_not_in, frozenset)
         add("cluster_not_in", lambda listing, cross_border, cluster: cluster not in clusters_out)
     if when.site_in is not None:
-        sites = frozenset(when.site_in)
+        sites = sets.get(when.site_in, frozenset)
         add("site_in", lambda listing, cross_border, cluster: listing.site in sites)
     if when.seller_in is not None:
-        sellers_in = frozenset(when.seller_in)
+        sellers_in = sets.get(when.seller_in, frozenset)
         add("seller_in", lambda listing, cross_border, cluster: listing.seller_id in sellers_in)
     if when.seller_not_in is not None:
-        sellers_out = frozenset(when.seller_not_in)
+        sellers_out = sets.get(when.seller_not_in, frozenset)
         add(
             "seller_not_in",
             lambda listing, cross_border, cluster: listing.seller_id not in sellers_out,
         )
     if when.seller_country_in is not None:
-        seller_countries = frozenset(when.seller_country_in)
+        seller_countries = sets.get(when.seller_country_in, frozenset)
         add(
             "seller_country_in",
             lambda listing, cross_border, cluster: listing.seller_country in seller_countries,
         )
     if when.ship_from_in is not None:
-        ship_from = frozenset(when.ship_from_in)
+        ship_from = sets.get(when.ship_from_in, frozenset)
         add(
             "ship_from_in",
             lambda listing, cross_border, cluster: listing.ship_from_country in ship_from,
         )
     if when.brand_in is not None:
-        brands = frozenset(normalise_segment(brand) for brand in when.brand_in)
+        brands = sets.get(when.brand_in, _brands)
         add("brand_in", lambda listing, cross_border, cluster: _brand_in(listing.brand, brands))
     if when.hs_code_prefix_in is not None:
-        hs_in = tuple(when.hs_code_prefix_in)
+        starts_in = sets.get(when.hs_code_prefix_in, _prefix_test)
         add(
             "hs_code_prefix_in",
             lambda listing, cross_border, cluster: (
-                listing.hs_code is not None and normalise_hs_code(listing.hs_code).startswith(hs_in)
+                listing.hs_code is not None and starts_in(normalise_hs_code(listing.hs_code))
             ),
         )
     if when.hs_code_prefix_not_in is not None:
-        hs_out = tuple(when.hs_code_prefix_not_in)
+        starts_out = sets.get(when.hs_code_prefix_not_in, _prefix_test)
         add(
             "hs_code_prefix_not_in",
             lambda listing, cross_border, cluster: (
-                listing.hs_code is None or not normalise_hs_code(listing.hs_code).startswith(hs_out)
+                listing.hs_code is None or not starts_out(normalise_hs_code(listing.hs_code))
             ),
         )
     if when.attribute_equals is not None:
@@ -287,6 +319,32 @@ def _checks(when: Conditions) -> tuple[Check, ...]:
             ),
         )
     return tuple(checks)
+
+
+#: Up to this many prefixes, str.startswith(tuple) is fastest; past it (a list of thousands of HS
+#: codes) one set lookup per distinct prefix length (at most 9: 2 to 10 digits) is.
+_PREFIX_SCAN_MAX = 32
+
+
+def _prefix_test(prefixes: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a normalised HS code starts with one of `prefixes`."""
+    if len(prefixes) <= _PREFIX_SCAN_MAX:
+        scanned = tuple(prefixes)
+        return lambda code: code.startswith(scanned)
+    known = frozenset(prefixes)
+    lengths = tuple(sorted({len(prefix) for prefix in known}))
+
+    def starts(code: str) -> bool:
+        for length in lengths:  # noqa: SIM110 - a loop is faster than any() over a generator
+            if code[:length] in known:
+                return True
+        return False
+
+    return starts
+
+
+def _brands(brands: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalise_segment(brand) for brand in brands)
 
 
 def _brand_in(brand: str | None, brands: frozenset[str]) -> bool:

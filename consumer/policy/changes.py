@@ -19,7 +19,8 @@ class PolicyChange:
     clusters_added: tuple[str, ...] = ()
     clusters_removed: tuple[str, ...] = ()
     clusters_changed: tuple[str, ...] = ()
-    #: Other top-level parts that differ: policy_id, timezone, scope_sites, fx, description.
+    #: Other top-level parts that differ: policy_id, timezone, scope_sites, fx, description,
+    #: fx_tables, conditions, and each named list as lists.NAME.
     other: tuple[str, ...] = ()
 
     def summary(self) -> str:
@@ -37,10 +38,24 @@ def describe_change(old: PolicyModel, new: PolicyModel) -> PolicyChange:
     clusters = _compare(old.clusters, new.clusters)
     other = tuple(
         name
-        for name in ("policy_id", "timezone", "scope_sites", "fx", "description")
+        for name in (
+            "policy_id",
+            "timezone",
+            "scope_sites",
+            "fx",
+            "description",
+            "fx_tables",
+            "conditions",
+        )
         if getattr(old, name) != getattr(new, name)
     )
-    return PolicyChange(*rules, *clusters, other)
+    before, after = dict(old.lists), dict(new.lists)
+    lists = tuple(
+        f"lists.{name}"
+        for name in (*after, *(name for name in before if name not in after))
+        if before.get(name) != after.get(name)
+    )
+    return PolicyChange(*rules, *clusters, other + lists)
 
 
 def _compare(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,10 +17,20 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Listing, ListingRow, Reason, Verdict
-from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, Match, PriceCheck
+from consumer.core.records import FxUsed, Listing, ListingRow, Reason, Verdict
+from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, EntrySets, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
-from consumer.policy.model import Conditions, Effect, FxTable, Money, PolicyModel, Rule
+from consumer.policy.model import (
+    Conditions,
+    DatedRates,
+    Effect,
+    FxTable,
+    ListVersion,
+    Money,
+    PolicyModel,
+    Rule,
+)
+from consumer.policy.periods import RuleUses, boundaries, table_at, version_at
 from consumer.policy.taxonomy import TaxonomyIndex
 
 if TYPE_CHECKING:
@@ -49,6 +60,8 @@ class CompiledRule:
     #: The reason a match produces (reject and review rules), built once.
     reason: Reason | None
     rule: Rule
+    #: A reject or review rule whose `when` checks a price: a decision it gives names its fx.
+    priced: bool = False
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -59,6 +72,20 @@ class CompiledRule:
     def prices(self) -> tuple[PriceCheck, ...]:
         """The price conditions of `when` itself."""
         return self.when.prices
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Period:
+    """The rules as compiled for a span of time in which no list version or fx table changes.
+
+    `fx_from_ms` is when the fx table in force began (None: the undated `fx.rates`, or no table
+    yet); `rates` its rates (the base's included) as exact fractions.
+    """
+
+    from_ms: int
+    rules: tuple[CompiledRule, ...]
+    fx_from_ms: int | None
+    rates: Mapping[str, Fraction]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -79,6 +106,37 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     #: Base-currency value of one minor unit per currency (rate / 10**exponent), for explanations.
     rate_per_minor: Mapping[str, float]
+    #: The periods in time order, the first from WINDOW_MIN; one unless the policy has dated lists
+    #: or fx tables. `rules` is the first period's: ids, effects, reasons and exemptions are the
+    #: same in every period, only the `when`/`unless` closures differ.
+    periods: tuple[Period, ...] = ()
+    #: Each period's from_ms, for bisect; empty when there is one period (no lookup per listing).
+    period_starts: tuple[int, ...] = ()
+    #: fx.base, and each fx table's rates as the policy writes them, by the table's from_ms
+    #: (None: the undated fx.rates, or no table yet), for the decision's fx field.
+    fx_base: str | None = None
+    fx_shown: Mapping[int | None, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+
+    def fx_used(self, table_from_ms: int | None, currency: str) -> FxUsed | None:
+        """What a decision says about the fx table and rate its price rule used."""
+        if self.fx_base is None:
+            return None
+        rate = self.fx_shown.get(table_from_ms, {}).get(currency)
+        return FxUsed(table_from_ms, self.fx_base, currency, rate)
+
+    def period_at(self, ms: int) -> Period:
+        """The period in force at `ms` (epoch milliseconds)."""
+        return (
+            self.periods[bisect_right(self.period_starts, ms) - 1]
+            if self.period_starts
+            else self.periods[0]
+        )
+
+    def rules_at(self, ms: int) -> tuple[CompiledRule, ...]:
+        """The rules with the list versions and fx table in force at `ms`."""
+        if not self.period_starts:
+            return self.rules
+        return self.periods[bisect_right(self.period_starts, ms) - 1].rules
 
     # -- consumer.policy.enforced.Enforced: what a policy set (consumer.policy.sets) also offers --
 
@@ -99,8 +157,8 @@ class CompiledPolicy:
 def compile_policy(model: PolicyModel) -> CompiledPolicy:
     """Precompute everything per-listing evaluation needs; call once per loaded policy."""
     scope = None if model.scope_sites is None else frozenset(model.scope_sites)
-    fx_rates = _rates(model.fx)
-    scales = _minor_units_per_base(fx_rates)
+    periods = _periods(model)
+    dated = len(periods) > 1
     return CompiledPolicy(
         model=model,
         policy_id=model.policy_id,
@@ -109,11 +167,79 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         tz=ZoneInfo(model.timezone),
         scope_sites=scope,
         taxonomy=TaxonomyIndex.build(model.clusters),
-        rules=_compile_rules(model, fx_rates, scales),
-        rate_per_minor={
-            code: float(rate / 10 ** minor_exponent(code)) for code, rate in fx_rates.items()
-        },
+        rules=periods[0].rules,
+        rate_per_minor=_per_minor(periods[0].rates),
+        periods=periods,
+        period_starts=tuple(p.from_ms for p in periods) if dated else (),
+        fx_base=None if model.fx is None else model.fx.base,
+        fx_shown=_fx_shown(model),
     )
+
+
+def _fx_shown(model: PolicyModel) -> dict[int | None, dict[str, str]]:
+    fx = model.fx
+    if fx is None:
+        return {}
+    base = {fx.base: "1"}
+    tables: dict[int | None, dict[str, str]] = {None: {**_shown(fx.rates), **base}}
+    for table in model.fx_tables:
+        tables[table.from_ms] = {**_shown(table.rates), **base}
+    return tables
+
+
+def _shown(rates: tuple[tuple[str, Decimal], ...]) -> dict[str, str]:
+    return {code: format(rate.normalize(), "f") for code, rate in rates}
+
+
+def _per_minor(rates: Mapping[str, Fraction]) -> dict[str, float]:
+    return {code: float(rate / 10 ** minor_exponent(code)) for code, rate in rates.items()}
+
+
+def _periods(model: PolicyModel) -> tuple[Period, ...]:
+    """One Period per span between list version and fx table boundaries (one if there are none).
+
+    A rule is compiled again only for the list versions and fx table it uses: a rule that uses
+    neither is one CompiledRule shared by every period, so the cost grows with the dated
+    versions a rule uses, not with periods x rules.
+    """
+    tables = model.fx_tables
+    starts = [WINDOW_MIN, *(b for b in boundaries(model) if b > WINDOW_MIN)]
+    named = dict(model.conditions)
+    uses = RuleUses(named)
+    index = {rule.id: i for i, rule in enumerate(model.rules)}
+    depends = [uses.rule(rule) for rule in model.rules]
+    sets = EntrySets()
+    done: dict[tuple[object, ...], CompiledRule] = {}
+    out: list[Period] = []
+    for start in starts:
+        in_force = {name: version_at(versions, start) for name, versions in model.lists}
+        table = table_at(tables, start) if tables else None
+        rates = _rates(model.fx) if table is None else _dated_rates(model.fx, table)
+        scales = _minor_units_per_base(rates)
+        blocks = BlockCompiler(named, rates, scales, _entries(in_force), sets)
+        rules: list[CompiledRule] = []
+        for i, rule in enumerate(model.rules):
+            lists, priced = depends[i]
+            key = (i, tuple(id(in_force[name]) for name in lists), id(table) if priced else None)
+            compiled = done.get(key)
+            if compiled is None:
+                compiled = done[key] = _compile_rule(rule, blocks, index)
+            rules.append(compiled)
+        fx_from = None if table is None else table.from_ms
+        out.append(Period(start, tuple(rules), fx_from, rates))
+    return tuple(out)
+
+
+def _entries(in_force: Mapping[str, ListVersion | None]) -> dict[str, tuple[str, ...]]:
+    """Each list's entries in force; a list with no version in force is empty (`_in` fails)."""
+    return {name: () if v is None else v.entries for name, v in in_force.items()}
+
+
+def _dated_rates(fx: FxTable | None, table: DatedRates) -> dict[str, Fraction]:
+    rates = {code: Fraction(rate) for code, rate in table.rates}
+    if fx is not None:
+        rates[fx.base] = Fraction(1)
+    return rates
 
 
 def content_hash(model: PolicyModel) -> str:
@@ -156,6 +282,19 @@ def _content(model: PolicyModel) -> dict[str, object]:
     }
     if model.conditions:  # only then: a file without the new keys keeps its version hash
         content["conditions"] = {name: _when_content(block) for name, block in model.conditions}
+    if model.lists:  # the entries themselves, so editing a list file changes the version
+        content["lists"] = {
+            name: [
+                {"from_ms": v.from_ms, "until_ms": v.until_ms, "entries": v.entries}
+                for v in versions
+            ]
+            for name, versions in model.lists
+        }
+    if fx is not None and model.fx_tables:
+        content["fx"] = {
+            "base": fx.base,
+            "tables": [{"from_ms": t.from_ms, "rates": dict(t.rates)} for t in model.fx_tables],
+        }
     return content
 
 
@@ -177,7 +316,7 @@ def _rule_content(rule: Rule) -> dict[str, object]:
     return content
 
 
-_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-4]
+_LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-5]
 
 
 def _when_content(when: Conditions) -> dict[str, object]:
@@ -196,6 +335,8 @@ def _when_content(when: Conditions) -> dict[str, object]:
         content["not"] = _when_content(when.not_)
     if when.condition is not None:
         content["condition"] = when.condition
+    if when.lists is not None:
+        content["lists"] = dict(when.lists)
     return content
 
 
@@ -216,14 +357,6 @@ def _minor_units_per_base(rates: Mapping[str, Fraction]) -> dict[str, tuple[int,
         scale = Fraction(10 ** minor_exponent(code)) / rate
         out[code] = (scale.numerator, scale.denominator)
     return out
-
-
-def _compile_rules(
-    model: PolicyModel, rates: Mapping[str, Fraction], scales: Mapping[str, tuple[int, int]]
-) -> tuple[CompiledRule, ...]:
-    blocks = BlockCompiler(dict(model.conditions), rates, scales)
-    index = {rule.id: i for i, rule in enumerate(model.rules)}
-    return tuple(_compile_rule(rule, blocks, index) for rule in model.rules)
 
 
 def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -> CompiledRule:
@@ -250,12 +383,16 @@ def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -
         exempts=exempts,
         reason=reason,
         rule=rule,
+        priced=not allow and when.priced,
     )
 
 
-def price_in_base(compiled: CompiledPolicy, amount_minor: int, currency: str) -> Decimal | None:
-    """The listing price in fx.base units for explanations; None when the currency has no rate."""
-    rates = _rates(compiled.model.fx)
+def price_in_base(
+    compiled: CompiledPolicy, amount_minor: int, currency: str, at_ms: int | None = None
+) -> Decimal | None:
+    """The listing price in fx.base units for explanations, with the fx table in force at `at_ms`;
+    None when the currency has no rate."""
+    rates = compiled.periods[0].rates if at_ms is None else compiled.period_at(at_ms).rates
     if currency not in rates:
         return None
     exact = Fraction(amount_minor, 10 ** minor_exponent(currency)) * rates[currency]

@@ -12,20 +12,28 @@ Choices the issue leaves open:
   checked must not be granted (also fail closed). Blocks combine unknowns as three-valued logic:
   `any` is true when one item is true, `not` of unknown is unknown.
 - `cluster_not_in` holds for a listing with no cluster.
+- Dated lists and fx tables: the list version and fx table in force at the time rule windows are
+  checked against (event_time or as_of) are used. A currency without a rate in the table in
+  force (or a listing before the first table begins) is unknown, as above: fail closed.
+- The decision's `fx` names the fx table (its effective_from) and the rate of the listing's
+  currency when a rule among its reasons has a price condition in its `when`; rate None (with
+  reason UNKNOWN_CURRENCY) when the table in force has none. Otherwise `fx` is None.
+- A `{list: NAME}` with no version in force is an empty list: `_in` fails, `_not_in` holds.
 """
 
 from __future__ import annotations
 
 from typing import Final, cast
 
-from consumer.core.records import Exemption, Listing, ListingRow, Reason, Verdict
+from consumer.core.records import Exemption, Listing, ListingRow, Outcome, Reason, Verdict
 from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRule
 
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
-#: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and the listing's
-#: currency when it has no fx rate and a matched rule needed one. Equal keys mean equal verdicts
-#: under one policy, so the hot path can keep one verdict (and its encoded bytes) per key.
-VerdictKey = tuple[str | None, bool, tuple[int, ...], str | None]
+#: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and, when a matched
+#: reject or review rule checks a price, (the fx table in force's from_ms or None, the listing's
+#: currency). Equal keys mean equal verdicts under one policy, so the hot path can keep one
+#: verdict (and its encoded bytes) per key.
+VerdictKey = tuple[str | None, bool, tuple[int, ...], tuple[int | None, str] | None]
 
 #: Flag of a matched rule in a VerdictKey: its `when` held only because a price was unknown.
 UNKNOWN_PRICE: Final = 1
@@ -68,10 +76,17 @@ def scan(
         return (cluster, cross_border, (), None)
     now = listing.event_time_ms if as_of_ms is None else as_of_ms
     matched: list[int] = []
-    unknown = False
     # The rule checks are typed for Listing; a ListingRow has the same attributes.
     as_listing = cast(Listing, listing)
-    for index, rule in enumerate(compiled.rules):
+    # Dated lists and fx tables: the rules compiled for the period `now` is in. Which period it
+    # was shows in the key as the rules that matched, so the key still says all a verdict needs.
+    if compiled.period_starts:
+        period = compiled.period_at(now)
+        rules, fx_from = period.rules, period.fx_from_ms
+    else:
+        rules, fx_from = compiled.rules, None
+    priced = False
+    for index, rule in enumerate(rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
         held = rule.match(as_listing, cross_border, cluster)
@@ -80,23 +95,27 @@ def scan(
         elif held is None and not rule.allow:
             # fail closed: a reject or review rule whose price cannot be converted matches
             flags = UNKNOWN_PRICE
-            unknown = True
         else:
             continue
         unless = rule.unless
         if unless is not None and unless.match(as_listing, cross_border, cluster) is True:
             flags |= UNLESS_HELD  # an unknown price never grants an exemption
+        if rule.priced:
+            priced = True  # the decision may name the fx table and rate (see verdict_of)
         matched.append(index << 2 | flags)
-    return (cluster, cross_border, tuple(matched), listing.price.currency if unknown else None)
+    fx = (fx_from, listing.price.currency) if priced else None
+    return (cluster, cross_border, tuple(matched), fx)
 
 
 def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
     """The verdict a scan key stands for."""
-    cluster, cross_border, matched, unknown_currency = key
+    cluster, cross_border, matched, fx_key = key
+    unknown_currency = None if fx_key is None else fx_key[1]
     rules = compiled.rules
     allows = [rules[entry >> 2] for entry in matched if rules[entry >> 2].allow]
     rejects: list[Reason] = []
     reviews: list[Reason] = []
+    priced = {"reject": False, "review": False}
     exemptions: list[Exemption] = []
     for entry in matched:
         index = entry >> 2
@@ -112,13 +131,15 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         if reason is None or entry & UNKNOWN_PRICE:
             reason = unknown_currency_reason(rule, unknown_currency or "")
         (rejects if rule.effect == "reject" else reviews).append(reason)
+        priced[rule.effect] = priced[rule.effect] or rule.priced
     matched_ids = tuple(rules[entry >> 2].id for entry in matched)
     exempted = tuple(exemptions)
-    if rejects:
-        return Verdict("REJECTED", tuple(rejects), matched_ids, cluster, cross_border, exempted)
-    if reviews:
-        return Verdict("REVIEW", tuple(reviews), matched_ids, cluster, cross_border, exempted)
-    return Verdict("APPROVED", (), matched_ids, cluster, cross_border, exempted)
+    outcome: Outcome = "REJECTED" if rejects else "REVIEW" if reviews else "APPROVED"
+    fx = None
+    if fx_key is not None and priced.get("reject" if rejects else "review" if reviews else ""):
+        fx = compiled.fx_used(fx_key[0], fx_key[1])
+    reasons = tuple(rejects or reviews)
+    return Verdict(outcome, reasons, matched_ids, cluster, cross_border, exempted, fx)
 
 
 def rule_matches(

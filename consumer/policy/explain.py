@@ -41,8 +41,14 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
     ]
     in_scope = compiled.scope_sites is None or listing.site in compiled.scope_sites
     if in_scope:
+        at = listing.event_time_ms if as_of_ms is None else as_of_ms
+        period = compiled.period_at(at)
+        if period.fx_from_ms is not None:
+            lines.append(f"fx table in force: from {_when(period.fx_from_ms, tz, 'minutes')}")
+        elif compiled.model.fx_tables:
+            lines.append("fx table in force: none yet (every currency but the base is unknown)")
         lines.append("rules:")
-        for rule in compiled.rules:
+        for rule in period.rules:
             lines.extend(
                 _rule_lines(
                     rule, listing, verdict.cross_border, verdict.cluster, compiled, as_of_ms
@@ -54,6 +60,15 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
     )
+    fx = verdict.fx
+    if fx is not None:
+        table = (
+            "fx.rates"
+            if fx.table_from_ms is None
+            else f"fx table from {_when(fx.table_from_ms, tz, 'minutes')}"
+        )
+        rate = "no rate" if fx.rate is None else f"1 {fx.currency} = {fx.rate} {fx.base}"
+        lines.append(f"  fx used: {table}, {rate}")
     lines.append(f"matched rules: {', '.join(verdict.matched_rules) or 'none'}")
     return "\n".join(lines)
 
@@ -75,9 +90,31 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
             for c in model.clusters
         ),
     ]
-    if model.fx is not None:
+    if model.fx is not None and model.fx_tables:
+        lines.append(f"fx: base {model.fx.base}; {len(model.fx_tables)} dated tables:")
+        for table in model.fx_tables:
+            codes = ", ".join(code for code, _ in table.rates)
+            lines.append(
+                f"  from {_when(table.from_ms, compiled.tz, 'minutes')}: {codes or 'none'}"
+            )
+    elif model.fx is not None:
         codes = ", ".join(code for code, _ in model.fx.rates)
         lines.append(f"fx: base {model.fx.base}; rates for {codes or 'none'}")
+    if model.lists:
+        lines.append(f"lists ({len(model.lists)}):")
+        for name, versions in model.lists:
+            lines.append(f"  {name}:")
+            for version in versions:
+                until = (
+                    "open"
+                    if version.until_ms is None
+                    else _when(version.until_ms, compiled.tz, "minutes")
+                )
+                source = "" if version.file is None else f" from {version.file}"
+                lines.append(
+                    f"    {_when(version.from_ms, compiled.tz, 'minutes')} .. {until}: "
+                    f"{_entries(len(version.entries))}{source}"
+                )
     if model.conditions:
         lines.append(f"conditions ({len(model.conditions)}):")
         lines.extend(f"  {name}: {_conditions(block)}" for name, block in model.conditions)
@@ -157,7 +194,7 @@ def _rule_lines(
     if not rule.from_ms <= at < rule.until_ms:
         return [f"{head}: not in effect at this time ({window}); skipped"]
     lines = [f"{head}: in effect ({window})"]
-    facts = _Facts(listing, cross_border, cluster, compiled)
+    facts = _Facts(listing, cross_border, cluster, compiled, at)
     held = _block_lines(rule.when, facts, "    ", lines)
     if held is False:
         result = "no match"
@@ -189,11 +226,17 @@ def _rule_lines(
 class _Facts:
     """What every condition line of one listing's account needs."""
 
-    __slots__ = ("cluster", "compiled", "cross_border", "listing")
+    __slots__ = ("at_ms", "cluster", "compiled", "cross_border", "listing")
 
     def __init__(
-        self, listing: Listing, cross_border: bool, cluster: str | None, compiled: CompiledPolicy
+        self,
+        listing: Listing,
+        cross_border: bool,
+        cluster: str | None,
+        compiled: CompiledPolicy,
+        at_ms: int,
     ) -> None:
+        self.at_ms = at_ms
         self.listing = listing
         self.cross_border = cross_border
         self.cluster = cluster
@@ -206,18 +249,22 @@ def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[s
     listing, cross_border, cluster = facts.listing, facts.cross_border, facts.cluster
     compiled = facts.compiled
     when = block.block
+    listed = dict(when.lists or ())
     for check in block.checks:
         held = check.test(listing, cross_border, cluster)
         expected = getattr(when, check.key)
+        shown = _show(expected)
+        if check.key in listed:
+            shown = f"{{list: {listed[check.key]}}} ({_entries(len(expected))} in force)"
         lines.append(
-            f"{indent}{check.key} {_show(expected)}: {'held' if held else 'did not hold'}"
+            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'}"
             f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
         )
     price = listing.price
     for price_check in block.prices:
         held_or_unknown = price_check.holds(price.amount_minor, price.currency)
         money: Money = getattr(when, price_check.key)
-        base = price_in_base(compiled, price.amount_minor, price.currency)
+        base = price_in_base(compiled, price.amount_minor, price.currency, facts.at_ms)
         shown = f"{price.amount_minor} minor {price.currency}"
         if base is not None and compiled.model.fx is not None:
             shown += f" = {base:.6f} {compiled.model.fx.base}"
@@ -286,6 +333,10 @@ def _listing_value(key: str, listing: Listing, cross_border: bool, cluster: str 
     return "none" if value is None else str(value)
 
 
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count:,} entries"
+
+
 def _show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -304,6 +355,7 @@ def _conditions(when: Conditions) -> str:
         value = getattr(when, key)
         shown = f"{value.amount} {value.currency}" if isinstance(value, Money) else _show(value)
         parts.append(f"{key} {shown}")
+    parts.extend(f"{key} {{list: {name}}}" for key, name in when.lists or ())
     if when.all_of is not None:
         parts.append("all (" + " | ".join(_conditions(item) for item in when.all_of) + ")")
     if when.any_of is not None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from decimal import Decimal
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consumer.errors import PolicyError
-from consumer.policy.codes import country_problem, currency_problem
+from consumer.policy.codes import country_problem
+from consumer.policy.fx import FxReader
+from consumer.policy.lists import MAX_DATED_VERSIONS, ListReader, ReadListFile
 from consumer.policy.model import (
     BLOCK_KEYS,
     CONDITION_KEYS,
+    LIST_KEYS,
     MAX_BLOCK_DEPTH,
     Cluster,
     Conditions,
@@ -34,6 +36,7 @@ _TOP_KEYS = {
     "scope",
     "clusters",
     "fx",
+    "lists",
     "conditions",
     "rules",
 }
@@ -56,20 +59,20 @@ _REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _HS_PREFIX = re.compile(r"[0-9]{2,10}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-#: Amounts and fx rates outside this range are typos, and would make price thresholds enormous
-#: (a 400-digit rate overflowed a float in compile).
-_SMALLEST: Final = Decimal("1e-15")
-_LARGEST: Final = Decimal("1e15")
 
 
-def load_policy(raw: bytes | str, source: str = "<policy>") -> PolicyModel:
+def load_policy(
+    raw: bytes | str, source: str = "<policy>", read_file: ReadListFile | None = None
+) -> PolicyModel:
     """Parse and validate a policy file (bytes are decoded as strict UTF-8) or its text.
 
     Raises PolicyError listing every `path: message` found (the first MAX_PROBLEMS, then a count
-    of the rest). Limits on size, nesting and YAML features: see yamldoc.
+    of the rest). Limits on size, nesting and YAML features: see yamldoc. `read_file` reads the
+    list files `lists:` names (paths as written, relative to the policy file); without it a
+    policy that names one is refused.
     """
     document = parse_document(raw, source)
-    reader = _Reader(document.duplicates, document.more_duplicates)
+    reader = _Reader(document.duplicates, document.more_duplicates, read_file)
     model = reader.policy(document.data)
     if reader.total or model is None:
         raise PolicyError(reader.listed(), source)
@@ -92,11 +95,13 @@ def policy_warnings(model: PolicyModel) -> tuple[str, ...]:
 class _Reader(Problems):
     """Walks the parsed YAML once, appending `path: message` for each problem and building the model."""
 
-    def __init__(self, problems: Iterable[str], more: int = 0) -> None:
+    def __init__(
+        self, problems: Iterable[str], more: int = 0, read_file: ReadListFile | None = None
+    ) -> None:
         super().__init__(problems, more)
+        self.lists = ListReader(self, self.instant, read_file)
+        self.fxr = FxReader(self, self.instant)
         self.tz: tzinfo = UTC
-        self.fx_declared = False  # a broken fx section is reported once, not at every price
-        self.rates: dict[str, Decimal] = {}
         #: The `condition:` references of the block being read, and its deepest level.
         self.refs: list[Ref] = []
         self.deepest = 0
@@ -114,7 +119,12 @@ class _Reader(Problems):
         timezone = self.timezone(data.get("timezone"))
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
-        fx = self.fx(data.get("fx"))
+        fx = self.fxr.section(data["fx"]) if data.get("fx") is not None else None
+        if "lists" in data:
+            self.lists.section(data["lists"])
+        if self.lists.versions + len(self.fxr.tables) > MAX_DATED_VERSIONS:
+            msg = f"more than {MAX_DATED_VERSIONS:,} list versions and fx tables in all"
+            self.fail("lists" if self.lists.versions else "fx.tables", msg)
         names = [c.name for c in clusters if len(c.name) <= HINT_MAX_LEN]
         known = _Names({c.name for c in clusters}, names)
         conditions = ConditionReferences()
@@ -134,6 +144,9 @@ class _Reader(Problems):
             tuple(clusters),
             fx,
             tuple(self.named.items()),
+            tuple(self.lists.lists.items()),
+            self.fxr.tables,
+            tuple(dict.fromkeys(self.lists.files)),
         )
 
     # -- sections -------------------------------------------------------------------------------
@@ -183,52 +196,6 @@ class _Reader(Problems):
                 self.fail(path, "needs at least one of category_paths or category_ids")
             out.append(Cluster(name, tuple(paths), ids or ()))
         return out
-
-    def fx(self, value: object) -> FxTable | None:
-        if value is None:
-            return None
-        self.fx_declared = True
-        data = self.mapping("fx", value)
-        if data is None:
-            return None
-        self.keys("fx", data, {"base", "rates"}, required=("base", "rates"))
-        base = self.currency("fx.base", data["base"]) if "base" in data else None
-        rates: list[tuple[str, Decimal]] = []
-        table = self.mapping("fx.rates", data["rates"]) if "rates" in data else None
-        for code, raw in (table or {}).items():
-            path = f"fx.rates.{code}"
-            rate = self.positive(path, raw)
-            if self.currency(path, code) is None or rate is None:
-                continue
-            if code == base and rate != 1:
-                self.fail(path, f"the base currency's rate must be 1, got {raw}")
-            rates.append((code, rate))
-        if base is None:
-            return None
-        self.rates = {**dict(rates), base: Decimal(1)}
-        return FxTable(base, tuple(rates))
-
-    def currency(self, path: str, value: object) -> str | None:
-        if not isinstance(value, str):
-            self.fail(path, f"expected an ISO 4217 currency code, got {kind(value)}")
-            return None
-        if (problem := currency_problem(value)) is not None:
-            self.fail(path, problem)
-            return None
-        return value
-
-    def positive(self, path: str, value: object) -> Decimal | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(path, f"expected a number, got {kind(value)}")
-            return None
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        if not number.is_finite() or number <= 0:
-            self.fail(path, f"must be a finite number greater than 0, got {value}")
-            return None
-        if not _SMALLEST <= number <= _LARGEST:
-            self.fail(path, f"must be between 1e-15 and 1e15, got {value}")
-            return None
-        return number
 
     def conditions(
         self, value: object, clusters: _Names, fx: FxTable | None, into: ConditionReferences
@@ -376,9 +343,16 @@ class _Reader(Problems):
             return None
         self.keys(path, data, _BLOCK_KEYS, required=())
         found: dict[str, object] = {}
+        lists: list[tuple[str, str]] = []
         before = self.total
         for key, raw in data.items():
-            if key in CONDITION_KEYS:
+            if key in LIST_KEYS and isinstance(raw, dict):
+                name = self.lists.reference(
+                    f"{path}.{key}", key, raw, self.entry_check(key, clusters)
+                )
+                if name is not None:
+                    lists.append((key, name))
+            elif key in CONDITION_KEYS:
                 found[key] = self.condition(f"{path}.{key}", key, raw, clusters, fx)
             elif key in ("all", "any"):
                 found[BLOCK_KEYS[key]] = self.blocks(f"{path}.{key}", raw, clusters, fx, level)
@@ -391,6 +365,8 @@ class _Reader(Problems):
                 found["condition"] = name
         if self.total != before:
             return None
+        if lists:
+            found["lists"] = tuple(lists)
         return Conditions(**cast(dict[str, Any], found))
 
     def blocks(
@@ -430,6 +406,16 @@ class _Reader(Problems):
             return tuple((str(k), str(v)) for k, v in (pairs or {}).items())
         return self.strings(path, raw)  # seller_in, seller_not_in, brand_in
 
+    def entry_check(self, key: str, clusters: _Names) -> Callable[[str], str | None] | None:
+        """How an entry of a list used by `key` is checked, as an inline entry would be."""
+        if key in ("cluster_in", "cluster_not_in"):
+            return lambda name: self.known(name, clusters)
+        if key in ("site_in", "seller_country_in", "ship_from_in"):
+            return country_problem
+        if key in ("hs_code_prefix_in", "hs_code_prefix_not_in"):
+            return _hs_prefix
+        return None
+
     def known(self, name: str, clusters: _Names) -> str | None:
         if name in clusters.known:
             return None
@@ -440,14 +426,15 @@ class _Reader(Problems):
         if data is None:
             return None
         self.keys(path, data, {"amount", "currency"}, required=("amount", "currency"))
-        amount = self.positive(f"{path}.amount", data["amount"]) if "amount" in data else None
+        amount = self.fxr.positive(f"{path}.amount", data["amount"]) if "amount" in data else None
         currency = (
-            self.currency(f"{path}.currency", data["currency"]) if "currency" in data else None
+            self.fxr.currency(f"{path}.currency", data["currency"]) if "currency" in data else None
         )
-        if fx is None and not self.fx_declared:
+        if fx is None and not self.fxr.declared:
             self.fail(path, "a price condition needs a top-level 'fx' table with base and rates")
-        elif fx is not None and currency is not None and currency not in self.rates:
-            self.fail(f"{path}.currency", f"no fx rate for {currency!r} in fx.rates")
+        elif fx is not None and currency is not None and currency not in self.fxr.rates:
+            where = "every table of fx.tables" if self.fxr.tables else "fx.rates"
+            self.fail(f"{path}.currency", f"no fx rate for {currency!r} in {where}")
         if amount is None or currency is None:
             return None
         return Money(amount, currency)

@@ -38,6 +38,27 @@ class FxTable:
 
 
 @dataclass(frozen=True, slots=True)
+class DatedRates:
+    """One table of `fx.tables`: in force from `from_ms` (epoch ms) until the next one begins."""
+
+    from_ms: int
+    rates: tuple[tuple[str, Decimal], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListVersion:
+    """One version of a named list, in force in [from_ms, until_ms) (None: open).
+
+    `file` is the path as written (relative to the policy file) when the entries came from one.
+    """
+
+    from_ms: int
+    until_ms: int | None
+    entries: tuple[str, ...]
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """A named part of the category taxonomy: path prefixes (root first) and/or category ids."""
 
@@ -73,6 +94,9 @@ class Conditions:
     any_of: tuple[Conditions, ...] | None = None
     not_: Conditions | None = None
     condition: str | None = None
+    #: `{list: NAME}` values, as (leaf key, list name) pairs: load leaves those leaf fields None
+    #: and compile fills them, per period, with the entries of the list's version in force.
+    lists: tuple[tuple[str, str], ...] | None = None
 
     def present(self) -> tuple[str, ...]:
         """Names of the leaf conditions that are set, in declaration order."""
@@ -80,7 +104,11 @@ class Conditions:
 
 
 #: The leaf keys of a block, in the order they are checked and printed.
-CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)[:-4]
+CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)[:-5]
+#: The leaf keys that may take `{list: NAME}` instead of an inline list.
+LIST_KEYS: tuple[str, ...] = tuple(
+    key for key in CONDITION_KEYS if key.endswith(("_in", "_not_in"))
+)
 #: The grouping keys of a block as YAML spells them, and the Conditions field each fills.
 BLOCK_KEYS: dict[str, str] = {
     "all": "all_of",
@@ -122,6 +150,12 @@ class PolicyModel:
     fx: FxTable | None = None
     #: Named condition blocks (`conditions:`), in file order.
     conditions: tuple[tuple[str, Conditions], ...] = ()
+    #: Named dated lists (`lists:`), in file order; each list's versions in file order.
+    lists: tuple[tuple[str, tuple[ListVersion, ...]], ...] = ()
+    #: `fx.tables`, in file order; then `fx.rates` is empty and each table's rates apply.
+    fx_tables: tuple[DatedRates, ...] = ()
+    #: The list files read (as written in the policy), for the hot-reload watcher.
+    source_files: tuple[str, ...] = ()
 
     def cluster(self, name: str) -> Cluster | None:
         for cluster in self.clusters:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from consumer.core.records import Exemption, Listing, ListingRow, Reason, Verdic
 from consumer.errors import PolicyError
 from consumer.policy.compile import CompiledPolicy, compile_policy, content_hash
 from consumer.policy.evaluate import VerdictKey, scan, verdict_of
+from consumer.policy.lists import ReadListFile
 from consumer.policy.load import load_policy
 from consumer.policy.model import PolicyModel
 from consumer.policy.problems import Problems
@@ -163,9 +164,16 @@ def combine(verdicts: Sequence[Verdict]) -> Verdict:
     )
 
 
-def load_set(raw: bytes | str, source: str, layers: Sequence[bytes | Unreadable]) -> CompiledSet:
+def load_set(
+    raw: bytes | str,
+    source: str,
+    layers: Sequence[bytes | Unreadable],
+    list_reader: Callable[[str], ReadListFile] | None = None,
+) -> CompiledSet:
     """Validate a set file and its layers (the bytes of each path of the set, in order) and
-    compile them; PolicyError with every problem, a layer's prefixed `layers[1] (path): `."""
+    compile them; PolicyError with every problem, a layer's prefixed `layers[1] (path): `.
+    `list_reader(path)` reads the list files of the layer at `path` (relative to that layer);
+    without it a layer that names one is refused, as load_policy refuses it."""
     set_file = parse_set(raw, source)
     problems = Problems()
     models: list[tuple[str, PolicyModel]] = []
@@ -179,7 +187,8 @@ def load_set(raw: bytes | str, source: str, layers: Sequence[bytes | Unreadable]
             problems.fail(where, msg)
         else:
             try:
-                models.append((path, load_policy(layer, path)))
+                read_file = None if list_reader is None else list_reader(path)
+                models.append((path, load_policy(layer, path, read_file)))
             except PolicyError as exc:
                 for problem in exc.problems:
                     problems.fail(where, problem)

@@ -7,12 +7,20 @@ in `pending` until the worker takes it between two batches (`take`): no batch is
 of versions. An invalid or unreadable file keeps the policy in force, is logged once with every
 problem, and is tried again when its content changes. A policy set (consumer.policy.sets) is
 read with every layer file it names, and hashed with them: an edit to any of them is a change.
+
+A policy's list files (`lists:` ... `file:`, in a single policy or any layer) are part of it too:
+the hash covers every list file the last load read, so editing a list file reloads the policy,
+and a list file that has gone missing is a rejected change (logged once) that keeps the policy
+in force.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +30,7 @@ from typing import Literal
 from consumer.errors import ConfigError, PolicyError
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
 from consumer.policy.enforced import Enforced
+from consumer.policy.lists import MAX_LIST_FILE_BYTES
 from consumer.policy.set_explain import change_summary
 from consumer.policy.sets import Unreadable, is_policy_set, load_set, parse_set
 from consumer.policy.yamldoc import MAX_POLICY_BYTES
@@ -51,7 +60,54 @@ def load_policy_file(path: Path | None) -> Enforced:
         return compile_policy(
             load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
         )
-    return _compile(read_policy_sources(path), path)
+    return _compile(read_policy_sources(path), path, ListFiles(path))
+
+
+class ListFiles:
+    """Reads the list files a policy names, relative to the policy (or layer) file's folder, and
+    remembers what it read (by the path it opened) so the watcher can hash the policy with
+    everything it depends on. One record is shared by a set's layers (`for_layer`).
+
+    Any path is accepted (`..` and absolute paths too): a list file is as trusted as the policy
+    file that names it, and both come from the operator.
+    """
+
+    def __init__(self, policy: Path, read: list[tuple[str, bytes, str]] | None = None) -> None:
+        self.folder = policy.parent
+        #: (path opened, its bytes or b"" when unreadable, the error or "") in reading order
+        self.read: list[tuple[str, bytes, str]] = [] if read is None else read
+
+    def for_layer(self, layer: str) -> ListFiles:
+        """The reader of a set's layer: relative to the layer file, recording here."""
+        return ListFiles(self.folder / layer, self.read)
+
+    def __call__(self, name: str) -> bytes:
+        return self._read(self.folder / name)
+
+    def _read(self, path: Path) -> bytes:
+        """At most one byte past the list file limit, so a huge file costs no more than that."""
+        try:
+            # a FIFO or a device would block or never end: only a regular file is opened
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            with path.open("rb") as file:
+                data = file.read(MAX_LIST_FILE_BYTES + 1)
+        except OSError as exc:
+            self.read.append((str(path), b"", exc.strerror or str(exc)))
+            raise
+        self.read.append((str(path), data, ""))
+        return data
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.read)
+
+    def reread(self, names: tuple[str, ...]) -> None:
+        """Read `names` again (the files the last load used), for the digest without loading."""
+        self.read.clear()
+        for name in names:
+            with contextlib.suppress(OSError):  # recorded with its error; the load reports it
+                self._read(Path(name))
 
 
 # -- policy sets (consumer.policy.sets): the set file and every layer file it names ----------------
@@ -129,8 +185,10 @@ class _Watched:
     role: Role
     path: Path | None  # None: the bundled policy, which never changes
     policy: Enforced
-    seen: str  # sha256 of the bytes last read (a set's: with its layers'), or the read error
+    seen: str  # sha256 of the bytes last read (layers' and list files too), or the read error
     pending: Enforced | None = None
+    #: The list files the last load read (or tried to): hashed with the policy each check.
+    files: tuple[str, ...] = ()
     rejected: bool = False
 
 
@@ -163,14 +221,20 @@ class PolicyWatch:
         )
 
     def _first_load(self, role: Role, path: Path | None) -> _Watched:
-        sources = PolicySources(b"") if path is None else read_policy_sources(path)
-        policy = load_policy_file(None) if path is None else _compile(sources, path)
+        if path is None:
+            policy = load_policy_file(None)
+            sources, files = PolicySources(b""), None
+        else:
+            sources, files = read_policy_sources(path), ListFiles(path)
+            policy = _compile(sources, path, files)
         self._metrics.set_policy(role, policy.policy_id, policy.version, self._wall_clock())
         log.info(
             "policy loaded",
             extra={"role": role, "policy": policy.policy_id, "version": policy.version},
         )
-        return _Watched(role, path, policy, sources.digest())
+        if files is None:
+            return _Watched(role, path, policy, _digest(sources))
+        return _Watched(role, path, policy, _digest(sources, files), files=files.names)
 
     @property
     def current(self) -> Policies:
@@ -215,17 +279,21 @@ class PolicyWatch:
         except ConfigError as exc:
             self._reject(watched, f"error: {exc}", [str(exc)])
             return
-        digest = sources.digest()
-        if digest == watched.seen:
+        files = ListFiles(path)
+        files.reread(watched.files)
+        if _digest(sources, files) == watched.seen:
             if requested:
                 self._unchanged(watched, "file unchanged")
             return
-        watched.seen = digest
+        files = ListFiles(path)
         try:
-            policy = _compile(sources, path)
+            policy = _compile(sources, path, files)
         except PolicyError as exc:
+            digest = _digest(sources, files)
+            watched.files, watched.seen = files.names, digest
             self._reject(watched, digest, list(exc.problems))
             return
+        watched.files, watched.seen = files.names, _digest(sources, files)
         with self._lock:
             enforced = watched.pending or watched.policy
         if policy.version == enforced.version:
@@ -300,7 +368,18 @@ class PolicyWatch:
         )
 
 
-def _compile(sources: PolicySources, path: Path) -> Enforced:
+def _compile(sources: PolicySources, path: Path, files: ListFiles) -> Enforced:
     if sources.layers or is_policy_set(sources.raw):
-        return load_set(sources.raw, str(path), sources.layers)
-    return compile_policy(load_policy(sources.raw, str(path)))
+        return load_set(sources.raw, str(path), sources.layers, files.for_layer)
+    return compile_policy(load_policy(sources.raw, str(path), files))
+
+
+def _digest(sources: PolicySources, files: ListFiles | None = None) -> str:
+    """The sources' digest, extended by every list file read (unchanged when there are none)."""
+    if files is None or not files.read:
+        return sources.digest()
+    hasher = hashlib.sha256(sources.digest().encode())
+    for name, data, error in files.read:
+        hasher.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        hasher.update(b"!" + error.encode() if error else hashlib.sha256(data).digest())
+    return hasher.hexdigest()

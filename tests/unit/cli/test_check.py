@@ -211,3 +211,73 @@ class TestCheckReview:
         assert "    -> unless held: this rule is exempted" in lines
         assert "  exempted fashion-review by its unless" in lines
         assert "outcome: APPROVED" in lines
+
+
+class TestDatedListsAndFx:
+    @pytest.fixture
+    def policy(self, tmp_path: Path) -> Path:
+        """A min-price rule on dated fx tables, exempted by a positive list read from a file."""
+        (tmp_path / "positive.txt").write_text("# books\n4901\n")
+        (tmp_path / "p.yaml").write_text(
+            "policy: dated\nversion: '1'\ntimezone: Asia/Jakarta\n"
+            "fx:\n  base: USD\n  tables:\n"
+            "    - {effective_from: 2023-09-25, rates: {IDR: 0.0000625}}\n"
+            "lists:\n  positive: [{effective_from: 2023-01-01, file: positive.txt}]\n"
+            "rules:\n  - id: min-price\n    effect: reject\n    reason: BELOW_MIN_PRICE\n"
+            "    when: {cross_border: true, price_below: {amount: 100, currency: USD}}\n"
+            "    unless: {hs_code_prefix_in: {list: positive}}\n"
+        )
+        return tmp_path / "p.yaml"
+
+    @pytest.mark.parametrize(
+        ("hs_code", "outcome", "fx"),
+        [
+            (
+                "6403.99",
+                "REJECTED",
+                {
+                    "table_from": "2023-09-24T17:00:00.000Z",
+                    "base": "USD",
+                    "currency": "IDR",
+                    "rate": "0.0000625",
+                },
+            ),
+            ("4901.99", "APPROVED", None),
+        ],
+        ids=["price-rule-names-its-fx", "exempted-by-the-list-file"],
+    )
+    def test_json_carries_the_fx_used(
+        self, policy: Path, hs_code: str, outcome: str, fx: dict[str, Any] | None
+    ) -> None:
+        """`check` reads the list file beside the policy and prints the decision's fx."""
+        listing = json.loads(SAMPLES.read_text().splitlines()[0])
+        listing.update(
+            event_time="2023-10-01T00:00:00Z",
+            ship_from_country="CN",
+            price={"amount_minor": 15_000_000, "currency": "IDR"},
+            hs_code=hs_code,
+        )
+        result = run("check", "--policy", str(policy), "-", stdin=json.dumps(listing) + "\n")
+        assert result.returncode == 0, result.stderr
+        decision = json.loads(result.stdout)
+        assert decision["outcome"] == outcome
+        assert decision["fx"] == fx
+
+    def test_explain_shows_the_list_and_the_fx_used(self, policy: Path) -> None:
+        """`check --explain` names the list, its entries in force and the fx table and rate."""
+        listing = json.loads(SAMPLES.read_text().splitlines()[0])
+        listing.update(
+            event_time="2023-10-01T00:00:00Z",
+            price={"amount_minor": 15_000_000, "currency": "IDR"},
+            hs_code="6403.99",
+        )
+        result = run(
+            "check", "--policy", str(policy), "--explain", "-", stdin=json.dumps(listing) + "\n"
+        )
+        assert result.returncode == 0, result.stderr
+        assert (
+            "hs_code_prefix_in {list: positive} (1 entry in force): did not hold" in result.stdout
+        )
+        assert (
+            "fx used: fx table from 2023-09-25T00:00+07:00, 1 IDR = 0.0000625 USD" in result.stdout
+        )

@@ -19,6 +19,7 @@ from consumer.core.records import (
     LIVE,
     Decision,
     Exemption,
+    FxUsed,
     Listing,
     Price,
     Provenance,
@@ -334,6 +335,7 @@ DECISION_RECORD: Raw = {
     "replay_run": None,
     "as_of": None,
     "exemptions": [],
+    "fx": None,
 }
 
 
@@ -390,6 +392,41 @@ class TestDecisionEvolution:
         )
         assert AvroCodec().decode_decision(AvroCodec().encode_decision(review)) == review
 
+    def test_fx_is_skipped_by_a_reader_before_it(self) -> None:
+        """Old reader, new writer: a decision naming its fx table and rate reads as before,
+        without the fx field."""
+        priced = replace(DECISION, fx=FxUsed(1_695_574_800_000, "USD", "IDR", "0.0000625"))
+        value = AvroCodec().encode_decision(priced)
+        old_reader = parse_schema(_without("fx")(_schema(LISTING_DECISION)))
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert "fx" not in record
+        assert record["reasons"] == DECISION_RECORD["reasons"]
+        assert record["exemptions"] == []
+
+    def test_a_decision_before_fx_reads_with_none(self) -> None:
+        """New reader, old writer: a decision written before the fx field reads with fx None."""
+        writer = parse_schema(_without("fx")(_schema(LISTING_DECISION)))
+        record = {k: v for k, v in DECISION_RECORD.items() if k != "fx"}
+        decoded = AvroCodec(writer_schemas=[writer]).decode_decision(_single_object(writer, record))
+        assert decoded == DECISION
+        assert decoded.fx is None
+
+    @pytest.mark.parametrize(
+        "fx",
+        [
+            FxUsed(1_695_574_800_000, "USD", "IDR", "0.0000625"),
+            FxUsed(None, "USD", "IDR", "0.000062"),
+            FxUsed(1_695_574_800_000, "USD", "EUR", None),
+        ],
+        ids=["dated-table", "undated-rates", "no-rate-in-force"],
+    )
+    def test_fx_round_trips(self, fx: FxUsed) -> None:
+        """Our reader reads the fx table and rate we write back unchanged."""
+        priced = replace(DECISION, fx=fx)
+        assert AvroCodec().decode_decision(AvroCodec().encode_decision(priced)) == priced
+
     def test_newer_writer_with_added_field(self) -> None:
         """A decision written with an extra optional field still decodes."""
         raw = _with_field({"name": "reviewer", "type": ["null", "string"], "default": None})(
@@ -424,8 +461,9 @@ class TestDecisionEvolution:
             ("reasons", "matched_rules"),
             ("mode", "replay_run", "as_of"),
             ("exemptions",),
+            ("fx",),
         ],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions"],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions", "fx"],
     )
     def test_older_reader_reads_our_output(self, dropped: tuple[str, ...]) -> None:
         """A consumer on a schema without our defaulted fields still reads what we produce."""
@@ -445,8 +483,9 @@ class TestDecisionEvolution:
             ("reasons", "matched_rules"),
             ("mode", "replay_run", "as_of"),
             ("exemptions",),
+            ("fx",),
         ],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions"],
+        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions", "fx"],
     )
     def test_older_writer_without_defaulted_fields(self, dropped: tuple[str, ...]) -> None:
         """Fields with defaults may be missing in the writer; the reader fills the default."""
@@ -459,6 +498,7 @@ class TestDecisionEvolution:
             "reasons": (),
             "matched_rules": (),
             "exemptions": (),
+            "fx": None,
         }
         provenance = {"mode", "replay_run", "as_of"}
         kept = {k: defaults[k] for k in dropped if k not in provenance}

@@ -38,6 +38,7 @@ from consumer.core.records import (
     LIVE,
     Decision,
     Exemption,
+    FxUsed,
     Listing,
     Provenance,
     RawRecord,
@@ -72,6 +73,7 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
     now = listing.event_time_ms
     matched: list[str] = []
     reasons: list[Reason] = []
+    priced = False
     allowed = False
     rule: CompiledRule
     for rule in compiled.rules:
@@ -86,6 +88,7 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
                 matched.append(rule.id)
             continue
         matched.append(rule.id)
+        priced = priced or rule.when.priced
         reason = rule.reason
         if outcome is None or reason is None:
             reason = unknown_currency_reason(rule, listing.price.currency)
@@ -99,7 +102,14 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
         return Verdict("APPROVED", (), tuple(matched), cluster, cross_border, exempted)
     if not reasons:
         return Verdict("APPROVED", (), tuple(matched), cluster, cross_border)
-    return Verdict("REJECTED", tuple(reasons), tuple(matched), cluster, cross_border)
+    # issue 15: a price rule among the reasons names the (undated) fx rates and the rate used
+    fx = compiled.model.fx
+    used = None
+    if priced and fx is not None:
+        rate = fx.rate(listing.price.currency)
+        shown = None if rate is None else format(rate.normalize(), "f")
+        used = FxUsed(None, fx.base, listing.price.currency, shown)
+    return Verdict("REJECTED", tuple(reasons), tuple(matched), cluster, cross_border, (), used)
 
 
 def _reference_decision(
@@ -140,13 +150,13 @@ class TestDecisionWriter:
         self, decision: Decision, provenance: Provenance
     ) -> None:
         """A writer's trailer is how fastavro ends a decision with that provenance, before the
-        exemptions field (empty here: one byte)."""
-        decision = replace(decision, exemptions=())
+        exemptions and fx fields (empty and null here: one byte each)."""
+        decision = replace(decision, exemptions=(), fx=None)
         value = CODEC.encode_decision(replace(decision, provenance=provenance))
         trailer = CODEC.decision_writer("p", "1", provenance).trailer
-        assert value.endswith(trailer + b"\x00")
+        assert value.endswith(trailer + b"\x00\x00")
         live = CODEC.encode_decision(replace(decision, provenance=LIVE))
-        assert value[: len(value) - len(trailer) - 1] == live[:-4]  # LIVE, null, null, []
+        assert value[: len(value) - len(trailer) - 2] == live[:-5]  # LIVE, null, null, [], null
 
     def test_mode_outside_the_schema(self) -> None:
         """A mode that is no DecisionMode symbol is refused when the writer is built."""

@@ -17,7 +17,7 @@ from consumer.codec.jsonform import (
     listing_from_json_line,
     parse_time,
 )
-from consumer.core.records import Decision, Listing, Price, Provenance, Reason, SourceRef
+from consumer.core.records import Decision, FxUsed, Listing, Price, Provenance, Reason, SourceRef
 from consumer.errors import DecodeError
 from tests.unit.listings import MINIMAL_JSON
 
@@ -428,7 +428,34 @@ class TestDecisionToJson:
             "replay_run": None,
             "as_of": None,
             "exemptions": [],
+            "fx": None,
         }
+
+    @pytest.mark.parametrize(
+        ("fx", "shown"),
+        [
+            (
+                FxUsed(1_695_574_800_000, "USD", "IDR", "0.0000625"),
+                {
+                    "table_from": "2023-09-24T17:00:00.000Z",
+                    "base": "USD",
+                    "currency": "IDR",
+                    "rate": "0.0000625",
+                },
+            ),
+            (
+                FxUsed(None, "USD", "EUR", None),
+                {"table_from": None, "base": "USD", "currency": "EUR", "rate": None},
+            ),
+        ],
+        ids=["dated-table", "undated-rates-no-rate"],
+    )
+    def test_fx_with_its_table_date(self, fx: FxUsed, shown: dict[str, object]) -> None:
+        """`check` JSON names the fx table by its start as RFC 3339, and the rate as written."""
+        decision = Decision(
+            "d-1", "e", "l", "s", "ID", "REJECTED", (), (), None, True, "p", "1", 0, 0, None, fx=fx
+        )
+        assert decision_to_json(decision)["fx"] == shown
 
     def test_replay_provenance(self) -> None:
         """A replayed decision names its run and prints its as-of time like the other times."""

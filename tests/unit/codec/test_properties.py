@@ -20,6 +20,7 @@ from consumer.codec.schemas import ParsedSchema
 from consumer.core.records import (
     Decision,
     Exemption,
+    FxUsed,
     Listing,
     Price,
     Provenance,
@@ -100,6 +101,14 @@ decisions = st.builds(
         as_of_ms=st.none() | LONG,
     ),
     exemptions=st.lists(st.builds(Exemption, rule_id=TEXT, by=TEXT), max_size=3).map(tuple),
+    fx=st.none()
+    | st.builds(
+        FxUsed,
+        table_from_ms=st.none() | LONG,
+        base=TEXT,
+        currency=TEXT,
+        rate=st.none() | TEXT,
+    ),
 )
 
 headers = st.sampled_from(

@@ -464,11 +464,14 @@ def _reference_hash(model: PolicyModel) -> str:
     # issue 15's keys: absent from the hash when unused, so older files keep their versions
     if not content["conditions"]:
         del content["conditions"]
+    # issue 15's dated lists and fx tables, absent when unused; list file paths never hashed
+    for key in ("lists", "fx_tables", "source_files"):
+        assert not content.pop(key), "the reference covers files without lists or fx tables"
     for rule in content["rules"]:
         for key in ("unless", "exempts"):
             if rule[key] is None or rule[key] == ("*",):
                 del rule[key]
-        for key in ("all_of", "any_of", "not_", "condition"):
+        for key in ("all_of", "any_of", "not_", "condition", "lists"):
             assert rule["when"].pop(key) is None, "the reference covers leaf blocks only"
     if content["fx"] is not None:
         content["fx"]["rates"] = dict(content["fx"]["rates"])

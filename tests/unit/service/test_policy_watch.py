@@ -6,12 +6,14 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from consumer.errors import PolicyError
+from consumer.policy import CompiledPolicy
 from consumer.policy.changes import describe_change
 from consumer.service.policy_watch import PolicyWatch
 from consumer.telemetry.metrics import Metrics
@@ -366,3 +368,157 @@ class TestPolicySet:
         shadow = source.current.shadow
         assert shadow is not None
         assert (source.current.live.policy_id, shadow.policy_id) == ("test-policy", "both")
+
+
+def list_policy_text(file: str = "positive.txt") -> str:
+    """A policy whose one rule reads a list file."""
+    lists = {"positive": [{"effective_from": "2020-01-01", "file": file}]}
+    rules = [reject("positive", hs_code_prefix_in={"list": "positive"})]
+    return HEADER + yaml.safe_dump({"lists": lists, "rules": rules})
+
+
+@pytest.fixture
+def listed(tmp_path: Path, registry: CollectorRegistry) -> tuple[Path, PolicyWatch]:
+    """A watched policy reading positive.txt (4901), and that list file."""
+    (tmp_path / "positive.txt").write_text("4901\n")
+    (tmp_path / "policy.yaml").write_text(list_policy_text())
+    return tmp_path / "positive.txt", source_for(tmp_path / "policy.yaml", registry)
+
+
+def _replace_by_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+class TestListFiles:
+    def test_editing_a_list_file_reloads_the_policy(
+        self, listed: tuple[Path, PolicyWatch], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A list file is part of the policy: a new entry is a new policy version, applied."""
+        list_file, source = listed
+        v1 = source.current.live.version
+        list_file.write_text("4901\n4902\n")
+        source.check()
+        with caplog.at_level(logging.INFO):
+            taken = source.take()
+        assert taken is not None
+        assert taken.live.version != v1
+        assert isinstance(taken.live, CompiledPolicy)
+        assert taken.live.model.lists[0][1][0].entries == ("4901", "4902")
+        [line] = records(caplog, "policy reloaded")
+        assert line.old_version == v1  # type: ignore[attr-defined]
+        assert line.changes == "other lists.positive"  # type: ignore[attr-defined]
+
+    def test_an_untouched_list_file_is_not_a_change(
+        self, listed: tuple[Path, PolicyWatch], registry: CollectorRegistry
+    ) -> None:
+        """Checking again with nothing edited reads the files and changes nothing."""
+        _, source = listed
+        source.check()
+        source.check(requested=True)
+        assert source.take() is None
+        assert reloads(registry, "unchanged") == 1
+        assert reloads(registry, "applied") == 0
+
+    @pytest.mark.parametrize(
+        ("damage", "problem"),
+        [
+            (lambda f: f.unlink(), "cannot read 'positive.txt': No such file or directory"),
+            (
+                lambda f: f.write_bytes(b"4901\n\xff\n"),
+                "'positive.txt': not UTF-8: byte 0xff on line 2",
+            ),
+            (
+                lambda f: f.write_bytes(b"4" * (11 * 1024 * 1024)),
+                "'positive.txt': larger than 10,485,760 bytes",
+            ),
+            (_replace_by_fifo, "cannot read 'positive.txt': not a regular file"),
+        ],
+        ids=["missing", "invalid-utf8", "over-10-mib", "a-fifo-is-not-opened"],
+    )
+    def test_a_broken_list_file_keeps_the_policy_with_one_logged_problem(
+        self,
+        listed: tuple[Path, PolicyWatch],
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+        damage: Any,
+        problem: str,
+    ) -> None:
+        """A list file gone missing or unreadable during a hot reload is a rejected change: the
+        policy in force stays, one log line names the file, and mending it reloads."""
+        list_file, source = listed
+        v1 = source.current.live.version
+        damage(list_file)
+        with caplog.at_level(logging.INFO):
+            source.check()
+            source.check()  # the same broken state: not said again
+        assert source.take() is None
+        assert source.current.live.version == v1
+        [line] = records(caplog, "policy change rejected, keeping the policy in force")
+        [logged] = line.problems  # type: ignore[attr-defined]
+        assert logged.startswith(f"lists.positive[0].file: {problem}")
+        assert reloads(registry, "rejected") == 1
+        assert rejected_gauge(registry) == 1
+        list_file.unlink(missing_ok=True)  # replaced, not written through (a FIFO would block)
+        list_file.write_text("4901\n4902\n")
+        source.check()
+        assert source.take() is not None
+        assert rejected_gauge(registry) == 0
+
+    def test_a_list_file_named_by_a_new_version_is_watched(
+        self, listed: tuple[Path, PolicyWatch], tmp_path: Path
+    ) -> None:
+        """When the policy starts reading another list file, edits to that file reload it."""
+        _, source = listed
+        (tmp_path / "next.txt").write_text("4901\n")
+        (tmp_path / "policy.yaml").write_text(list_policy_text("next.txt"))
+        source.check()
+        first = source.take()
+        (tmp_path / "next.txt").write_text("4903\n")
+        source.check()
+        second = source.take()
+        assert first is None  # same entries, so the same policy version
+        assert second is not None
+        assert isinstance(second.live, CompiledPolicy)
+        assert second.live.model.lists[0][1][0].entries == ("4903",)
+
+
+class TestSetWithListFiles:
+    """Layers and list files together: a layer's list file is read relative to the layer, and it
+    is part of the set like the layer itself."""
+
+    @pytest.fixture
+    def layered(self, tmp_path: Path, registry: CollectorRegistry) -> tuple[Path, PolicyWatch]:
+        (tmp_path / "layers" / "lists").mkdir(parents=True)
+        list_file = tmp_path / "layers" / "lists" / "positive.txt"
+        list_file.write_text("4901\n")
+        (tmp_path / "layers" / "a.yaml").write_text(list_policy_text("lists/positive.txt"))
+        (tmp_path / "set.yaml").write_text(
+            'policy_set: with-lists\nversion: "1"\nlayers:\n  - path: layers/a.yaml\n'
+        )
+        return list_file, source_for(tmp_path / "set.yaml", registry)
+
+    def test_a_layers_list_file_edit_reloads_the_set(
+        self, layered: tuple[Path, PolicyWatch]
+    ) -> None:
+        """The set file and the layer are unchanged; the list's new entry is a new set version."""
+        list_file, source = layered
+        before = source.current.live.version
+        list_file.write_text("4901\n4902\n")
+        source.check()
+        taken = source.take()
+        assert taken is not None
+        assert taken.live.policy_id == "with-lists"
+        assert taken.live.version != before
+
+    def test_a_missing_list_file_of_a_layer_keeps_the_set(
+        self, layered: tuple[Path, PolicyWatch], registry: CollectorRegistry
+    ) -> None:
+        """A layer whose list file went missing is a rejected change; the set in force stays."""
+        list_file, source = layered
+        before = source.current.live.version
+        list_file.unlink()
+        source.check()
+        assert source.take() is None
+        assert source.current.live.version == before
+        assert reloads(registry, "rejected") == 1
