@@ -233,7 +233,7 @@ class AvroCodec:
         schemas = bundled if bundled is not None else BundledSchemas.load()
         listing = schemas[LISTING_CREATED]
         decision = schemas[LISTING_DECISION]
-        known = {s.fingerprint: s.parsed for s in schemas.by_name.values()}
+        known = {fp: s.parsed for fp, s in schemas.by_fingerprint.items()}
         known.update({schema_fingerprint(s): s for s in writer_schemas})
         own_ids = {} if decision_schema_id is None else {decision_schema_id: decision.parsed}
         self._listings = _Reader(listing.parsed, known, schema_source, {}, MAX_VALUE_BYTES)

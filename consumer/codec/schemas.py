@@ -27,6 +27,8 @@ LISTING_DECISION: Final = f"{NAMESPACE}.ListingDecision"
 _PACKAGE: Final = "consumer"
 _FOLDER: Final = ("data", "schemas")
 _FILES: Final = ("ListingCreated.avsc", "ListingDecision.avsc")
+#: Released earlier versions (schemas/history/): writers whose values may still be on the topics.
+_HISTORY: Final = ("ListingDecision.1.avsc",)
 
 
 class SchemaSource(Protocol):
@@ -56,25 +58,31 @@ class BundledSchemas:
     """The shipped schemas, parsed once, by full name and by fingerprint."""
 
     by_name: Mapping[str, BundledSchema]
+    #: The current schemas and the released earlier versions: every writer we can read.
     by_fingerprint: Mapping[bytes, BundledSchema]
 
     @classmethod
-    def of(cls, texts: Iterable[str]) -> BundledSchemas:
+    def of(cls, texts: Iterable[str], history: Iterable[str] = ()) -> BundledSchemas:
         schemas = [bundle(text) for text in texts]
-        return cls({s.name: s for s in schemas}, {s.fingerprint: s for s in schemas})
+        earlier = [bundle(text) for text in history]
+        return cls({s.name: s for s in schemas}, {s.fingerprint: s for s in earlier + schemas})
 
     @classmethod
     def load(cls) -> BundledSchemas:
         """Read the package's .avsc files; a missing or broken one is a packaging bug and raises."""
-        return cls.of(bundled_schema_text(name) for name in _FILES)
+        return cls.of(
+            (bundled_schema_text(name) for name in _FILES),
+            (bundled_schema_text("history/" + name) for name in _HISTORY),
+        )
 
     def __getitem__(self, name: str) -> BundledSchema:
         return self.by_name[name]
 
 
 def bundled_schema_text(filename: str) -> str:
-    """Text of one shipped .avsc file, e.g. "ListingCreated.avsc"."""
-    return resources.files(_PACKAGE).joinpath(*_FOLDER, filename).read_text(encoding="utf-8")
+    """Text of one shipped .avsc file, e.g. "ListingCreated.avsc" or "history/<name>.avsc"."""
+    parts = (*_FOLDER, *filename.split("/"))
+    return resources.files(_PACKAGE).joinpath(*parts).read_text(encoding="utf-8")
 
 
 def bundle(text: str) -> BundledSchema:

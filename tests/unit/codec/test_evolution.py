@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from consumer.core.records import (
     SourceRef,
 )
 from consumer.errors import DecodeError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 BUNDLED = BundledSchemas.load()
 Raw = dict[str, Any]
@@ -505,3 +508,25 @@ class TestDecisionEvolution:
         # A decision written before the provenance fields existed reads as a live one.
         assert decoded == replace(DECISION, **kept)
         assert decoded.provenance == LIVE
+
+
+class TestReleasedDecisionSchemas:
+    """Decisions already on the topics, written by a released version without a registry, stay
+    readable: the codec knows every released writer (schemas/history/) without being told."""
+
+    def test_a_decision_written_before_issue_15_decodes_with_the_defaults(self) -> None:
+        """The 8c5c1a4 writer (no REVIEW, no exemptions, no fx): read as it was, new fields empty."""
+        text = (ROOT / "schemas" / "history" / "ListingDecision.1.avsc").read_text()
+        writer = parse_schema(json.loads(text))
+        record = {
+            k: v for k, v in copy.deepcopy(DECISION_RECORD).items() if k not in ("exemptions", "fx")
+        }
+        decoded = AvroCodec().decode_decision(_single_object(writer, record))
+        assert decoded == replace(DECISION, exemptions=(), fx=None)
+
+    def test_every_released_schema_is_known_by_its_fingerprint(self) -> None:
+        """A history file the package does not ship would leave its decisions unreadable."""
+        shipped = BundledSchemas.load().by_fingerprint
+        for path in sorted((ROOT / "schemas" / "history").glob("*.avsc")):
+            fingerprint = schema_fingerprint(parse_schema(json.loads(path.read_text())))
+            assert fingerprint in shipped, path.name
