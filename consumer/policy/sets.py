@@ -145,22 +145,25 @@ class CompiledSet:
 def combine(verdicts: Sequence[Verdict]) -> Verdict:
     """The set's verdict: the most severe layer outcome, the reasons of the layers that give it,
     every layer's matched rules and exemptions, in layer order; the first layer's cross-border
-    flag (every layer computes it alike) and the first cluster any layer's taxonomy found."""
+    flag (every layer computes it alike), the first cluster any layer's taxonomy found, and the
+    fx used by the first layer giving the outcome whose price rule is among the reasons."""
     outcome = max((v.outcome for v in verdicts), key=SEVERITY.__getitem__)
     reasons: list[Reason] = []
     matched: list[str] = []
     exemptions: list[Exemption] = []
     cluster = None
+    fx = None
     for v in verdicts:
         if v.outcome == outcome:
             reasons.extend(v.reasons)
+            fx = fx or v.fx
         matched.extend(v.matched_rules)
         exemptions.extend(v.exemptions)
         if cluster is None:
             cluster = v.cluster
     cross_border = verdicts[0].cross_border
     return Verdict(
-        outcome, tuple(reasons), tuple(matched), cluster, cross_border, tuple(exemptions)
+        outcome, tuple(reasons), tuple(matched), cluster, cross_border, tuple(exemptions), fx
     )
 
 
