@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument(
         "--policy",
         type=Path,
-        help="policy or policy set YAML (default: the bundled id-akar-import-closure)",
+        help="policy or policy set YAML, or bundled:NAME (default: the bundled id-akar-import-closure)",
     )
     parser.add_argument(
         "--explain", action="store_true", help="print a readable account per listing instead"

@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     add_common(parser)
     parser.add_argument(
-        "--policy", type=Path, help="policy YAML (default: IMPORT_CLOSURE_POLICY or bundled)"
+        "--policy",
+        type=Path,
+        help="policy or policy set YAML, or bundled:NAME (default: IMPORT_CLOSURE_POLICY or bundled)",
     )
     parser.add_argument(
         "--until-idle",

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="check a policy file and summarise it",
         description="Exit 0 with a summary, or 2 with every validation error.",
     )
-    parser.add_argument("file", type=Path, help="policy or policy set YAML file")
+    parser.add_argument("file", type=Path, help="policy or policy set YAML file, or bundled:NAME")
 
 
 def handle(args: argparse.Namespace) -> int:

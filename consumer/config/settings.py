@@ -65,7 +65,10 @@ class Settings:
     )
     policy: Path | None = field(
         default=None,
-        metadata=_doc("policy or policy set YAML file", shown="bundled id-akar-import-closure"),
+        metadata=_doc(
+            "policy or policy set YAML file, or bundled:NAME",
+            shown="bundled id-akar-import-closure",
+        ),
     )
     policy_reload_interval: float = field(
         default=10.0,

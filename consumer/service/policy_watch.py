@@ -29,6 +29,7 @@ from typing import Literal
 
 from consumer.errors import ConfigError, PolicyError
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
+from consumer.policy.bundled import bundled_name, load_bundled
 from consumer.policy.enforced import Enforced
 from consumer.policy.lists import MAX_LIST_FILE_BYTES
 from consumer.policy.set_explain import change_summary
@@ -54,12 +55,14 @@ def read_policy_bytes(path: Path) -> bytes:
 
 
 def load_policy_file(path: Path | None) -> Enforced:
-    """The policy or policy set at `path`, or the bundled default; PolicyError or ConfigError
-    when it is not valid."""
+    """The policy or policy set at `path`, the bundled one `path` names as `bundled:NAME`, or
+    the bundled default; PolicyError or ConfigError when it is not valid."""
     if path is None:
         return compile_policy(
             load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
         )
+    if (name := bundled_name(path)) is not None:
+        return load_bundled(name)
     return _compile(read_policy_sources(path), path, ListFiles(path))
 
 
@@ -183,7 +186,7 @@ class _Watched:
     """One policy file: its policy in force, and the content last looked at."""
 
     role: Role
-    path: Path | None  # None: the bundled policy, which never changes
+    path: Path | None  # None: a bundled policy (or `bundled:NAME`), which never changes
     policy: Enforced
     seen: str  # sha256 of the bytes last read (layers' and list files too), or the read error
     pending: Enforced | None = None
@@ -221,9 +224,9 @@ class PolicyWatch:
         )
 
     def _first_load(self, role: Role, path: Path | None) -> _Watched:
-        if path is None:
-            policy = load_policy_file(None)
-            sources, files = PolicySources(b""), None
+        if path is None or bundled_name(path) is not None:
+            policy = load_policy_file(path)  # shipped in the package: never changes, not watched
+            path, sources, files = None, PolicySources(b""), None
         else:
             sources, files = read_policy_sources(path), ListFiles(path)
             policy = _compile(sources, path, files)
