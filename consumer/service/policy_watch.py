@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 from consumer.errors import ConfigError, PolicyError
-from consumer.policy import bundled_policy_text, compile_policy, load_policy
-from consumer.policy.bundled import bundled_name, load_bundled
+from consumer.policy import compile_policy, load_policy
+from consumer.policy.bundled import BUNDLED_POLICIES, bundled_name, load_bundled
 from consumer.policy.enforced import Enforced
 from consumer.policy.lists import MAX_LIST_FILE_BYTES
 from consumer.policy.set_explain import change_summary
@@ -58,9 +58,7 @@ def load_policy_file(path: Path | None) -> Enforced:
     """The policy or policy set at `path`, the bundled one `path` names as `bundled:NAME`, or
     the bundled default; PolicyError or ConfigError when it is not valid."""
     if path is None:
-        return compile_policy(
-            load_policy(bundled_policy_text(), "<bundled id-akar-import-closure>")
-        )
+        return load_bundled(BUNDLED_POLICIES[0])
     if (name := bundled_name(path)) is not None:
         return load_bundled(name)
     return _compile(read_policy_sources(path), path, ListFiles(path))
@@ -235,9 +233,8 @@ class PolicyWatch:
             "policy loaded",
             extra={"role": role, "policy": policy.policy_id, "version": policy.version},
         )
-        if files is None:
-            return _Watched(role, path, policy, _digest(sources))
-        return _Watched(role, path, policy, _digest(sources, files), files=files.names)
+        names = () if files is None else files.names
+        return _Watched(role, path, policy, _digest(sources, files), files=names)
 
     @property
     def current(self) -> Policies:
@@ -292,9 +289,10 @@ class PolicyWatch:
         try:
             policy = _compile(sources, path, files)
         except PolicyError as exc:
-            digest = _digest(sources, files)
-            watched.files, watched.seen = files.names, digest
-            self._reject(watched, digest, list(exc.problems))
+            watched.files = files.names
+            # _reject records the digest: it logs once per content, so a new invalid content is
+            # logged again (it must not see its own digest as already said)
+            self._reject(watched, _digest(sources, files), list(exc.problems))
             return
         watched.files, watched.seen = files.names, _digest(sources, files)
         with self._lock:

@@ -154,6 +154,23 @@ class TestRejectedChange:
         assert reloads(registry, "rejected") == 1
         assert rejected_gauge(registry) == 1
 
+    def test_another_invalid_content_is_said_again(
+        self,
+        path: Path,
+        source: PolicyWatch,
+        registry: CollectorRegistry,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Once per content, not once in all: a second, different mistake is logged and counted."""
+        with caplog.at_level(logging.INFO):
+            path.write_text("rules: [")
+            source.check()
+            path.write_text(policy_text([{"id": "x", "effect": "maybe"}]))
+            source.check()
+        assert len(records(caplog, "policy change rejected, keeping the policy in force")) == 2
+        assert reloads(registry, "rejected") == 2
+        assert rejected_gauge(registry) == 1
+
     def test_the_next_valid_change_is_applied_and_clears_the_rejection(
         self, path: Path, source: PolicyWatch, registry: CollectorRegistry
     ) -> None:
