@@ -6,10 +6,11 @@ account cannot drift from the decision.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Listing
+from consumer.core.records import Listing, Reason
 from consumer.policy.blocks import CompiledBlock
 from consumer.policy.compile import (
     CompiledPolicy,
@@ -23,10 +24,16 @@ from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = None) -> str:
+def explain(
+    listing: Listing,
+    compiled: CompiledPolicy,
+    as_of_ms: int | None = None,
+    language: str | None = None,
+) -> str:
     """A multi-line account: scope, cross-border, cluster, every rule and condition, the outcome.
 
     With `as_of_ms`, rule windows are checked against it instead of the listing's event_time.
+    With `language`, reasons read in that language where the policy writes it (Reason.message_in).
     """
     verdict = evaluate(listing, compiled, as_of_ms)
     tz = compiled.tz
@@ -55,7 +62,7 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
                 )
             )
     lines.append(f"outcome: {verdict.outcome}")
-    lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(reason_lines(verdict.reasons, language))
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
@@ -71,6 +78,11 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
         lines.append(f"  fx used: {table}, {rate}")
     lines.append(f"matched rules: {', '.join(verdict.matched_rules) or 'none'}")
     return "\n".join(lines)
+
+
+def reason_lines(reasons: Iterable[Reason], language: str | None) -> list[str]:
+    """`  reason CODE (rule): text` per reason, the text in `language` when the rule has it."""
+    return [f"  reason {r.code} ({r.rule_id}): {r.message_in(language)}" for r in reasons]
 
 
 def summarize(policy: PolicyModel | CompiledPolicy) -> str:
