@@ -95,6 +95,7 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
         f"version: {compiled.version}",
         *([f"description: {model.description.strip()}"] if model.description else []),
         f"timezone: {model.timezone}",
+        *([f"languages: {_languages(model.languages)}"] if model.languages else []),
         f"scope: {sites}",
         f"clusters ({len(model.clusters)}):",
         *(
@@ -142,6 +143,11 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
             every = exempts is None or exempts == ("*",)
             lines.append(f"    exempts {'every rule' if every else ', '.join(exempts or ())}")
     return "\n".join(lines)
+
+
+def _languages(tags: tuple[str, ...]) -> str:
+    """`id (default), en`: the policy's message languages, default first."""
+    return ", ".join(f"{tag} (default)" if i == 0 else tag for i, tag in enumerate(tags))
 
 
 def _when(ms: int, tz: ZoneInfo, timespec: str = "milliseconds") -> str:

@@ -15,7 +15,7 @@ import yaml
 
 from consumer.core.records import Price, Reason
 from consumer.errors import PolicyError
-from consumer.policy import compile_policy, evaluate, explain, load_policy
+from consumer.policy import compile_policy, evaluate, explain, load_policy, summarize
 from consumer.policy.changes import describe_change
 from consumer.policy.compile import UNKNOWN_CURRENCY
 from consumer.policy.load import policy_warnings
@@ -274,6 +274,17 @@ class TestUnknownCurrency:
         reason = self._reason("ms", ("en",))
         assert reason.message.startswith("price currency 'EUR'")
         assert reason.messages == (("en", reason.message),)
+
+
+class TestSummary:
+    def test_validate_policy_names_the_languages_default_first(self) -> None:
+        rules = [closed({"id": ID_TEXT, "en": EN_TEXT, "ms": "Ditutup"})]
+        summary = summarize(load_policy(text_of(rules))).splitlines()
+        assert "languages: id (default), en, ms" in summary
+
+    def test_a_policy_without_languages_has_no_such_line(self) -> None:
+        summary = summarize(load_policy(text_of([closed(EN_TEXT)], None)))
+        assert "languages:" not in summary
 
 
 class TestExplainInALanguage:
