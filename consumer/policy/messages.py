@@ -30,6 +30,10 @@ UNKNOWN_CURRENCY_TEXTS: Final = {
     ),
 }
 
+#: Languages per policy. A marketplace writes a handful; the bound keeps a generated file from
+#: making every rule's missing-translation check and every reason's map grow without limit.
+MAX_LANGUAGES: Final = 64
+
 Messages = tuple[tuple[str, str], ...]
 
 
@@ -91,6 +95,10 @@ class MessageReader:
             where = f"{path}.{tag}"
             if not isinstance(tag, str) or (problem := tag_problem(tag)) is not None:
                 self.problems.fail(where, problem or f"expected a language tag, got {kind(tag)}")
+                continue
+            if tag not in self.used and len(self.used) == MAX_LANGUAGES:
+                msg = f"more than {MAX_LANGUAGES} languages in the policy's messages"
+                self.problems.fail(where, msg)
                 continue
             checked = self.problems.text(where, text)
             if checked is not None:

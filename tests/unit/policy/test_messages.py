@@ -131,6 +131,15 @@ class TestMessageErrors:
             "letter language, optionally with an uppercase region, such as 'id', 'en' or 'en-GB'"
         ]
 
+    def test_more_than_64_languages_is_an_error_at_the_first_one_too_many(self) -> None:
+        """A bound on the languages keeps every reason's map and every check small."""
+        tags = [f"{a}{b}" for a in "abcdefghij" for b in "abcdefg"][:65]
+        texts = {"id": ID_TEXT} | {tag: "t" for tag in tags if tag != "id"}
+        problems = problems_in(text_of([closed(texts)]))
+        assert problems == [
+            f"rules[0].message.{tags[-1]}: more than 64 languages in the policy's messages"
+        ]
+
     def test_a_malformed_default_language_is_an_error(self) -> None:
         """default_language: Indonesian names the path and says what a tag looks like."""
         [problem] = problems_in(text_of([closed(ID_TEXT)], "Indonesian"))
