@@ -8,6 +8,7 @@ duplicate and unknown keys are problems, and every problem names its path.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -140,9 +141,7 @@ def _case(
     return Case(name, listing, expect, as_of, where)
 
 
-def _as_of(
-    problems: Problems, where: str, value: object, tz: tzinfo, now_ms: int
-) -> int | None:
+def _as_of(problems: Problems, where: str, value: object, tz: tzinfo, now_ms: int) -> int | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -163,7 +162,9 @@ def _expect(problems: Problems, where: str, raw: object) -> Expect | None:
     problems.keys(where, data, _EXPECT_KEYS, required=("outcome",))
     outcome = data.get("outcome")
     if "outcome" in data and outcome not in OUTCOMES:
-        problems.fail(f"{where}.outcome", f"expected one of {', '.join(OUTCOMES)}, got {kind(outcome)}")
+        problems.fail(
+            f"{where}.outcome", f"expected one of {', '.join(OUTCOMES)}, got {kind(outcome)}"
+        )
     rules = _ids(problems, f"{where}.rules", data["rules"]) if "rules" in data else None
     exempted = _ids(problems, f"{where}.exempted", data["exempted"]) if "exempted" in data else None
     phrase = problems.text(f"{where}.phrase", data["phrase"]) if "phrase" in data else None
@@ -180,11 +181,8 @@ def _ids(problems: Problems, where: str, value: object) -> tuple[str, ...] | Non
 
 
 def _template() -> dict[str, Any]:
-    """A copy of LISTING_TEMPLATE whose lists and mappings are fresh, so no case shares them."""
-    return {
-        key: list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
-        for key, value in LISTING_TEMPLATE.items()
-    }
+    """A copy of LISTING_TEMPLATE, lists and mappings included, so no case shares them."""
+    return copy.deepcopy(dict(LISTING_TEMPLATE))
 
 
 def _listing(

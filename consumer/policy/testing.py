@@ -72,7 +72,9 @@ class Report:
         summary = f"{len(self.results) - self.failed} passed, {self.failed} failed"
         if self.gaps:
             plural = "s" if len(self.gaps) > 1 else ""
-            failing = " (failures with --strict)" if self.strict else " (warnings; --strict fails them)"
+            failing = (
+                " (failures with --strict)" if self.strict else " (warnings; --strict fails them)"
+            )
             summary += f"; {len(self.gaps)} coverage gap{plural}{failing}"
         out.append(summary)
         return out
@@ -173,9 +175,14 @@ def _in_force(version: ListVersion, ms: int) -> bool:
 
 def _window(version: ListVersion, tz: tzinfo) -> str:
     """`positive-list-2023-09.txt, 2023-09-26 to 2024-03-26` in the policy's timezone."""
-    source = version.file or f"{len(version.entries)} entries"
+    count = len(version.entries)
+    source = version.file or f"{count} entr{'y' if count == 1 else 'ies'}"
     start = _moment(version.from_ms, tz)
-    span = f"from {start}" if version.until_ms is None else f"{start} to {_moment(version.until_ms, tz)}"
+    span = (
+        f"from {start}"
+        if version.until_ms is None
+        else f"{start} to {_moment(version.until_ms, tz)}"
+    )
     return f"{source}, {span}"
 
 
