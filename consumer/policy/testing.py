@@ -10,6 +10,7 @@ a failure with --strict, so a policy change that adds a rule without a test is c
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -158,19 +159,24 @@ def _list_gaps(policy: Enforced, times: Sequence[int]) -> list[str]:
     """List versions in force at no case's time; a list name two layers share is qualified by
     the layer's policy id."""
     names = [name for layer in policy.layers for name, _ in layer.model.lists]
+    ordered = sorted(times)  # bisect per version: a 2,000-version policy x 20,000 cases stays fast
     gaps: list[str] = []
     for layer in policy.layers:
         for name, versions in layer.model.lists:
             shown = f"{layer.policy_id}/{name}" if names.count(name) > 1 else name
             for i, version in enumerate(versions):
-                if not any(_in_force(version, t) for t in times):
+                if not _in_force(version, ordered):
                     what = _window(version, layer.tz)
                     gaps.append(f"list {shown}[{i}] ({what}) in force for no case")
     return gaps
 
 
-def _in_force(version: ListVersion, ms: int) -> bool:
-    return version.from_ms <= ms and (version.until_ms is None or ms < version.until_ms)
+def _in_force(version: ListVersion, ordered: Sequence[int]) -> bool:
+    """Whether some time of `ordered` (sorted) falls in [from_ms, until_ms)."""
+    first = bisect_left(ordered, version.from_ms)
+    if first == len(ordered):
+        return False
+    return version.until_ms is None or ordered[first] < version.until_ms
 
 
 def _window(version: ListVersion, tz: tzinfo) -> str:

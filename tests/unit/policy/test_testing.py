@@ -297,6 +297,16 @@ class TestCoverage:
         gaps = run_tests(policy, [cases(text, policy)]).gaps
         assert "list watched[0] (1 entry, 2024-01-01 to 2024-07-01) in force for no case" in gaps
 
+    def test_a_version_is_in_force_from_its_start_until_just_before_its_end(self) -> None:
+        """[from, until): a case at 2024-07-01 00:00 is in the second version, not the first."""
+        policy = shop()
+        text = "cases: [{name: edge, as_of: 2024-07-01, listing: {}, expect: {outcome: APPROVED}}]"
+        gaps = [g for g in run_tests(policy, [cases(text, policy)]).gaps if g.startswith("list")]
+        assert gaps == ["list watched[0] (1 entry, 2024-01-01 to 2024-07-01) in force for no case"]
+        text = text.replace("2024-07-01", '"2024-06-30T23:59:59.999+07:00"')
+        gaps = [g for g in run_tests(policy, [cases(text, policy)]).gaps if g.startswith("list")]
+        assert gaps == ["list watched[1] (2 entries, from 2024-07-01) in force for no case"]
+
     def test_an_allow_rule_without_exempts_must_exempt_every_reject_and_review_rule(self) -> None:
         text = SHOP.replace("    exempts: [watched-seller]\n", "")
         policy = compile_policy(load_policy(text))
