@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from functools import partial
 from pathlib import Path
 
-from consumer.cli.exit_codes import EXIT_FAILURE, EXIT_OK
-from consumer.errors import ConfigError
+from consumer.cli.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from consumer.errors import ConfigError, PolicyTestError
 from consumer.policy.bundled import bundled_name, bundled_tests, bundled_tests_path
 from consumer.policy.casefile import DEFAULT_EVENT_TIME, CaseFile, load_cases
 from consumer.policy.enforced import Enforced
@@ -32,11 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         f"event_time the case's as_of or {DEFAULT_EVENT_TIME}. See docs/operations.md.",
     )
     parser.add_argument(
-        "policy", type=Path, help="policy or policy set YAML, or bundled:NAME (as check --policy)"
+        "policy",
+        type=Path,
+        metavar="POLICY",
+        help="policy or policy set YAML, or bundled:NAME (as check --policy)",
     )
     parser.add_argument(
         "tests",
         nargs="*",
+        metavar="TESTS",
         type=Path,
         help="test files (YAML); for bundled:NAME, the test file shipped with it by default",
     )
@@ -49,21 +55,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def handle(args: argparse.Namespace) -> int:
-    """An invalid policy or test file raises PolicyError, which main prints line by line (exit 2)."""
+    """An invalid policy raises PolicyError, which main prints line by line (exit 2); every
+    invalid test file is reported, each problem as `file: path: problem`, before exit 2."""
     policy = load_policy_file(args.policy)
     now_ms = int(time.time() * 1000)  # what `as_of: now` means
-    files = [_read(policy, path, now_ms) for path in args.tests] or [
-        _bundled(policy, args.policy, now_ms)
-    ]
-    for cases in files:
-        check_rule_ids(policy, cases)
+    files: list[CaseFile] = []
+    invalid = False
+    for load in [partial(_read, path) for path in args.tests] or [partial(_bundled, args.policy)]:
+        try:
+            cases = load(policy, now_ms)
+            check_rule_ids(policy, cases)
+        except PolicyTestError as exc:
+            for problem in exc.problems:
+                print(f"{exc.source}: {problem}", file=sys.stderr)
+            invalid = True
+            continue
+        files.append(cases)
+    if invalid:
+        return EXIT_USAGE
     report = run_tests(policy, files, strict=args.strict)
     for line in report.lines(verbose=args.verbose):
         print(line)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
-def _read(policy: Enforced, path: Path, now_ms: int) -> CaseFile:
+def _read(path: Path, policy: Enforced, now_ms: int) -> CaseFile:
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_POLICY_BYTES + 1)  # one byte over: refused as too large
@@ -72,7 +88,7 @@ def _read(policy: Enforced, path: Path, now_ms: int) -> CaseFile:
     return load_cases(raw, str(path), policy.tz, now_ms)
 
 
-def _bundled(policy: Enforced, given: Path, now_ms: int) -> CaseFile:
+def _bundled(given: Path, policy: Enforced, now_ms: int) -> CaseFile:
     name = bundled_name(given)
     if name is None:
         msg = "test-policy: name at least one test file (only bundled:NAME brings its own)"

@@ -152,6 +152,21 @@ class TestInvalidInput:
             "got a string ('REJECT')"
         ]
 
+    def test_every_invalid_test_file_is_reported(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Not only the first: each file's problems, then exit 2 and no case is run."""
+        bad = write(tmp_path, DRESS.replace("outcome: REJECTED", "outcome: REJECT"), "bad.yaml")
+        good = write(tmp_path, DRESS, "good.yaml")
+        typo = write(tmp_path, DRESS.replace("[akar-fashion-textile]", "[akar-x]"), "typo.yaml")
+        code = main(
+            ["test-policy", "bundled:id-akar-import-closure", str(bad), str(good), str(typo)]
+        )
+        out, err = capsys.readouterr()
+        assert code == 2
+        assert out == ""
+        assert [line.split(":")[0] for line in err.splitlines()] == [str(bad), str(typo)]
+
     def test_an_unknown_rule_id_exits_2(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
