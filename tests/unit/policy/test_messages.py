@@ -15,11 +15,21 @@ import yaml
 
 from consumer.core.records import Price, Reason
 from consumer.errors import PolicyError
-from consumer.policy import compile_policy, evaluate, explain, load_policy, summarize
+from consumer.policy import (
+    BUNDLED_POLICIES,
+    bundled_policy_text,
+    compile_policy,
+    evaluate,
+    explain,
+    load_policy,
+    summarize,
+)
+from consumer.policy.bundled import BUNDLED_SETS, load_bundled_set
 from consumer.policy.changes import describe_change
 from consumer.policy.compile import UNKNOWN_CURRENCY
 from consumer.policy.load import policy_warnings
 from consumer.policy.messages import tag_problem
+from consumer.policy.model import PolicyModel
 from consumer.policy.set_explain import enforced_languages, enforced_warnings, explain_enforced
 from consumer.policy.sets import load_set
 from tests.unit.listings import make_listing
@@ -351,3 +361,23 @@ class TestLayerLanguages:
     def test_layers_that_agree_are_not(self) -> None:
         policy = self._set(("id", [closed(ID_TEXT, "r0")]), (None, [closed("plain", "r1")]))
         assert enforced_warnings(policy) == ()
+
+
+class TestBundledPolicies:
+    """Sellers on the Indonesian site read Indonesian; English is the translation."""
+
+    @staticmethod
+    def _models() -> list[PolicyModel]:
+        singles = [load_policy(bundled_policy_text(name)) for name in BUNDLED_POLICIES]
+        layers = [layer.model for name in BUNDLED_SETS for layer in load_bundled_set(name).layers]
+        return singles + layers
+
+    def test_every_bundled_policy_and_layer_writes_indonesian_and_english(self) -> None:
+        """Every rule message of every bundled file is a map with both texts (so no warning)."""
+        for model in self._models():
+            assert (model.default_language, model.languages) == ("id", ("id", "en")), (
+                model.policy_id
+            )
+            for rule in model.rules:
+                assert [tag for tag, _ in rule.messages] == ["id", "en"], rule.id
+                assert rule.message == rule.messages[0][1] != rule.messages[1][1]
