@@ -6,7 +6,6 @@ account cannot drift from the decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -62,7 +61,7 @@ def explain(
                 )
             )
     lines.append(f"outcome: {verdict.outcome}")
-    lines.extend(reason_lines(verdict.reasons, language))
+    lines.extend(reason_line(r, language) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
@@ -80,9 +79,9 @@ def explain(
     return "\n".join(lines)
 
 
-def reason_lines(reasons: Iterable[Reason], language: str | None) -> list[str]:
-    """`  reason CODE (rule): text` per reason, the text in `language` when the rule has it."""
-    return [f"  reason {r.code} ({r.rule_id}): {r.message_in(language)}" for r in reasons]
+def reason_line(reason: Reason, language: str | None = None) -> str:
+    """`  reason CODE (rule): message`, the message in `language` where the rule has it."""
+    return f"  reason {reason.code} ({reason.rule_id}): {reason.message_in(language)}"
 
 
 def summarize(policy: PolicyModel | CompiledPolicy) -> str:

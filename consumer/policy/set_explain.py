@@ -8,7 +8,7 @@ from consumer.core.records import Listing
 from consumer.policy.changes import describe_change
 from consumer.policy.enforced import Enforced
 from consumer.policy.evaluate import BY_UNLESS
-from consumer.policy.explain import explain, reason_lines, summarize
+from consumer.policy.explain import explain, reason_line, summarize
 from consumer.policy.load import policy_warnings
 from consumer.policy.sets import CompiledSet
 
@@ -28,7 +28,7 @@ def explain_enforced(
     for i, layer in enumerate(policy.layers):
         lines += ["", f"== {policy.where(i)}", explain(listing, layer, as_of_ms, language)]
     lines += ["", f"set outcome: {verdict.outcome}"]
-    lines.extend(reason_lines(verdict.reasons, language))
+    lines.extend(reason_line(r, language) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
