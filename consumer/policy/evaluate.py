@@ -19,10 +19,14 @@ Choices the issue leaves open:
   currency when a rule among its reasons has a price condition in its `when`; rate None (with
   reason UNKNOWN_CURRENCY) when the table in force has none. Otherwise `fx` is None.
 - A `{list: NAME}` with no version in force is an empty list: `_in` fails, `_not_in` holds.
+- A reject or review rule with a text condition in its `when` names in its reason the phrase
+  (as the policy writes it) of those conditions found first in the title, the longer of two
+  starting at the same word; None when none was found (the rule held by another branch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final, cast
 
 from consumer.core.records import Exemption, Listing, ListingRow, Outcome, Reason, Verdict
@@ -31,9 +35,13 @@ from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRu
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
 #: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and, when a matched
 #: reject or review rule checks a price, (the fx table in force's from_ms or None, the listing's
-#: currency). Equal keys mean equal verdicts under one policy, so the hot path can keep one
-#: verdict (and its encoded bytes) per key.
-VerdictKey = tuple[str | None, bool, tuple[int, ...], tuple[int | None, str] | None]
+#: currency), and, for each matched reject or review rule with a text condition, in order, the id
+#: of the phrase its reason names (-1: none; () for a policy without text conditions). Equal
+#: keys mean equal verdicts under one policy, so the hot path can keep one verdict (and its
+#: encoded bytes) per key.
+VerdictKey = tuple[
+    str | None, bool, tuple[int, ...], tuple[int | None, str] | None, tuple[int, ...]
+]
 
 #: Flag of a matched rule in a VerdictKey: its `when` held only because a price was unknown.
 UNKNOWN_PRICE: Final = 1
@@ -73,7 +81,7 @@ def scan(
     cluster = compiled.taxonomy.cluster_of(listing.category_id, listing.category_path)
     scope = compiled.scope_sites
     if scope is not None and listing.site not in scope:
-        return (cluster, cross_border, (), None)
+        return (cluster, cross_border, (), None, ())
     now = listing.event_time_ms if as_of_ms is None else as_of_ms
     matched: list[int] = []
     # The rule checks are typed for Listing; a ListingRow has the same attributes.
@@ -86,6 +94,7 @@ def scan(
     else:
         rules, fx_from = compiled.rules, None
     priced = False
+    phrases: list[int] | None = None
     for index, rule in enumerate(rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
@@ -102,14 +111,20 @@ def scan(
             flags |= UNLESS_HELD  # an unknown price never grants an exemption
         if rule.priced:
             priced = True  # the decision may name the fx table and rate (see verdict_of)
+        if rule.phrases is not None and not rule.allow:
+            # the phrase is part of the key: equal rules with other phrases are other verdicts
+            if phrases is None:
+                phrases = []
+            phrases.append(rule.phrases.first(as_listing))
         matched.append(index << 2 | flags)
     fx = (fx_from, listing.price.currency) if priced else None
-    return (cluster, cross_border, tuple(matched), fx)
+    return (cluster, cross_border, tuple(matched), fx, () if phrases is None else tuple(phrases))
 
 
 def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
     """The verdict a scan key stands for."""
-    cluster, cross_border, matched, fx_key = key
+    cluster, cross_border, matched, fx_key, phrases = key
+    next_phrase = iter(phrases)
     unknown_currency = None if fx_key is None else fx_key[1]
     rules = compiled.rules
     allows = [rules[entry >> 2] for entry in matched if rules[entry >> 2].allow]
@@ -122,6 +137,7 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         rule = rules[index]
         if rule.allow:
             continue
+        phrase = -1 if rule.phrases is None else next(next_phrase)
         by = [BY_UNLESS] if entry & UNLESS_HELD else []
         by += [a.id for a in allows if a.exempts is None or index in a.exempts]
         if by:
@@ -130,6 +146,8 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         reason = rule.reason
         if reason is None or entry & UNKNOWN_PRICE:
             reason = unknown_currency_reason(rule, unknown_currency or "")
+        if phrase >= 0 and rule.phrases is not None:
+            reason = dataclasses.replace(reason, phrase=rule.phrases.spellings[phrase])
         (rejects if rule.effect == "reject" else reviews).append(reason)
         priced[rule.effect] = priced[rule.effect] or rule.priced
     matched_ids = tuple(rules[entry >> 2].id for entry in matched)
