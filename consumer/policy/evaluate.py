@@ -35,12 +35,12 @@ from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRu
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
 #: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and, when a matched
 #: reject or review rule checks a price, (the fx table in force's from_ms or None, the listing's
-#: currency), and, for each matched reject or review rule with a text condition, in order, the id
-#: of the phrase its reason names (-1: none; () for a policy without text conditions). Equal
+#: currency), and, for each matched reject or review rule with a text condition, in order, the
+#: phrase its reason names (None: none; () for a policy without text conditions). Equal
 #: keys mean equal verdicts under one policy, so the hot path can keep one verdict (and its
 #: encoded bytes) per key.
 VerdictKey = tuple[
-    str | None, bool, tuple[int, ...], tuple[int | None, str] | None, tuple[int, ...]
+    str | None, bool, tuple[int, ...], tuple[int | None, str] | None, tuple[str | None, ...]
 ]
 
 #: Flag of a matched rule in a VerdictKey: its `when` held only because a price was unknown.
@@ -94,7 +94,7 @@ def scan(
     else:
         rules, fx_from = compiled.rules, None
     priced = False
-    phrases: list[int] | None = None
+    phrases: list[str | None] | None = None
     for index, rule in enumerate(rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
@@ -115,7 +115,8 @@ def scan(
             # the phrase is part of the key: equal rules with other phrases are other verdicts
             if phrases is None:
                 phrases = []
-            phrases.append(rule.phrases.first(as_listing))
+            found = rule.phrases.first(as_listing)  # as this period's rule spells it
+            phrases.append(None if found < 0 else rule.phrases.spellings[found])
         matched.append(index << 2 | flags)
     fx = (fx_from, listing.price.currency) if priced else None
     return (cluster, cross_border, tuple(matched), fx, () if phrases is None else tuple(phrases))
@@ -137,7 +138,7 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         rule = rules[index]
         if rule.allow:
             continue
-        phrase = -1 if rule.phrases is None else next(next_phrase)
+        phrase = None if rule.phrases is None else next(next_phrase)
         by = [BY_UNLESS] if entry & UNLESS_HELD else []
         by += [a.id for a in allows if a.exempts is None or index in a.exempts]
         if by:
@@ -146,8 +147,8 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         reason = rule.reason
         if reason is None or entry & UNKNOWN_PRICE:
             reason = unknown_currency_reason(rule, unknown_currency or "")
-        if phrase >= 0 and rule.phrases is not None:
-            reason = dataclasses.replace(reason, phrase=rule.phrases.spellings[phrase])
+        if phrase is not None:
+            reason = dataclasses.replace(reason, phrase=phrase)
         (rejects if rule.effect == "reject" else reviews).append(reason)
         priced[rule.effect] = priced[rule.effect] or rule.priced
     matched_ids = tuple(rules[entry >> 2].id for entry in matched)

@@ -54,6 +54,10 @@ def normalise(text: str) -> str:
     """
     if text.isascii():
         return _ASCII_NON_WORD.sub(" ", text.lower()).strip()
+    return _general(text)
+
+
+def _general(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_marks()))
     text = _UNSPACED.sub(r" \g<0> ", text)
