@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Listing
+from consumer.core.records import Listing, Reason
 from consumer.policy.blocks import CompiledBlock
 from consumer.policy.compile import (
     CompiledPolicy,
@@ -21,6 +21,8 @@ from consumer.policy.evaluate import BY_UNLESS, evaluate, is_cross_border
 from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Inline phrases an explanation prints before "... N more".
+_PHRASES_SHOWN = 10
 
 
 def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = None) -> str:
@@ -55,7 +57,7 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
                 )
             )
     lines.append(f"outcome: {verdict.outcome}")
-    lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(reason_line(r) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
@@ -71,6 +73,12 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
         lines.append(f"  fx used: {table}, {rate}")
     lines.append(f"matched rules: {', '.join(verdict.matched_rules) or 'none'}")
     return "\n".join(lines)
+
+
+def reason_line(reason: Reason) -> str:
+    """`  reason CODE (rule): message`, and the phrase a text rule matched."""
+    line = f"  reason {reason.code} ({reason.rule_id}): {reason.message}"
+    return line if reason.phrase is None else f"{line} [phrase {reason.phrase!r}]"
 
 
 def summarize(policy: PolicyModel | CompiledPolicy) -> str:
@@ -204,6 +212,10 @@ def _rule_lines(
         result = "matched; reason becomes UNKNOWN_CURRENCY (fail closed)"
     else:
         result = "matched"
+    if held is not False and rule.phrases is not None:
+        found = rule.phrases.first(listing)
+        if found >= 0:
+            result += f" (phrase {rule.phrases.spellings[found]!r})"
     lines.append(f"    -> {result}")
     if rule.allow:
         exempts = rule.rule.exempts
@@ -256,9 +268,17 @@ def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[s
         shown = _show(expected)
         if check.key in listed:
             shown = f"{{list: {listed[check.key]}}} ({_entries(len(expected))} in force)"
+        elif check.phrases is not None and len(expected) > _PHRASES_SHOWN:
+            more = len(expected) - _PHRASES_SHOWN
+            shown = _show(expected[:_PHRASES_SHOWN])[:-1] + f", ... {more:,} more]"
+        value = _listing_value(check.key, listing, cross_border, cluster)
+        if check.phrases is not None:
+            found = check.phrases.first(listing)
+            value = repr(listing.title)
+            if found >= 0:
+                value += f"; phrase {check.phrases.spellings[found]!r} found"
         lines.append(
-            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'}"
-            f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
+            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'} (listing: {value})"
         )
     price = listing.price
     for price_check in block.prices:
@@ -319,6 +339,8 @@ def _listing_value(key: str, listing: Listing, cross_border: bool, cluster: str 
         return cluster or "none"
     if key == "attribute_equals":
         return _show(dict(listing.attributes))
+    if key == "title_contains_any":
+        return repr(listing.title)
     attribute = {
         "site_in": "site",
         "seller_in": "seller_id",

@@ -8,7 +8,7 @@ from consumer.core.records import Listing
 from consumer.policy.changes import describe_change
 from consumer.policy.enforced import Enforced
 from consumer.policy.evaluate import BY_UNLESS
-from consumer.policy.explain import explain, summarize
+from consumer.policy.explain import explain, reason_line, summarize
 from consumer.policy.load import policy_warnings
 from consumer.policy.sets import CompiledSet
 
@@ -26,7 +26,7 @@ def explain_enforced(listing: Listing, policy: Enforced, as_of_ms: int | None = 
     for i, layer in enumerate(policy.layers):
         lines += ["", f"== {policy.where(i)}", explain(listing, layer, as_of_ms)]
     lines += ["", f"set outcome: {verdict.outcome}"]
-    lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(reason_line(r) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions

@@ -16,7 +16,9 @@ from consumer.core.records import RawRecord, Verdict
 from consumer.errors import PolicyError
 from consumer.policy.compile import CompiledPolicy, compile_policy
 from consumer.policy.evaluate import evaluate, scan
+from consumer.policy.explain import explain
 from consumer.policy.load import load_policy
+from consumer.policy.set_explain import explain_enforced
 from consumer.policy.sets import load_set
 from consumer.policy.text import MAX_PHRASE_WORDS, TitleIndex, _general, normalise
 from tests.unit.listings import epoch_ms, make_listing
@@ -451,3 +453,34 @@ rules:
         compiled = policy(f"{{title_contains_any: [{quoted}]}}")
         for phrase, title in cases.items():
             assert decide(compiled, title).reasons[0].phrase == phrase, title
+
+
+class TestExplain:
+    def test_explain_names_the_phrase_per_condition_rule_and_reason(self) -> None:
+        """`check --explain` says which phrase matched for which rule."""
+        compiled = policy("{cross_border: true, title_contains_any: [kebaya, batik tulis]}")
+        text = explain(make_listing(title="Kemeja Batik Tulis Pria"), compiled)
+        assert (
+            "title_contains_any [kebaya, batik tulis]: held (listing: 'Kemeja Batik Tulis Pria'; "
+            "phrase 'batik tulis' found)"
+        ) in text
+        assert "    -> matched (phrase 'batik tulis')" in text
+        assert text.count("[phrase 'batik tulis']") == 1  # the reason line
+
+    def test_a_long_inline_list_is_shortened(self) -> None:
+        phrases = ", ".join(f"w{i}" for i in range(30))
+        text = explain(make_listing(title="x"), policy(f"{{title_contains_any: [{phrases}]}}"))
+        assert "title_contains_any [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, ... 20 more]: " in text
+        assert "did not hold (listing: 'x')" in text
+
+    def test_a_set_explains_each_layers_phrase(self, tmp_path: Path) -> None:
+        """The set's own outcome lines carry the phrase too."""
+        raw = "policy: b\nversion: '1'\nrules:\n  - {id: b, effect: review, reason: B, when: {title_contains_any: [songket]}}\n"
+        compiled = load_set(
+            "policy_set: s\nversion: '1'\nlayers: [{path: b.yaml}]\n", "set.yaml", [raw.encode()]
+        )
+        text = explain_enforced(make_listing(title="Songket Palembang"), compiled)
+        assert (
+            "set outcome: REVIEW\n  reason B (b): sent to review by rule b [phrase 'songket']"
+            in text
+        )
