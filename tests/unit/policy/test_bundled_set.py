@@ -380,6 +380,8 @@ class TestTheTitleScreen:
         self, indonesia: CompiledSet, when: str, domestic: bool, outcome: str
     ) -> None:
         """Domestic sellers may sell batik anywhere; the screen begins with AKAR (2021-08-03)."""
-        where = {"seller_country": "ID", "ship_from_country": "ID"} if domestic else {}
+        where: dict[str, Any] = (
+            {"seller_country": "ID", "ship_from_country": "ID"} if domestic else {}
+        )
         item = titled("Kain Batik", event_time_ms=epoch_ms(when), **where)
         assert decide(indonesia, item).outcome == outcome
