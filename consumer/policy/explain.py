@@ -375,7 +375,13 @@ def _conditions(when: Conditions) -> str:
     parts = []
     for key in when.present():
         value = getattr(when, key)
-        shown = f"{value.amount} {value.currency}" if isinstance(value, Money) else _show(value)
+        if isinstance(value, Money):
+            shown = f"{value.amount} {value.currency}"
+        elif key == "title_contains_any" and len(value) > _PHRASES_SHOWN:
+            more = len(value) - _PHRASES_SHOWN
+            shown = _show(value[:_PHRASES_SHOWN])[:-1] + f", ... {more:,} more]"
+        else:
+            shown = _show(value)
         parts.append(f"{key} {shown}")
     parts.extend(f"{key} {{list: {name}}}" for key, name in when.lists or ())
     if when.all_of is not None:

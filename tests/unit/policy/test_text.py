@@ -16,7 +16,7 @@ from consumer.core.records import RawRecord, Verdict
 from consumer.errors import PolicyError
 from consumer.policy.compile import CompiledPolicy, compile_policy
 from consumer.policy.evaluate import evaluate, scan
-from consumer.policy.explain import explain
+from consumer.policy.explain import explain, summarize
 from consumer.policy.load import load_policy
 from consumer.policy.set_explain import explain_enforced
 from consumer.policy.sets import load_set
@@ -472,6 +472,15 @@ class TestExplain:
         text = explain(make_listing(title="x"), policy(f"{{title_contains_any: [{phrases}]}}"))
         assert "title_contains_any [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, ... 20 more]: " in text
         assert "did not hold (listing: 'x')" in text
+
+    def test_the_policy_summary_shortens_a_long_inline_list_too(self) -> None:
+        """validate-policy's summary of a rule with 30 inline phrases stays one short line."""
+        phrases = ", ".join(f"w{i}" for i in range(30))
+        text = summarize(policy(f"{{title_contains_any: [{phrases}]}}"))
+        assert (
+            "    when title_contains_any [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, ... 20 more]"
+            in text
+        )
 
     def test_a_set_explains_each_layers_phrase(self, tmp_path: Path) -> None:
         """The set's own outcome lines carry the phrase too."""
