@@ -5,7 +5,6 @@ read back from the topic."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,12 +62,7 @@ class TestTitlePhrasesOnABroker:
             "3",
             IMPORT_CLOSURE_POLICY="bundled:indonesia-cross-border",
         )
-        try:
-            worker.process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            raise AssertionError("worker did not exit:\n" + worker.logs()[-3000:]) from None
-        assert worker.process.returncode == 0, worker.logs()[-3000:]
+        assert worker.finish(120) == 0, worker.logs()[-3000:]
 
         records = drain(topics.client_conf(), s.approved_topic)
         if s.rejected_topic != s.approved_topic:
