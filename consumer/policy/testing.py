@@ -42,7 +42,7 @@ class CaseResult:
         if self.mismatches:
             detail = "; ".join(self.mismatches)
         else:
-            detail = f"{self.verdict.outcome} (rules {_ids(_reason_ids(self.verdict))}"
+            detail = f"{self.verdict.outcome} ({_account(self.verdict)}"
             exempted = _exempted(self.verdict)
             detail += f", exempted {_ids(exempted)})" if exempted else ")"
         status = "PASS" if self.passed else "FAIL"
@@ -97,14 +97,14 @@ def mismatches(expect: Expect, verdict: Verdict) -> tuple[str, ...]:
     found: list[str] = []
     reasons = _reason_ids(verdict)
     if verdict.outcome != expect.outcome:
-        shown = "" if expect.rules is not None else f" (rules {_ids(reasons)})"
+        shown = "" if expect.rules is not None else f" ({_account(verdict)})"
         found.append(f"outcome expected {expect.outcome}, got {verdict.outcome}{shown}")
     if expect.rules is not None and reasons != expect.rules:
         found.append(f"rules expected {_ids(expect.rules)}, got {_ids(reasons)}")
     exempted = _exempted(verdict)
     if expect.exempted is not None and set(exempted) != set(expect.exempted):
         found.append(f"exempted expected {_ids(expect.exempted)}, got {_ids(exempted)}")
-    phrases = tuple(r.phrase for r in verdict.reasons if r.phrase is not None)
+    phrases = _phrases(verdict)
     if expect.phrase is not None and expect.phrase not in phrases:
         got = "none" if not phrases else ", ".join(_quoted(p) for p in phrases)
         found.append(f"phrase expected {_quoted(expect.phrase)}, got {got}")
@@ -196,6 +196,17 @@ def _moment(ms: int, tz: tzinfo) -> str:
     """A date when the instant is 00:00 in `tz` (as the policy writes it), else the datetime."""
     moment = datetime.fromtimestamp(ms / 1000, tz)
     return moment.date().isoformat() if moment.time() == datetime.min.time() else moment.isoformat()
+
+
+def _phrases(verdict: Verdict) -> tuple[str, ...]:
+    return tuple(r.phrase for r in verdict.reasons if r.phrase is not None)
+
+
+def _account(verdict: Verdict) -> str:
+    """`rules [a, b]`, and the phrases text rules among them matched, for a result line."""
+    phrases = _phrases(verdict)
+    shown = f", phrase {', '.join(map(_quoted, phrases))}" if phrases else ""
+    return f"rules {_ids(_reason_ids(verdict))}{shown}"
 
 
 def _reason_ids(verdict: Verdict) -> tuple[str, ...]:

@@ -97,6 +97,13 @@ class TestMismatches:
             "outcome expected REVIEW, got APPROVED (rules [])",
         )
 
+    def test_outcome_shows_the_phrase_a_text_rule_matched(self) -> None:
+        """A title that trips a keyword rule says which phrase did, so the case is easy to fix."""
+        got = verdict("REVIEW", (reason("title-screen", "batik"),))
+        assert mismatches(Expect("APPROVED"), got) == (
+            'outcome expected APPROVED, got REVIEW (rules [title-screen], phrase "batik")',
+        )
+
     def test_rules_in_order(self) -> None:
         got = verdict("REJECTED", (reason("r2"), reason("r1")))
         assert mismatches(Expect("REJECTED", ("r1", "r2")), got) == (
