@@ -141,6 +141,50 @@ class TestRebalance:
         )
         assert loop.worker._assigned == {("in", 1)}
 
+    @pytest.mark.parametrize("release", ["_on_revoke", "_on_lost"])
+    def test_records_fetched_before_a_revocation_in_the_same_poll_are_not_decided(
+        self, release: str
+    ) -> None:
+        """A poll fetches in chunks and the rebalance callback may run between two: what the
+        first chunk held of a revoked partition is its next owner's, from the committed offset.
+        Deciding it here would commit outputs without their offsets (duplicates)."""
+        loop = Loop()
+        loop.assign(TP0, ("in", 1))
+        fetched = records(7, 8) + records(3, partition=1)
+
+        def poll(_size: int, _timeout: float) -> list[RawRecord]:
+            getattr(loop.worker, release)([TP0])  # the callback runs inside the poll
+            return fetched
+
+        loop.source.poll.side_effect = poll
+        loop.turn()
+        loop.decider.decide.assert_called_once()
+        assert loop.decider.decide.call_args.args[0] == records(3, partition=1)
+
+    def test_a_partition_revoked_and_assigned_back_in_one_poll_is_fetched_again(self) -> None:
+        """Back from the committed offset: the records fetched before the revocation would be
+        decided twice (now and when fetched again), so they are dropped too."""
+        loop = Loop()
+        loop.assign(TP0)
+
+        def poll(_size: int, _timeout: float) -> list[RawRecord]:
+            loop.worker._on_revoke([TP0])
+            loop.assign(TP0)
+            return records(7, 8)
+
+        loop.source.poll.side_effect = poll
+        loop.turn()
+        loop.decider.decide.assert_not_called()
+        assert loop.worker._assigned == {TP0}
+
+    def test_a_poll_without_a_rebalance_decides_everything(self) -> None:
+        loop = Loop()
+        loop.assign(TP0)
+        loop.worker._on_revoke([("in", 1)])  # a revocation between polls changes nothing
+        loop.source.poll.return_value = records(7, 8)
+        loop.turn()
+        assert loop.decider.decide.call_args.args[0] == records(7, 8)
+
     def test_partitions_assigned_while_paused_are_paused_through_the_source(self) -> None:
         """Backpressure holds for new partitions too: they are paused as they arrive."""
         loop = Loop()
