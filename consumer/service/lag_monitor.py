@@ -43,6 +43,7 @@ class LagMonitor:
     def refresh(self) -> bool:
         """One reading into the metrics; False (last reading kept) when the broker did not answer.
         An outage is logged once when it starts and once when it ends."""
+        started = self._metrics.lag.monotonic()
         try:
             reading = self._offsets.read()
         except BrokerUnavailable as exc:
@@ -53,7 +54,7 @@ class LagMonitor:
                 )
             self._failing = True
             return False
-        self._metrics.lag.set_reading(reading.lag(), reading.committed, reading.end)
+        self._metrics.lag.set_reading(reading.lag(), reading.committed, reading.end, started)
         if self._failing:
             log.info("lag readable again")
         self._failing = False

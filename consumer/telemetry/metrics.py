@@ -37,7 +37,8 @@ class _LagCollector(Collector):
     """
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
-        self._monotonic = monotonic
+        #: The clock of the age; the monitor reads it when a reading starts.
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._assigned: frozenset[PartitionKey] = frozenset()
         self._lag: dict[PartitionKey, int] = {}
@@ -57,11 +58,14 @@ class _LagCollector(Collector):
         lag: Mapping[PartitionKey, int],
         committed: Mapping[PartitionKey, int],
         end: Mapping[PartitionKey, int],
+        started: float | None = None,
     ) -> None:
-        now = self._monotonic()
+        """A new reading; `started` (by `monotonic`) is when asking the broker began, so the
+        age never claims offsets newer than they are. Default: now."""
+        read_at = self.monotonic() if started is None else started
         with self._lock:
             self._lag, self._committed, self._end = dict(lag), dict(committed), dict(end)
-            self._read_at = now
+            self._read_at = read_at
 
     def read_failed(self) -> None:
         with self._lock:
@@ -76,7 +80,7 @@ class _LagCollector(Collector):
         with self._lock:
             assigned = sorted(tp for tp in self._assigned if tp in self._lag)
             lag, committed, end = self._lag, self._committed, self._end
-            age = self._monotonic() - self._read_at
+            age = self.monotonic() - self._read_at
             failures = self._failures
         mine = GaugeMetricFamily(
             "import_closure_consumer_lag",
