@@ -1,5 +1,6 @@
 """Consumer lag: the group's committed lag read from the broker (GroupOffsetsReader, what the
-metrics and alerts use), and the loop's local figure per assigned partition (`partition_lag`).
+metrics and alerts use), and the loop's local figure per assigned partition (`partition_lag`,
+Source.lag: high watermark minus position, no longer exported as a metric).
 
 The local figure is what the client knows without asking the broker.
 
