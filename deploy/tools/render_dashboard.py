@@ -160,7 +160,7 @@ canvas {{ width: 100% !important; }}
 <script>{chartjs}</script>
 <script>
 const PANELS = {panels};
-const CELL = {cell}, ROW = {row};
+const CELL = {cell}, ROW = {row}, SPAN = {span};
 const COLORS = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b877d9",
                 "#705da0", "#37872d", "#fade2a"];
 function fmt(v, unit) {{
@@ -172,7 +172,10 @@ function fmt(v, unit) {{
   if (a >= 1e3) return (v / 1e3).toFixed(1) + "k";
   return Number.isInteger(v) ? String(v) : v.toFixed(2);
 }}
-function clock(offset) {{ const m = Math.round(offset / 60); return (m === 0 ? "now" : m + "m"); }}
+function clock(offset) {{
+  const s = Math.round(-offset), m = Math.floor(s / 60), r = s % 60;
+  return s === 0 ? "now" : "-" + (m ? m + "m" : "") + (r ? r + "s" : "");
+}}
 Chart.defaults.color = "#ccccdc"; Chart.defaults.animation = false;
 Chart.defaults.borderColor = "#2c3235"; Chart.defaults.font.size = 10;
 const grid = document.getElementById("grid");
@@ -204,7 +207,8 @@ for (const p of PANELS) {{
         label: s.name, data: s.points.map(([x, y]) => ({{x, y}})), pointRadius: 0, borderWidth: 1,
         borderColor: COLORS[i % COLORS.length], backgroundColor: COLORS[i % COLORS.length] }})) }},
       options: {{ responsive: false, maintainAspectRatio: false, parsing: false,
-        scales: {{ x: {{ type: "linear", ticks: {{ callback: clock, maxTicksLimit: 6 }} }},
+        scales: {{ x: {{ type: "linear", min: -SPAN, max: 0,
+                        ticks: {{ callback: clock, maxTicksLimit: 7 }} }},
                   y: {{ ticks: {{ callback: v => fmt(v, p.unit), maxTicksLimit: 5 }} }} }},
         plugins: {{ legend: {{ position: "bottom", labels: {{ boxWidth: 8 }} }} }} }} }});
   }} else {{
@@ -219,19 +223,29 @@ for (const p of PANELS) {{
 """
 
 
-def page(data: list[dict[str, Any]], title: str, range_: str, width: int, chartjs: str) -> str:
+def page(
+    data: list[dict[str, Any]],
+    title: str,
+    range_: str,
+    width: int,
+    chartjs: str,
+    span: int = 900,
+    end: float | None = None,
+) -> str:
     cell = width // COLUMNS
+    end = time.time() if end is None else end
     bottom = max(p["grid"]["y"] + p["grid"]["h"] for p in data) if data else 1
     return PAGE.format(
         title=title,
         range=range_,
-        stamp=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        stamp=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(end)),
         width=cell * COLUMNS,
         height=bottom * ROW_PX,
         chartjs=chartjs,
         panels=json.dumps(data),
         cell=cell,
         row=ROW_PX,
+        span=span,
     )
 
 
@@ -263,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--job", default="import-closure", help="the $job (default import-closure)")
     parser.add_argument("--dashboard", type=Path, default=DASHBOARD)
     parser.add_argument("--width", type=int, default=1560, help="page width in pixels")
+    parser.add_argument(
+        "--end", type=float, default=None, help="end of the range, Unix seconds (default now)"
+    )
     parser.add_argument("--each-panel", action="store_true", help="also one PNG per panel")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = parser.parse_args(argv)
@@ -275,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     span = seconds(args.range)
     step = max(1, span // 300)
-    end = time.time()
+    end = time.time() if args.end is None else args.end
     variables = {
         "namespace": args.namespace,
         "job": args.job,
@@ -292,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     chartjs = chartjs_path.read_text()
     html = args.out / "dashboard.html"
-    html.write_text(page(data, dashboard["title"], args.range, args.width, chartjs))
+    html.write_text(page(data, dashboard["title"], args.range, args.width, chartjs, span, end))
     bottom = max(p["grid"]["y"] + p["grid"]["h"] for p in data)
     screenshot(args.chromium, html, args.out / "dashboard.png", args.width, bottom * ROW_PX + 40)
     written = ["dashboard.png"]
@@ -302,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             one = {**panel, "grid": {**grid, "x": 0, "y": 0}}
             width = grid["w"] * (args.width // COLUMNS)
             single = args.out / f"panel-{panel['id']}.html"
-            single.write_text(page([one], panel["title"], args.range, width, chartjs))
+            single.write_text(page([one], panel["title"], args.range, width, chartjs, span, end))
             png = args.out / f"panel-{panel['id']}.png"
             screenshot(args.chromium, single, png, width, grid["h"] * ROW_PX + 40)
             written.append(png.name)
