@@ -10,17 +10,19 @@ dashboard query is evaluated too, and none may be empty in normal operation.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported for mypy
@@ -47,6 +49,9 @@ pytestmark = pytest.mark.integration
 RULES = DEPLOY / "prometheus" / "rules.yaml"
 #: Rule windows and `for:` durations are divided by this: 10 m becomes 20 s.
 FACTOR = 30
+#: A dead member's partitions stay unowned for the test broker's session timeout (10 s): 5 m / 30
+#: would not fit in that, so this alert's `for:` is set on its own.
+UNOWNED_FOR = "2s"
 #: The workers read lag every second (default 5 s), like the scrape interval.
 LAG_INTERVAL = 1.0
 SELECTOR = f'job="import-closure", namespace="{NAMESPACE}"'
@@ -69,51 +74,68 @@ LIB = ROOT / "deploy" / "kafka-local" / ".cache" / "lib"
 Offsets = dict[int, tuple[int, int]]  # partition -> (committed, end)
 
 
-def scaled_rules(source: Path, dest: Path, factor: int) -> Path:
-    """rules.yaml with every range window `[5m]` and `for: 10m` divided by `factor` (in seconds)."""
+def scaled_rules(
+    source: Path, dest: Path, factor: int, durations: dict[str, str] | None = None
+) -> Path:
+    """rules.yaml with every range window (`[5m]`) and `for:` divided by `factor` (in whole
+    seconds, at least 1), and the `for:` of the alerts named in `durations` set to that."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-    def seconds(amount: str, unit: str) -> str:
+    def seconds(duration: str) -> str:
+        amount, unit = re.fullmatch(r"(\d+)([smhdw])", duration).groups()  # type: ignore[union-attr]
         return f"{max(1, int(amount) * units[unit] // factor)}s"
 
-    text = source.read_text()
-    text = re.sub(r"\[(\d+)([smhdw])\]", lambda m: f"[{seconds(*m.groups())}]", text)
-    text = re.sub(r"(for: )(\d+)([smhdw])\b", lambda m: m[1] + seconds(m[2], m[3]), text)
-    dest.write_text(text)
+    config = yaml.safe_load(source.read_text())
+    for group in config["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = re.sub(r"\[(\d+[smhdw])\]", lambda m: f"[{seconds(m[1])}]", rule["expr"])
+            if "for" in rule:
+                rule["for"] = (durations or {}).get(rule["alert"], seconds(rule["for"]))
+    dest.write_text(yaml.safe_dump(config, sort_keys=False))
     return dest
 
 
-def admin_offsets(topics: Topics) -> Offsets:
-    """_admin_offsets, retried while the broker is still starting (coordinator loading)."""
-
-    def answered() -> Offsets:
-        try:
-            return _admin_offsets(topics)
-        except KafkaException:
-            return {}  # falsy: ask again
-
-    return wait_until(answered, 60, "the admin client's offsets", interval=0.5)
-
-
-def _admin_offsets(topics: Topics) -> Offsets:
+class AdminProbe:
     """The group's committed offset and the end offset of every input partition, as an admin
-    client reads them (ListConsumerGroupOffsets, ListOffsets latest): not the worker's code."""
-    s = topics.settings
-    admin = AdminClient(admin_conf(s))
-    metadata = admin.list_topics(s.input_topic, timeout=10)
-    tps = [
-        TopicPartition(s.input_topic, p) for p in sorted(metadata.topics[s.input_topic].partitions)
-    ]
-    group = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(s.group_id, tps)], request_timeout=10
-    )[s.group_id].result(timeout=15)
-    committed = {tp.partition: tp.offset for tp in group.topic_partitions}
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    ends = admin.list_offsets({tp: latest for tp in tps}, request_timeout=10)
-    return {
-        tp.partition: (committed[tp.partition], f.result(timeout=15).offset)
-        for tp, f in ends.items()
-    }
+    client reads them (ListConsumerGroupOffsets, ListOffsets latest): not the worker's code.
+
+    One client for the whole test, and every request awaited before its answers are read: an
+    AdminClient dropped while a request is still pending crashed the test process (SIGSEGV)
+    when the answer came after a broker restart.
+    """
+
+    def __init__(self, topics: Topics) -> None:
+        self._settings = topics.settings
+        self._admin = AdminClient(admin_conf(topics.settings))
+
+    def offsets(self) -> Offsets:
+        """Retried while the broker is still starting (coordinator loading)."""
+
+        def answered() -> Offsets:
+            try:
+                return self._read()
+            except KafkaException:
+                return {}  # falsy: ask again
+
+        return wait_until(answered, 60, "the admin client's offsets", interval=0.5)
+
+    def _read(self) -> Offsets:
+        s = self._settings
+        metadata = self._admin.list_topics(s.input_topic, timeout=10)
+        partitions = sorted(metadata.topics[s.input_topic].partitions)
+        tps = [TopicPartition(s.input_topic, p) for p in partitions]
+        groups = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(s.group_id, tps)], request_timeout=10
+        )
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        ends = self._admin.list_offsets({tp: latest for tp in tps}, request_timeout=10)
+        pending = [*groups.values(), *ends.values()]
+        _done, not_done = concurrent.futures.wait(pending, timeout=30)
+        assert not not_done, "the admin client's requests outlived their request timeout"
+        committed = {tp.partition: tp.offset for tp in groups[s.group_id].result().topic_partitions}
+        return {
+            tp.partition: (committed[tp.partition], f.result().offset) for tp, f in ends.items()
+        }
 
 
 def admin_lag(offsets: Offsets) -> int:
@@ -198,19 +220,29 @@ def alert_state(prom: PrometheusServer, name: str) -> str:
 
 def wait_firing(
     prom: PrometheusServer,
-    name: str,
+    names: Sequence[str],
     since: float,
     seconds: float,
     meanwhile: Callable[[], None] = lambda: None,
-) -> float:
-    """Seconds from `since` until `name` fires; `meanwhile` runs between checks."""
+) -> dict[str, float]:
+    """Seconds from `since` until each alert of `names` first fires; `meanwhile` runs between
+    checks. TimeoutError naming those that did not fire."""
+    fired: dict[str, float] = {}
 
-    def firing() -> bool:
+    def all_fired() -> bool:
         meanwhile()
-        return alert_state(prom, name) == "firing"
+        for name in names:
+            if name not in fired and alert_state(prom, name) == "firing":
+                fired[name] = round(time.monotonic() - since, 1)
+        return len(fired) == len(names)
 
-    wait_until(firing, seconds, f"{name} to fire", interval=0.5)
-    return round(time.monotonic() - since, 1)
+    what = " and ".join(names) + " to fire"
+    try:
+        wait_until(all_fired, seconds, what, interval=0.5)
+    except TimeoutError as exc:
+        msg = f"{exc}; fired: {fired}, not: {sorted(set(names) - set(fired))}"
+        raise TimeoutError(msg) from exc
+    return {f"{name}_fired_after_s": t for name, t in fired.items()}
 
 
 def set_quota(broker: Broker, client_ids: list[str], add: bool) -> None:
@@ -253,7 +285,12 @@ class TestIncidents:
             pytest.skip(
                 "stops and starts the broker: needs the session's own (no IMPORT_CLOSURE_TEST_BOOTSTRAP)"
             )
-        rules = scaled_rules(RULES, tmp_path / "rules.scaled.yaml", FACTOR)
+        rules = scaled_rules(
+            RULES,
+            tmp_path / "rules.scaled.yaml",
+            FACTOR,
+            {"ImportClosurePartitionWithoutOwner": UNOWNED_FOR},
+        )
         run([require("promtool"), "check", "rules", str(rules)])
         topics = make_topics(broker, partitions=3)
         env = {"IMPORT_CLOSURE_LAG_INTERVAL": str(LAG_INTERVAL), **SMALL_BATCHES}
@@ -289,6 +326,7 @@ class TestIncidents:
     ) -> None:
         s = topics.settings
         first, second = workers
+        probe = AdminProbe(topics)
 
         def both_assigned() -> bool:
             try:
@@ -318,10 +356,10 @@ class TestIncidents:
         normal = figures["normal"] = []
         try:
             while producing.is_alive() or not normal:
-                before = admin_offsets(topics)
+                before = probe.offsets()
                 moment = time.monotonic()
                 mid = [reading_after(w, moment) for w in workers]
-                after = admin_offsets(topics)
+                after = probe.offsets()
                 for m in mid:
                     assert_between(before, m, after)
                 normal.append(
@@ -334,8 +372,8 @@ class TestIncidents:
         finally:
             producing.join()
         # Drained: every figure equals the admin client's exactly.
-        wait_until(lambda: admin_lag(admin_offsets(topics)) == 0, 60, "the input to be decided")
-        settled = admin_offsets(topics)
+        wait_until(lambda: admin_lag(probe.offsets()) == 0, 60, "the input to be decided")
+        settled = probe.offsets()
         for w in workers:
             r = reading_after(w, time.monotonic())
             assert r.group_lag == {p: 0 for p in settled}
@@ -360,16 +398,19 @@ class TestIncidents:
                 spec=SampleSpec(base_time_ms=int(time.time() * 1000), step_ms=1000 / INPUT_RATE),
             )
 
-        figures["throttled"] = {
-            "ImportClosureOutputBehindInput_fired_after_s": wait_firing(
-                prom, "ImportClosureOutputBehindInput", throttle_start, 120, input_arrives
-            )
-        }
-        before = admin_offsets(topics)
+        # The issue's incident: the old position-based gauge never let LagGrowing fire here.
+        figures["throttled"] = wait_firing(
+            prom,
+            ["ImportClosureOutputBehindInput", "ImportClosureConsumerLagGrowing"],
+            throttle_start,
+            120,
+            input_arrives,
+        )
+        before = probe.offsets()
         moment = time.monotonic()
         input_arrives()
         mid = [reading_after(w, moment) for w in workers]
-        after = admin_offsets(topics)
+        after = probe.offsets()
         for m in mid:
             assert_between(before, m, after)
         in_flight = [
@@ -380,12 +421,11 @@ class TestIncidents:
             metrics_lag=[m.total for m in mid],
             admin_lag_after=admin_lag(after),
             in_flight=in_flight,
-            lag_growing=alert_state(prom, "ImportClosureConsumerLagGrowing"),
         )
         assert min(m.total for m in mid) > 1000, "the throttled output left no backlog"
 
         # --- broker outage with that backlog: lag kept, not shrinking, and the alert fires -------
-        before = admin_offsets(topics)
+        before = probe.offsets()
         moment = time.monotonic()
         for w in workers:
             reading_after(w, moment)
@@ -400,9 +440,7 @@ class TestIncidents:
         broker.stop()
         outage_start = time.monotonic()
         during = figures["outage"] = {}
-        during["ImportClosurePartitionStalled_fired_after_s"] = wait_firing(
-            prom, "ImportClosurePartitionStalled", outage_start, 120
-        )
+        during.update(wait_firing(prom, ["ImportClosurePartitionStalled"], outage_start, 120))
         frozen = wait_until(
             lambda: [
                 r for r in map(reading, workers) if time.monotonic() - r.read_by > 5 * LAG_INTERVAL
@@ -419,7 +457,7 @@ class TestIncidents:
         assert assigned == {0, 1, 2}
         broker.start()
         outage_s = round(time.monotonic() - outage_start, 1)
-        after = admin_offsets(topics)
+        after = probe.offsets()
         for r in frozen:
             assert_between(before, r, after)
         during.update(
@@ -431,36 +469,36 @@ class TestIncidents:
         )
         set_quota(broker, client_ids, add=False)
         wait_until(
-            lambda: admin_lag(admin_offsets(topics)) == 0,
+            lambda: admin_lag(probe.offsets()) == 0,
             120,
             "the backlog to drain after the outage",
         )
-        settled = admin_offsets(topics)
+        settled = probe.offsets()
         for w in workers:
             r = reading_after(w, time.monotonic(), 60)
             assert r.group_lag == {p: 0 for p in settled}
         during["recovered_s"] = round(time.monotonic() - outage_start, 1)
 
-        # --- SIGKILL one worker: its partitions keep their lag series; WorkerDown fires ----------
+        # --- SIGKILL one worker: WorkerDown fires, and PartitionWithoutOwner while the group has
+        # not moved its partitions (the test broker's session timeout, 10 s, bounds that: its
+        # `for:` is 2 s here, see UNOWNED_FOR); the survivor reports their lag meanwhile ----------
         second.process.kill()
         second.process.wait(10)
         kill = time.monotonic()
-        before = admin_offsets(topics)
         produce_samples(s, s.input_topic, count=400, seed=77)
+        figures["sigkill"] = wait_firing(
+            prom, ["ImportClosureWorkerDown", "ImportClosurePartitionWithoutOwner"], kill, 60
+        )
+        before = probe.offsets()
         orphan = reading_after(first, time.monotonic())
-        after = admin_offsets(topics)
+        after = probe.offsets()
         assert_between(before, orphan, after)
-        figures["sigkill"] = {
-            "partitions_reported_by_survivor": sorted(orphan.group_lag),
-            "ImportClosureWorkerDown_fired_after_s": wait_firing(
-                prom, "ImportClosureWorkerDown", kill, 60
-            ),
-        }
+        figures["sigkill"]["partitions_reported_by_survivor"] = sorted(orphan.group_lag)
         wait_until(
             lambda: len(reading(first).own_lag) == 3, 60, "the survivor to take every partition"
         )
         figures["sigkill"]["takeover_s"] = round(time.monotonic() - kill, 1)
-        wait_until(lambda: admin_lag(admin_offsets(topics)) == 0, 60, "the survivor to catch up")
+        wait_until(lambda: admin_lag(probe.offsets()) == 0, 60, "the survivor to catch up")
         final = reading_after(first, time.monotonic())
         assert final.own_lag == final.group_lag == {0: 0, 1: 0, 2: 0}
 
