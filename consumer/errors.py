@@ -27,6 +27,16 @@ class PolicyError(ImportClosureError, ValueError):
         super().__init__(msg)
 
 
+class PolicyTestError(PolicyError):
+    """A policy test file (`test-policy`) that cannot be read as cases; `problems` as PolicyError's."""
+
+    code = "bad_policy_test"
+
+    def __init__(self, problems: list[str] | tuple[str, ...], source: str = "<tests>") -> None:
+        super().__init__(problems, source)
+        self.args = (f"{source}: invalid policy test file: " + "; ".join(self.problems),)
+
+
 class DecodeError(ImportClosureError, ValueError):
     """A message value that cannot be turned into a listing.
 

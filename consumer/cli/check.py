@@ -13,7 +13,9 @@ from consumer.cli.options import add_as_of, as_of_ms, open_input
 from consumer.codec.jsonform import decision_to_json, read_listings
 from consumer.core.records import LIVE, Provenance, make_decision
 from consumer.errors import DecodeError
-from consumer.policy.set_explain import explain_enforced
+from consumer.policy.enforced import Enforced
+from consumer.policy.messages import tag_problem
+from consumer.policy.set_explain import enforced_languages, explain_enforced
 from consumer.service.policy_watch import load_policy_file
 
 
@@ -34,12 +36,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument(
         "--explain", action="store_true", help="print a readable account per listing instead"
     )
+    parser.add_argument(
+        "--lang",
+        type=language_tag,
+        metavar="TAG",
+        help="reasons' message in this language (e.g. id, en) where the policy writes it, else "
+        "in its default language; the decision's messages keep every language",
+    )
     add_as_of(parser)
+
+
+def language_tag(text: str) -> str:
+    """--lang's value: a language tag as policies write them; a typo such as EN is exit 2."""
+    problem = tag_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def chosen_language(language: str | None, policy: Enforced) -> str | None:
+    """--lang as used: a tag the policy has no messages in is said once on stderr and read as
+    the default language (a seller's language is data the policy may not cover; failing would
+    stop a seller-facing tool for every new language)."""
+    if language is None:
+        return None
+    languages = enforced_languages(policy)
+    if language in languages:
+        return language
+    writes = f"writes messages in {', '.join(languages)}" if languages else "names no languages"
+    print(
+        f"import-closure: check: warning: --lang {language}: policy {policy.policy_id} {writes}; "
+        "printing each reason in its default language",
+        file=sys.stderr,
+    )
+    return None
 
 
 def handle(args: argparse.Namespace) -> int:
     """Exit 2 when any line was invalid (each is `line N: ...` on stderr); the others are decided."""
     policy = load_policy_file(args.policy)
+    language = chosen_language(args.lang, policy)
     stream = open_input(args.file)
     invalid = 0
     now_ms = int(time.time() * 1000)
@@ -52,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
                 invalid += 1
                 continue
             if args.explain:
-                print(explain_enforced(listing, policy, as_of))
+                print(explain_enforced(listing, policy, as_of, language))
                 print()
                 continue
             decision = make_decision(
@@ -64,5 +100,9 @@ def handle(args: argparse.Namespace) -> int:
                 source=None,
                 provenance=provenance,
             )
-            print(json.dumps(decision_to_json(decision), ensure_ascii=False))
+            record = decision_to_json(decision)
+            if language is not None:  # as the Kafka record, but `message` read in --lang
+                for shown, reason in zip(record["reasons"], decision.reasons, strict=True):
+                    shown["message"] = reason.message_in(language)
+            print(json.dumps(record, ensure_ascii=False))
     return EXIT_USAGE if invalid else EXIT_OK

@@ -25,6 +25,7 @@ from consumer.cli import (
     produce_sample,
     replay,
     run,
+    test_policy,
     topics,
     validate_policy,
 )
@@ -39,6 +40,7 @@ log = logging.getLogger("consumer.cli")
 _ADD_PARSERS = (
     check.add_parser,
     validate_policy.add_parser,
+    test_policy.add_parser,
     run.add_parser,
     topics.add_parser,
     produce_sample.add_parser,
@@ -104,6 +106,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return check.handle(args)
     if args.command == "validate-policy":
         return validate_policy.handle(args)
+    if args.command == "test-policy":
+        return test_policy.handle(args)
     if args.command == "diff" and args.topic is None:
         return diff.handle(None, args)
     settings = config.load(config_file=args.config, log_level=args.log_level)

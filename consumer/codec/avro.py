@@ -35,7 +35,12 @@ from consumer.codec.framing import (
 )
 from consumer.codec.limits import MAX_VALUE_BYTES, listing_too_large
 from consumer.codec.listing_reader import CANONICAL_FINGERPRINT, ReadListing, read_listing
-from consumer.codec.records import decision_record, listing_record, row_from_record
+from consumer.codec.records import (
+    decision_record,
+    listing_record,
+    reason_from_record,
+    row_from_record,
+)
 from consumer.codec.resolution import mismatch, projection, strict_schema, strip_logical_types
 from consumer.codec.schemas import (
     LISTING_CREATED,
@@ -53,7 +58,6 @@ from consumer.core.records import (
     Listing,
     ListingRow,
     Provenance,
-    Reason,
     SourceRef,
 )
 from consumer.errors import DecodeError
@@ -319,7 +323,7 @@ class AvroCodec:
             r["seller_id"],
             r["site"],
             r["outcome"],
-            tuple(Reason(x["code"], x["rule_id"], x["message"]) for x in r["reasons"]),
+            tuple(map(reason_from_record, r["reasons"])),
             tuple(r["matched_rules"]),
             r["cluster"],
             r["cross_border"],

@@ -146,6 +146,15 @@ def verdict_fields(verdict: Verdict) -> bytes:
             for r in verdict.reasons:
                 parts += (encode_string(r.code), encode_string(r.rule_id))
                 parts.append(encode_string(r.message))
+                if r.messages:  # a map is blocks of count + (key, value) pairs, ended by 0
+                    parts.append(encode_long(len(r.messages)))
+                    for tag, text in r.messages:
+                        parts += (encode_string(tag), encode_string(text))
+                parts.append(_END_OF_ARRAY)
+                if r.phrase is None:
+                    parts.append(_NULL)
+                else:
+                    parts += (_BRANCH_1, encode_string(r.phrase))
         parts.append(_END_OF_ARRAY)
         if verdict.matched_rules:
             parts.append(encode_long(len(verdict.matched_rules)))

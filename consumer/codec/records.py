@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consumer.core.records import Decision, Listing, ListingRow, Price, PriceRow
+from consumer.core.records import Decision, Listing, ListingRow, Price, PriceRow, Reason
 
 
 def decision_record(d: Decision) -> dict[str, Any]:
@@ -22,9 +22,7 @@ def decision_record(d: Decision) -> dict[str, Any]:
         "seller_id": d.seller_id,
         "site": d.site,
         "outcome": d.outcome,
-        "reasons": [
-            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
-        ],
+        "reasons": [r.as_record() for r in d.reasons],
         "matched_rules": list(d.matched_rules),
         "cluster": d.cluster,
         "cross_border": d.cross_border,
@@ -48,6 +46,11 @@ def decision_record(d: Decision) -> dict[str, Any]:
             "rate": d.fx.rate,
         },
     }
+
+
+def reason_from_record(r: Mapping[str, Any]) -> Reason:
+    """A Reason from a ListingDecision Reason record (older writers resolve to the defaults)."""
+    return Reason(r["code"], r["rule_id"], r["message"], tuple(r["messages"].items()), r["phrase"])
 
 
 def listing_from_record(r: Mapping[str, Any]) -> Listing:

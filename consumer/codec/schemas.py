@@ -28,7 +28,7 @@ _PACKAGE: Final = "consumer"
 _FOLDER: Final = ("data", "schemas")
 _FILES: Final = ("ListingCreated.avsc", "ListingDecision.avsc")
 #: Released earlier versions (schemas/history/): writers whose values may still be on the topics.
-_HISTORY: Final = ("ListingDecision.1.avsc",)
+_HISTORY: Final = ("ListingDecision.1.avsc", "ListingDecision.2.avsc")
 
 
 class SchemaSource(Protocol):

@@ -33,9 +33,7 @@ def side(verdict: Verdict) -> dict[str, Any]:
     """One side of a change as the JSON forms print it: outcome and reasons."""
     return {
         "outcome": verdict.outcome,
-        "reasons": [
-            {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in verdict.reasons
-        ],
+        "reasons": [r.as_record() for r in verdict.reasons],
     }
 
 

@@ -130,9 +130,34 @@ class ListingRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Reason:
+    """Why a rule gave the outcome. `message` is in the policy's default language; `messages`
+    holds every language the policy writes it in, as (tag, text) pairs in the policy's order
+    (empty for a plain-string message); `phrase` is the title phrase a text condition of the
+    rule matched, as the policy writes it (None when no text condition decided)."""
+
     code: str
     rule_id: str
     message: str
+    messages: tuple[tuple[str, str], ...] = ()
+    phrase: str | None = None
+
+    def message_in(self, language: str | None) -> str:
+        """The message in `language` when the policy gives one, else the default language's."""
+        if language is not None:
+            for tag, text in self.messages:
+                if tag == language:
+                    return text
+        return self.message
+
+    def as_record(self) -> dict[str, object]:
+        """This reason shaped as the ListingDecision Reason record (and the JSON forms)."""
+        return {
+            "code": self.code,
+            "rule_id": self.rule_id,
+            "message": self.message,
+            "messages": dict(self.messages),
+            "phrase": self.phrase,
+        }
 
 
 @dataclass(frozen=True, slots=True)

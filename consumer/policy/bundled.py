@@ -75,6 +75,22 @@ def load_bundled_set(name: str) -> CompiledSet:
     return load_set(raw, source, layers, list_reader)
 
 
+def bundled_tests_path(name: str) -> str:
+    """Where the test file shipped with a bundled policy or set lives inside the package:
+    `data/policies/NAME.tests.yaml`, or `data/policies/NAME/set.tests.yaml` for a set."""
+    if name in BUNDLED_SETS:
+        return f"{_FOLDER}/{name}/set.tests.yaml"
+    if name in BUNDLED_POLICIES:
+        return f"{_FOLDER}/{name}.tests.yaml"
+    known = ", ".join(BUNDLED_POLICIES + BUNDLED_SETS)
+    raise PolicyError([f"unknown bundled policy {name!r}; bundled: {known}"], f"<bundled {name}>")
+
+
+def bundled_tests(name: str) -> bytes:
+    """The test file shipped with a bundled policy or set (`test-policy bundled:NAME` runs it)."""
+    return _resource(bundled_tests_path(name)).read_bytes()
+
+
 def _resource(path: str) -> Traversable:
     """The package resource at `path`, a posix path under consumer/ (`..` resolved first)."""
     node = resources.files("consumer")

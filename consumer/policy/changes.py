@@ -20,7 +20,7 @@ class PolicyChange:
     clusters_removed: tuple[str, ...] = ()
     clusters_changed: tuple[str, ...] = ()
     #: Other top-level parts that differ: policy_id, timezone, scope_sites, fx, description,
-    #: fx_tables, conditions, and each named list as lists.NAME.
+    #: fx_tables, conditions, default_language, and each named list as lists.NAME.
     other: tuple[str, ...] = ()
 
     def summary(self) -> str:
@@ -46,6 +46,7 @@ def describe_change(old: PolicyModel, new: PolicyModel) -> PolicyChange:
             "description",
             "fx_tables",
             "conditions",
+            "default_language",
         )
         if getattr(old, name) != getattr(new, name)
     )

@@ -280,6 +280,8 @@ def _content(model: PolicyModel) -> dict[str, object]:
         ],
         "fx": None if fx is None else {"base": fx.base, "rates": dict(fx.rates)},
     }
+    if model.default_language is not None:  # issue 16; absent, older files keep their hash
+        content["default_language"] = model.default_language
     if model.conditions:  # only then: a file without the new keys keeps its version hash
         content["conditions"] = {name: _when_content(block) for name, block in model.conditions}
     if model.lists:  # the entries themselves, so editing a list file changes the version
@@ -313,6 +315,8 @@ def _rule_content(rule: Rule) -> dict[str, object]:
         content["unless"] = _when_content(rule.unless)
     if rule.exempts is not None and rule.exempts != ("*",):  # ["*"] says what no key says
         content["exempts"] = list(rule.exempts)
+    if rule.messages:  # a message map (issue 16): every translation, as a mapping
+        content["messages"] = dict(rule.messages)
     return content
 
 
@@ -366,7 +370,7 @@ def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -
         default = "rejected" if rule.effect == "reject" else "sent to review"
         message = rule.message or f"{default} by rule {rule.id}"
         code = rule.reason or ("REJECTED" if rule.effect == "reject" else "REVIEW")
-        reason = Reason(code, rule.id, message)  # load requires a reason
+        reason = Reason(code, rule.id, message, rule.messages)  # load requires a reason
     when = blocks.block(rule.when)
     exempts = None
     if allow and rule.exempts is not None and rule.exempts != ("*",):

@@ -19,14 +19,19 @@ Choices the issue leaves open:
   currency when a rule among its reasons has a price condition in its `when`; rate None (with
   reason UNKNOWN_CURRENCY) when the table in force has none. Otherwise `fx` is None.
 - A `{list: NAME}` with no version in force is an empty list: `_in` fails, `_not_in` holds.
+- The UNKNOWN_CURRENCY reason's text is generated, not written by the policy: in Indonesian and
+  English when the policy's languages include them (`message` in the default language when it is
+  one of the two, else English); a policy without default_language gets the English text alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, cast
 
 from consumer.core.records import Exemption, Listing, ListingRow, Outcome, Reason, Verdict
 from consumer.policy.compile import UNKNOWN_CURRENCY, CompiledPolicy, CompiledRule
+from consumer.policy.messages import unknown_currency_messages
 
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
 #: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and, when a matched
@@ -129,7 +134,7 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
             continue
         reason = rule.reason
         if reason is None or entry & UNKNOWN_PRICE:
-            reason = unknown_currency_reason(rule, unknown_currency or "")
+            reason = unknown_currency_reason(rule, unknown_currency or "", compiled.model.languages)
         (rejects if rule.effect == "reject" else reviews).append(reason)
         priced[rule.effect] = priced[rule.effect] or rule.priced
     matched_ids = tuple(rules[entry >> 2].id for entry in matched)
@@ -149,8 +154,10 @@ def rule_matches(
     return rule.match(listing, cross_border, cluster)
 
 
-def unknown_currency_reason(rule: CompiledRule, currency: str) -> Reason:
-    msg = (
-        f"price currency {currency!r} has no fx rate in the policy, so rule {rule.id} fails closed"
-    )
-    return Reason(UNKNOWN_CURRENCY, rule.id, msg)
+def unknown_currency_reason(
+    rule: CompiledRule, currency: str, languages: Sequence[str] = ()
+) -> Reason:
+    """The reason of a rule that failed closed on a currency without a rate: a text the policy
+    does not write, generated in those of its languages this project writes (id, en)."""
+    message, messages = unknown_currency_messages(languages, currency, rule.id)
+    return Reason(UNKNOWN_CURRENCY, rule.id, message, messages)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consumer.core.records import Listing
+from consumer.core.records import Listing, Reason
 from consumer.policy.blocks import CompiledBlock
 from consumer.policy.compile import (
     CompiledPolicy,
@@ -23,10 +23,16 @@ from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = None) -> str:
+def explain(
+    listing: Listing,
+    compiled: CompiledPolicy,
+    as_of_ms: int | None = None,
+    language: str | None = None,
+) -> str:
     """A multi-line account: scope, cross-border, cluster, every rule and condition, the outcome.
 
     With `as_of_ms`, rule windows are checked against it instead of the listing's event_time.
+    With `language`, reasons read in that language where the policy writes it (Reason.message_in).
     """
     verdict = evaluate(listing, compiled, as_of_ms)
     tz = compiled.tz
@@ -55,7 +61,7 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
                 )
             )
     lines.append(f"outcome: {verdict.outcome}")
-    lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(reason_line(r, language) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
@@ -73,6 +79,11 @@ def explain(listing: Listing, compiled: CompiledPolicy, as_of_ms: int | None = N
     return "\n".join(lines)
 
 
+def reason_line(reason: Reason, language: str | None = None) -> str:
+    """`  reason CODE (rule): message`, the message in `language` where the rule has it."""
+    return f"  reason {reason.code} ({reason.rule_id}): {reason.message_in(language)}"
+
+
 def summarize(policy: PolicyModel | CompiledPolicy) -> str:
     """The one-screen summary `validate-policy` prints for a valid file."""
     compiled = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
@@ -83,6 +94,7 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
         f"version: {compiled.version}",
         *([f"description: {model.description.strip()}"] if model.description else []),
         f"timezone: {model.timezone}",
+        *([f"languages: {_languages(model.languages)}"] if model.languages else []),
         f"scope: {sites}",
         f"clusters ({len(model.clusters)}):",
         *(
@@ -130,6 +142,11 @@ def summarize(policy: PolicyModel | CompiledPolicy) -> str:
             every = exempts is None or exempts == ("*",)
             lines.append(f"    exempts {'every rule' if every else ', '.join(exempts or ())}")
     return "\n".join(lines)
+
+
+def _languages(tags: tuple[str, ...]) -> str:
+    """`id (default), en`: the policy's message languages, default first."""
+    return ", ".join(f"{tag} (default)" if i == 0 else tag for i, tag in enumerate(tags))
 
 
 def _when(ms: int, tz: ZoneInfo, timespec: str = "milliseconds") -> str:

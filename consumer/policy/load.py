@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +13,7 @@ from consumer.errors import PolicyError
 from consumer.policy.codes import country_problem
 from consumer.policy.fx import FxReader
 from consumer.policy.lists import MAX_DATED_VERSIONS, ListReader, ReadListFile
+from consumer.policy.messages import MessageReader, in_order, missing_translations
 from consumer.policy.model import (
     BLOCK_KEYS,
     CONDITION_KEYS,
@@ -39,6 +41,7 @@ _TOP_KEYS = {
     "lists",
     "conditions",
     "rules",
+    "default_language",
 }
 _RULE_KEYS = {
     "id",
@@ -83,13 +86,15 @@ def policy_warnings(model: PolicyModel) -> tuple[str, ...]:
     """`path: message` for a valid policy that probably does not do what its author meant."""
     if not model.rules:
         return ("rules: the policy has no rules, so it approves every listing",)
-    return tuple(
+    exempting_all = tuple(
         f"rules[{i}]: allow rule {rule.id!r} has no 'exempts', so when it matches it exempts "
         "every reject and review rule of the file; name the rules it exempts "
         '(exempts: [rule-id, ...]), or write exempts: ["*"] if that is what you mean'
         for i, rule in enumerate(model.rules)
         if rule.effect == "allow" and rule.exempts is None
     )
+    messages = ((i, rule.message, rule.messages) for i, rule in enumerate(model.rules))
+    return exempting_all + missing_translations(model.languages, messages)
 
 
 class _Reader(Problems):
@@ -107,6 +112,7 @@ class _Reader(Problems):
         self.deepest = 0
         self.nodes = 0  # blocks read, for the expansion bound
         self.named: dict[str, Conditions] = {}
+        self.messages = MessageReader(self)
 
     def policy(self, data: object) -> PolicyModel | None:
         if not isinstance(data, dict):
@@ -120,6 +126,7 @@ class _Reader(Problems):
         sites = self.scope(data.get("scope"))
         clusters = self.clusters(data.get("clusters"))
         fx = self.fxr.section(data["fx"]) if data.get("fx") is not None else None
+        default_language = self.messages.default_language(data.get("default_language"))
         if "lists" in data:
             self.lists.section(data["lists"])
         if self.lists.versions + len(self.fxr.tables) > MAX_DATED_VERSIONS:
@@ -134,6 +141,14 @@ class _Reader(Problems):
         conditions.check(self)
         if policy_id is None or version is None or rules is None:
             return None
+        languages = self.messages.languages()
+        if len(languages) > 1:
+            rules = tuple(
+                replace(rule, messages=in_order(rule.messages, languages))
+                if rule.messages
+                else rule
+                for rule in rules
+            )
         return PolicyModel(
             policy_id,
             version,
@@ -147,6 +162,8 @@ class _Reader(Problems):
             tuple(self.lists.lists.items()),
             self.fxr.tables,
             tuple(dict.fromkeys(self.lists.files)),
+            default_language,
+            languages,
         )
 
     # -- sections -------------------------------------------------------------------------------
@@ -277,7 +294,7 @@ class _Reader(Problems):
             self.fail(f"{path}.exempts", msg)
         elif "exempts" in data:
             exempts = self.exempts(f"{path}.exempts", data["exempts"])
-        message = self.text(f"{path}.message", data.get("message"), optional=True)
+        message, messages = self.messages.message(f"{path}.message", data.get("message"))
         start = self.instant(f"{path}.effective_from", data.get("effective_from"))
         end = self.instant(f"{path}.effective_until", data.get("effective_until"))
         if start is not None and end is not None and end <= start:
@@ -288,7 +305,7 @@ class _Reader(Problems):
             return None
         if ("unless" in data and unless is None) or ("exempts" in data and exempts is None):
             return None
-        return Rule(rule_id, effect, when, reason, message, start, end, unless, exempts)
+        return Rule(rule_id, effect, when, reason, message, start, end, unless, exempts, messages)
 
     def exempts(self, path: str, value: object) -> tuple[str, ...] | None:
         ids = self.strings(path, value)

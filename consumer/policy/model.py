@@ -134,6 +134,9 @@ class Rule:
     #: Allow rules: the ids of the rules a match exempts; None (no `exempts` key) or ("*",)
     #: means every reject and review rule of the file, the meaning an allow rule always had.
     exempts: tuple[str, ...] | None = None
+    #: A `message:` map: (language tag, text) in PolicyModel.languages order, the default
+    #: language's text (also `message`) first; empty for a plain-string message.
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,12 @@ class PolicyModel:
     fx_tables: tuple[DatedRates, ...] = ()
     #: The list files read (as written in the policy), for the hot-reload watcher.
     source_files: tuple[str, ...] = ()
+    #: `default_language`: the language of plain-string messages and of Reason.message; None
+    #: when the file names none (then every message is a plain string in no stated language).
+    default_language: str | None = None
+    #: The default language, then every other tag a message map uses, sorted; empty without
+    #: a default_language. Derived from the rules, so it is not part of the version hash.
+    languages: tuple[str, ...] = ()
 
     def cluster(self, name: str) -> Cluster | None:
         for cluster in self.clusters:

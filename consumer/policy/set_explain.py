@@ -8,25 +8,27 @@ from consumer.core.records import Listing
 from consumer.policy.changes import describe_change
 from consumer.policy.enforced import Enforced
 from consumer.policy.evaluate import BY_UNLESS
-from consumer.policy.explain import explain, summarize
+from consumer.policy.explain import explain, reason_line, summarize
 from consumer.policy.load import policy_warnings
 from consumer.policy.sets import CompiledSet
 
 
-def explain_enforced(listing: Listing, policy: Enforced, as_of_ms: int | None = None) -> str:
+def explain_enforced(
+    listing: Listing, policy: Enforced, as_of_ms: int | None = None, language: str | None = None
+) -> str:
     """`check --explain`: explain() of a single policy; for a set, every layer's account and
-    the combined outcome."""
+    the combined outcome. `language`: the reasons' language, where a rule has it."""
     if not isinstance(policy, CompiledSet):
-        return explain(listing, policy.layers[0], as_of_ms)
+        return explain(listing, policy.layers[0], as_of_ms, language)
     verdict = policy.verdict_of(policy.scan(listing, as_of_ms))
     lines = [
         f"policy set {policy.policy_id} version {policy.version}: {len(policy.layers)} layers, "
         "each evaluated on its own; the most severe outcome wins",
     ]
     for i, layer in enumerate(policy.layers):
-        lines += ["", f"== {policy.where(i)}", explain(listing, layer, as_of_ms)]
+        lines += ["", f"== {policy.where(i)}", explain(listing, layer, as_of_ms, language)]
     lines += ["", f"set outcome: {verdict.outcome}"]
-    lines.extend(f"  reason {r.code} ({r.rule_id}): {r.message}" for r in verdict.reasons)
+    lines.extend(reason_line(r, language) for r in verdict.reasons)
     lines.extend(
         f"  exempted {e.rule_id} by {'its unless' if e.by == BY_UNLESS else 'allow rule ' + e.by}"
         for e in verdict.exemptions
@@ -59,11 +61,20 @@ def enforced_warnings(policy: Enforced) -> tuple[str, ...]:
     """policy_warnings of each layer; a set's are prefixed with the layer they are about."""
     if not isinstance(policy, CompiledSet):
         return policy_warnings(policy.layers[0].model)
-    return tuple(
-        f"{policy.where(i)}: {warning}"
-        for i, layer in enumerate(policy.layers)
-        for warning in policy_warnings(layer.model)
+    return (
+        tuple(
+            f"{policy.where(i)}: {warning}"
+            for i, layer in enumerate(policy.layers)
+            for warning in policy_warnings(layer.model)
+        )
+        + policy.language_warnings()
     )
+
+
+def enforced_languages(policy: Enforced) -> tuple[str, ...]:
+    """Every language the policy (each layer of a set) writes messages in, each once: a single
+    policy's default first, a set's in layer order."""
+    return tuple(dict.fromkeys(tag for layer in policy.layers for tag in layer.model.languages))
 
 
 def change_summary(old: Enforced, new: Enforced) -> str:

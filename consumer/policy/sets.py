@@ -1,6 +1,11 @@
 """Policy sets: several policy files (layers) enforced together, e.g. a marketplace's own closures
 and a regulation, each evaluated on its own; the most severe layer outcome wins.
 
+Each layer keeps its own languages: its reasons' `message` is in that layer's default_language
+and `messages` holds that layer's translations, so a layer's owner writes its texts once and a
+set never rewrites them. Layers with different default languages are valid; validate-policy
+warns, because the reasons of one decision may then mix languages in `message`.
+
 A set file names its layers; it never reads them (this package does no file I/O): the caller
 reads each layer's bytes (consumer.service.policy_watch) and hands them to `load_set`, or says
 why it could not (`Unreadable`). Sets do not nest.
@@ -140,6 +145,22 @@ class CompiledSet:
     def where(self, index: int) -> str:
         """`layers[1] (permendag.yaml)`: how messages name a layer."""
         return f"layers[{index}] ({self.paths[index]})"
+
+    def language_warnings(self) -> tuple[str, ...]:
+        """A warning when layers name different default languages."""
+        defaults = [
+            (i, layer.model.default_language)
+            for i, layer in enumerate(self.layers)
+            if layer.model.default_language is not None
+        ]
+        if len({tag for _, tag in defaults}) < 2:
+            return ()
+        named = ", ".join(f"{self.where(i)} {tag}" for i, tag in defaults)
+        return (
+            f"layers: the layers' default languages differ ({named}), so the reasons of one "
+            "decision may mix languages in `message`; read `messages` (or check --lang) for one "
+            "language",
+        )
 
 
 def combine(verdicts: Sequence[Verdict]) -> Verdict:

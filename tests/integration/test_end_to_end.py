@@ -73,11 +73,23 @@ class TestEndToEnd:
                 "matched_rules": list(d.matched_rules),
                 "policy_version": d.policy_version,
                 "reasons": [
-                    {"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons
+                    {
+                        "code": r.code,
+                        "rule_id": r.rule_id,
+                        "message": r.message,
+                        "messages": dict(r.messages),
+                        "phrase": r.phrase,
+                    }
+                    for r in d.reasons
                 ],
             }
             assert got == {k: want[k] for k in got}, d.event_id
         assert {d.outcome for d in decoded} == {"APPROVED", "REJECTED"}
+        # issue 16: the bundled policy's reasons carry Indonesian (`message`) and English
+        reasons = [r for d in decoded for r in d.reasons]
+        assert reasons
+        assert all([tag for tag, _ in r.messages] == ["id", "en"] for r in reasons)
+        assert all(r.message == r.message_in("id") != r.message_in("en") for r in reasons)
 
         ends = end_offsets(topics.client_conf(), s.input_topic)
         assert committed(topics.client_conf(), s.group_id, s.input_topic) == ends

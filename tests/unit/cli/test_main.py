@@ -12,6 +12,7 @@ from tests.unit.cli.invoke import run
 COMMANDS = [
     "check",
     "validate-policy",
+    "test-policy",
     "run",
     "topics",
     "produce-sample",

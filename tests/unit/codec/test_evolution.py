@@ -324,6 +324,8 @@ DECISION_RECORD: Raw = {
             "code": "CROSS_BORDER_BELOW_MIN_PRICE",
             "rule_id": "permendag-min-price",
             "message": "below USD 100",
+            "messages": {},
+            "phrase": None,
         }
     ],
     "matched_rules": ["permendag-min-price"],
@@ -510,6 +512,67 @@ class TestDecisionEvolution:
         assert decoded.provenance == LIVE
 
 
+def _reason_without(*names: str) -> Callable[[Raw], Raw]:
+    """ListingDecision with fields of its nested Reason record removed (an older Reason)."""
+
+    def drop(raw: Raw) -> Raw:
+        raw = copy.deepcopy(raw)
+        reason = _field(raw, "reasons")["type"]["items"]
+        reason["fields"] = [f for f in reason["fields"] if f["name"] not in names]
+        return raw
+
+    return drop
+
+
+#: A reason of a text rule with its message in two languages (issue 16).
+TRANSLATED = Reason(
+    "IMPORT_CLOSED_GOODS_NAMED",
+    "closed-goods-in-title",
+    "Judul menyebut barang kluster tertutup",
+    (("id", "Judul menyebut barang kluster tertutup"), ("en", "The title names closed goods")),
+    "batik",
+)
+
+
+class TestReasonEvolution:
+    """Reason's messages and phrase (issue 16) against readers and writers without them."""
+
+    def test_translations_and_phrase_round_trip(self) -> None:
+        decision = replace(DECISION, reasons=(TRANSLATED,))
+        assert AvroCodec().decode_decision(AvroCodec().encode_decision(decision)) == decision
+
+    def test_a_reader_before_them_reads_the_default_message(self) -> None:
+        """Old reader, new writer: the reason reads as code, rule and default-language message."""
+        value = AvroCodec().encode_decision(replace(DECISION, reasons=(TRANSLATED,)))
+        old_reader = parse_schema(_reason_without("messages", "phrase")(_schema(LISTING_DECISION)))
+        ours = parse_schema(_schema(LISTING_DECISION))
+        record = schemaless_reader(BytesIO(value[10:]), ours, old_reader)
+        assert isinstance(record, dict)
+        assert record["reasons"] == [
+            {
+                "code": "IMPORT_CLOSED_GOODS_NAMED",
+                "rule_id": "closed-goods-in-title",
+                "message": "Judul menyebut barang kluster tertutup",
+            }
+        ]
+
+    def test_a_writer_before_them_reads_with_no_translations_and_no_phrase(self) -> None:
+        """New reader, old writer: messages {} and phrase null, so the Reason is as before."""
+        writer = parse_schema(_reason_without("messages", "phrase")(_schema(LISTING_DECISION)))
+        record = copy.deepcopy(DECISION_RECORD)
+        for reason in record["reasons"]:
+            del reason["messages"], reason["phrase"]
+        decoded = AvroCodec(writer_schemas=[writer]).decode_decision(_single_object(writer, record))
+        assert decoded == DECISION
+        assert decoded.reasons[0].messages == ()
+        assert decoded.reasons[0].phrase is None
+
+    def test_message_in_falls_back_to_the_default_language(self) -> None:
+        assert TRANSLATED.message_in("en") == "The title names closed goods"
+        assert TRANSLATED.message_in("fr") == TRANSLATED.message
+        assert TRANSLATED.message_in(None) == TRANSLATED.message
+
+
 class TestReleasedDecisionSchemas:
     """Decisions already on the topics, written by a released version without a registry, stay
     readable: the codec knows every released writer (schemas/history/) without being told."""
@@ -523,6 +586,16 @@ class TestReleasedDecisionSchemas:
         }
         decoded = AvroCodec().decode_decision(_single_object(writer, record))
         assert decoded == replace(DECISION, exemptions=(), fx=None)
+
+    def test_a_decision_written_before_issue_16_decodes_with_the_defaults(self) -> None:
+        """The 8a812c5 writer (reasons without messages and phrase): read with both empty."""
+        text = (ROOT / "schemas" / "history" / "ListingDecision.2.avsc").read_text()
+        writer = parse_schema(json.loads(text))
+        record = copy.deepcopy(DECISION_RECORD)
+        for reason in record["reasons"]:
+            del reason["messages"], reason["phrase"]
+        decoded = AvroCodec().decode_decision(_single_object(writer, record))
+        assert decoded == DECISION
 
     def test_every_released_schema_is_known_by_its_fingerprint(self) -> None:
         """A history file the package does not ship would leave its decisions unreadable."""

@@ -91,7 +91,7 @@ def _reference_evaluate(listing: Listing, compiled: CompiledPolicy) -> Verdict:
         priced = priced or rule.when.priced
         reason = rule.reason
         if outcome is None or reason is None:
-            reason = unknown_currency_reason(rule, listing.price.currency)
+            reason = unknown_currency_reason(rule, listing.price.currency, compiled.model.languages)
         reasons.append(reason)
     if allowed:
         # issue 15: the decision records each matched reject rule exempted by each allow rule

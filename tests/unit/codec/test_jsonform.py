@@ -414,6 +414,8 @@ class TestDecisionToJson:
                     "code": "IMPORT_CLOSED_CATEGORY",
                     "rule_id": "akar-fashion-textile",
                     "message": "closed",
+                    "messages": {},
+                    "phrase": None,
                 }
             ],
             "matched_rules": ["akar-fashion-textile"],

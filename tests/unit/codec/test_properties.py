@@ -77,9 +77,18 @@ decisions = st.builds(
     seller_id=TEXT,
     site=TEXT,
     outcome=st.sampled_from(["APPROVED", "REJECTED", "REVIEW"]),
-    reasons=st.lists(st.builds(Reason, code=TEXT, rule_id=TEXT, message=TEXT), max_size=3).map(
-        tuple
-    ),
+    reasons=st.lists(
+        st.builds(
+            Reason,
+            code=TEXT,
+            rule_id=TEXT,
+            message=TEXT,
+            # a map's keys are unique: the decoded dict would merge duplicate tags
+            messages=st.dictionaries(TEXT, TEXT, max_size=3).map(lambda d: tuple(d.items())),
+            phrase=st.none() | TEXT,
+        ),
+        max_size=3,
+    ).map(tuple),
     matched_rules=st.lists(TEXT, max_size=3).map(tuple),
     cluster=st.none() | TEXT,
     cross_border=st.booleans(),

@@ -467,10 +467,19 @@ def _reference_hash(model: PolicyModel) -> str:
     # issue 15's dated lists and fx tables, absent when unused; list file paths never hashed
     for key in ("lists", "fx_tables", "source_files"):
         assert not content.pop(key), "the reference covers files without lists or fx tables"
+    # issue 16: default_language only when named; languages is derived from the rules
+    del content["languages"]
+    if content["default_language"] is None:
+        del content["default_language"]
     for rule in content["rules"]:
         for key in ("unless", "exempts"):
             if rule[key] is None or rule[key] == ("*",):
                 del rule[key]
+        # issue 16: a message map hashes as a mapping, so its key order means nothing
+        if rule["messages"]:
+            rule["messages"] = dict(rule["messages"])
+        else:
+            del rule["messages"]
         for key in ("all_of", "any_of", "not_", "condition", "lists"):
             assert rule["when"].pop(key) is None, "the reference covers leaf blocks only"
     if content["fx"] is not None:

@@ -1,5 +1,8 @@
 """Every policy file written before issue 15 means exactly what it meant.
 
+The bundled files as they were then are kept in fixtures/old_policies/ (issue 16 rewrote the
+bundled messages in Indonesian and English, which changes their versions on purpose).
+
 fixtures/old_decisions.json holds what the evaluator before condition blocks, exemptions and review
 decided for 3,000 seeded listings (tests/unit/policy/generated.py); the same files must decide
 the same now, keep their versions (so decision ids do not move), and old-style files rewritten with
@@ -18,8 +21,16 @@ import pytest
 import yaml
 
 from consumer.core.records import Listing, Verdict
-from consumer.policy import compile_policy, evaluate, load_policy
-from tests.unit.policy.generated import FIXTURE, digest, listings, policy_texts, shown
+from consumer.policy import bundled_policy_text, compile_policy, evaluate, load_policy
+from tests.unit.policy.generated import (
+    FIXTURE,
+    OLD_BUNDLED,
+    digest,
+    listings,
+    old_bundled_text,
+    policy_texts,
+    shown,
+)
 
 #: Versions before issue 15; a content hash that moved would change every decision id.
 VERSIONS = {
@@ -92,6 +103,23 @@ class TestOldFiles:
     def test_versions_are_unchanged(self, name: str) -> None:
         """The content hash ignores keys a file does not use, and exempts: ["*"]."""
         assert compile_policy(load_policy(policy_texts()[name])).version == VERSIONS[name]
+
+    @pytest.mark.parametrize("name", OLD_BUNDLED, ids=OLD_BUNDLED)
+    def test_bundled_files_in_two_languages_decide_like_before(self, name: str) -> None:
+        """Issue 16 gave the bundled files Indonesian messages (the default) with the old English
+        as translation: every listing gets the old outcome, codes, rules and cluster, `message`
+        is the Indonesian text and message_in("en") the old message."""
+        old = compile_policy(load_policy(old_bundled_text(name)))
+        new = compile_policy(load_policy(bundled_policy_text(name)))
+        for listing in _listings():
+            before, after = evaluate(listing, old), evaluate(listing, new)
+            assert replace(after, reasons=()) == replace(before, reasons=()), listing
+            assert [(r.code, r.rule_id) for r in after.reasons] == [
+                (r.code, r.rule_id) for r in before.reasons
+            ]
+            for was, now in zip(before.reasons, after.reasons, strict=True):
+                assert now.message_in("en") == was.message
+                assert now.message == dict(now.messages)["id"] != was.message
 
     @pytest.mark.parametrize(
         ("name", "rewrite"),
