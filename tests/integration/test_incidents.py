@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported for mypy
 
 from consumer.core.sample import SampleSpec
-from consumer.kafka.client_conf import admin_conf
+from consumer.kafka.client_conf import admin_conf, plain_consumer_conf
 from consumer.kafka.sample_producer import produce_samples
 from tests.deploy.prometheus_server import PrometheusServer, running_prometheus
 from tests.deploy.test_dashboard import NAMESPACE, QUERIES, substitute
@@ -96,17 +96,24 @@ def scaled_rules(
 
 
 class AdminProbe:
-    """The group's committed offset and the end offset of every input partition, as an admin
-    client reads them (ListConsumerGroupOffsets, ListOffsets latest): not the worker's code.
+    """The group's committed offset and the end offset of every input partition as the broker
+    answers them (OffsetFetch, ListOffsets latest), read by the test, not by the worker's code.
 
-    One client for the whole test, and every request awaited before its answers are read: an
-    AdminClient dropped while a request is still pending crashed the test process (SIGSEGV)
-    when the answer came after a broker restart.
+    The committed offsets come from a consumer of the group's id (never subscribed), not from
+    AdminClient.list_consumer_group_offsets: with that, the test process died with SIGSEGV twice
+    (no Python traceback), both times in the phase that reads the offsets right after the broker
+    restart, when the coordinator answers NOT_COORDINATOR. The likely cause is librdkafka's
+    OffsetFetch error handling, which queues a coordinator query on the handle's consumer group,
+    and an admin client has none (confluent-kafka-javascript#374: rd_kafka_cgrp_op(rkcg=0x0)).
+    Both clients live for the whole test, and every request is awaited before its answer is read.
     """
 
     def __init__(self, topics: Topics) -> None:
         self._settings = topics.settings
         self._admin = AdminClient(admin_conf(topics.settings))
+        self._group = Consumer(
+            plain_consumer_conf(topics.settings, enable_auto_commit=False)  # the group's id
+        )
 
     def offsets(self) -> Offsets:
         """Retried while the broker is still starting (coordinator loading)."""
@@ -117,25 +124,24 @@ class AdminProbe:
             except KafkaException:
                 return {}  # falsy: ask again
 
-        return wait_until(answered, 60, "the admin client's offsets", interval=0.5)
+        return wait_until(answered, 60, "the broker's offsets", interval=0.5)
 
     def _read(self) -> Offsets:
         s = self._settings
         metadata = self._admin.list_topics(s.input_topic, timeout=10)
         partitions = sorted(metadata.topics[s.input_topic].partitions)
         tps = [TopicPartition(s.input_topic, p) for p in partitions]
-        groups = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(s.group_id, tps)], request_timeout=10
-        )
+        committed = {tp.partition: tp.offset for tp in self._group.committed(tps, timeout=10)}
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         ends = self._admin.list_offsets({tp: latest for tp in tps}, request_timeout=10)
-        pending = [*groups.values(), *ends.values()]
-        _done, not_done = concurrent.futures.wait(pending, timeout=30)
+        _done, not_done = concurrent.futures.wait(list(ends.values()), timeout=30)
         assert not not_done, "the admin client's requests outlived their request timeout"
-        committed = {tp.partition: tp.offset for tp in groups[s.group_id].result().topic_partitions}
         return {
             tp.partition: (committed[tp.partition], f.result().offset) for tp, f in ends.items()
         }
+
+    def close(self) -> None:
+        self._group.close()
 
 
 def admin_lag(offsets: Offsets) -> int:
@@ -296,6 +302,7 @@ class TestIncidents:
         env = {"IMPORT_CLOSURE_LAG_INTERVAL": str(LAG_INTERVAL), **SMALL_BATCHES}
         workers = [start_worker(topics, tmp_path, **env) for _ in range(2)]
         figures: dict[str, Any] = {"factor": FACTOR}
+        probe = AdminProbe(topics)
         try:
             with running_prometheus(
                 tmp_path / "prometheus",
@@ -304,13 +311,14 @@ class TestIncidents:
                 target_labels={"namespace": NAMESPACE},
             ) as prom:
                 try:
-                    self._incidents(broker, topics, workers, prom, figures)
+                    self._incidents(broker, topics, workers, prom, probe, figures)
                 except (AssertionError, TimeoutError) as exc:
                     logs = "\n".join(
                         f"--- worker {w.http_port} ---\n{w.logs()[-2000:]}" for w in workers
                     )
                     raise AssertionError(f"{exc}\nfigures so far: {figures}\n{logs}") from exc
         finally:
+            probe.close()
             print("\nincident figures:", json.dumps(figures, indent=1))
             (tmp_path / "figures.json").write_text(json.dumps(figures, indent=1))
             if broker.managed:
@@ -322,11 +330,11 @@ class TestIncidents:
         topics: Topics,
         workers: list[WorkerProcess],
         prom: PrometheusServer,
+        probe: AdminProbe,
         figures: dict[str, Any],
     ) -> None:
         s = topics.settings
         first, second = workers
-        probe = AdminProbe(topics)
 
         def both_assigned() -> bool:
             try:
