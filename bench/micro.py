@@ -1,6 +1,7 @@
 """Micro-benchmark of the pure core, no Kafka: each stage of decide_batch in µs per event.
 
     .venv/bin/python bench/micro.py [--count 20000] [--repeats 7] [--policy FILE]
+        [--text-phrases N]
 
 Generates seeded listings, encodes them once, then times each stage over the whole batch REPEATS
 times, rounds interleaved so a noisy neighbour hurts every stage alike, and prints the median and
@@ -9,6 +10,9 @@ the minimum CPU time (time.process_time) per event:
 - decode: codec.read_listing (value -> ListingRow + the copied fields), the hot path's decoder
 - evaluate: scan (the policy's rules -> VerdictKey) and the verdict-cache lookup
 - encode: the decision's bytes from the cached verdict part and the per-event fields
+- text matching (with a policy that has title_contains_any): normalising a title and scanning it
+  with the policy's automaton, once per event; --text-phrases N runs on bench/text_policy.py's
+  policy (the default one plus a rule of N phrases) and also times evaluate on the default policy
 - decide_batch: all of it as the worker calls it, plus Decided and headers
 - for reference: fastavro's schemaless_reader / schemaless_writer, evaluate() building a Verdict,
   and the decode -> evaluate -> make_decision -> encode_decision chain of typed records.
@@ -21,6 +25,9 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from io import BytesIO
@@ -42,6 +49,24 @@ from consumer.policy.evaluate import scan
 from consumer.service.policy_watch import load_policy_file
 
 
+def text_policy(count: int) -> Path:
+    """bench/text_policy.py's policy with `count` phrases, in a fresh temporary folder."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("text_policy.py")),
+            "--phrases",
+            str(count),
+            "--out",
+            tempfile.mkdtemp(prefix="text-policy-"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(out.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,7 +77,12 @@ def main() -> None:
     parser.add_argument(
         "--shadow", type=Path, help="also time decide_batch + tally with this shadow policy"
     )
+    parser.add_argument(
+        "--text-phrases", type=int, help="the default policy plus a rule of N title phrases"
+    )
     args = parser.parse_args()
+    if args.text_phrases:
+        args.policy = text_policy(args.text_phrases)
     enforced = load_policy_file(args.policy)  # the bundled one without --policy; list files read
     if not isinstance(enforced, CompiledPolicy):
         parser.error("--policy: the stages are measured on one policy file, not a policy set")
@@ -167,6 +197,30 @@ def main() -> None:
         "ref: fastavro schemaless_writer": fastavro_write,
         "ref: typed chain (Listing..Decision)": typed_chain,
     }
+    if policy.text is not None:
+        text = policy.text
+
+        def text_stage() -> None:
+            for row in rows:
+                text.scan(row.title)
+
+        stages["text matching (normalise + scan)"] = text_stage
+    if args.text_phrases:
+        plain = load_policy_file(None)
+        assert isinstance(plain, CompiledPolicy)
+        plain_verdicts = Verdicts.of(codec, plain)
+
+        def plain_evaluate() -> None:
+            get, add = plain_verdicts.entries.get, plain_verdicts.add
+            for row in rows:
+                key = scan(row, plain)
+                get(key) or add(key)
+
+        plain_evaluate()
+        stages["ref: evaluate, same policy without phrases"] = plain_evaluate
+        stages["ref: decide_batch without phrases"] = lambda: decide_batch(
+            records, codec, plain, now_ms, plain_verdicts
+        )
     if args.shadow:
         candidate = load_policy_file(args.shadow)
         shadow = Verdicts.of(codec, candidate, Provenance(mode="SHADOW"))

@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -105,11 +106,32 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--latency-only", action="store_true", help="skip the throughput phase")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency phase")
+    parser.add_argument(
+        "--text-phrases",
+        type=int,
+        help="also run the worker, as 'tuned', on the default policy plus a rule of N title "
+        "phrases (bench/text_policy.py); 'tuned / worker' is then the cost of the phrases",
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.worker_env)
     args.tuned = dict(item.split("=", 1) for item in args.tuned_env)
     if args.guarantee:
         args.tuned["IMPORT_CLOSURE_PROCESSING_GUARANTEE"] = args.guarantee
+    if args.text_phrases:
+        generated = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("text_policy.py")),
+                "--phrases",
+                str(args.text_phrases),
+                "--out",
+                tempfile.mkdtemp(prefix="text-policy-"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        args.tuned["IMPORT_CLOSURE_POLICY"] = generated.stdout.strip()
 
     settings = config.load()
     started_broker = _ensure_broker(settings)

@@ -13,8 +13,9 @@ from typing import Final, TypeVar
 from consumer.core.records import Verdict
 
 #: Distinct verdicts a cache keeps. A policy gives a few hundred at most (clusters x cross-border
-#: x matched rules); listings with unknown currencies add one per currency, so the bound matters
-#: only against hostile input.
+#: x matched rules); listings with unknown currencies add one per currency, and text rules one per
+#: phrase they name (the key holds the phrase, so a cached verdict never names another listing's
+#: phrase): with thousands of phrases the bound can be reached, and the cache starts again.
 VERDICT_CACHE_ENTRIES: Final = 4096
 #: The rule label when no rule can be named (never expected for a changed decision).
 NO_RULE: Final = "none"

@@ -16,6 +16,7 @@ from typing import TypeVar, cast
 from consumer.core.records import Listing
 from consumer.policy.model import Conditions, Money
 from consumer.policy.taxonomy import normalise_segment
+from consumer.policy.text import PhraseSet, TitleIndex
 
 T = TypeVar("T")
 #: test(listing, cross_border, cluster) -> whether the condition holds.
@@ -31,6 +32,8 @@ class Check:
 
     key: str
     test: Test
+    #: `title_contains_any`: its phrases, for the reason's phrase and explain.
+    phrases: PhraseSet | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,13 @@ class CompiledBlock:
     #: Whether a price condition appears anywhere inside, named blocks included.
     priced: bool
 
+    def phrase_sets(self) -> tuple[PhraseSet, ...]:
+        """The `title_contains_any` phrases inside, named blocks included, except under a `not`
+        (a phrase found there is why a block fails, not why it holds); in block order."""
+        own = tuple(check.phrases for check in self.checks if check.phrases is not None)
+        parts = (*self.all_of, *self.any_of, *((self.named,) if self.named else ()))
+        return own + tuple(found for part in parts for found in part.phrase_sets())
+
 
 class EntrySets:
     """Sets and prefix tests built from entry tuples, kept by the tuple's identity: a list
@@ -106,6 +116,7 @@ class BlockCompiler:
         scales: Mapping[str, tuple[int, int]],
         lists: Mapping[str, tuple[str, ...]] | None = None,
         sets: EntrySets | None = None,
+        text: TitleIndex | None = None,
     ) -> None:
         self.named = named
         self.rates = rates
@@ -113,6 +124,8 @@ class BlockCompiler:
         #: Each named list's entries in force for the period being compiled.
         self.lists = lists or {}
         self.sets = sets or EntrySets()
+        #: The policy's phrases: every text condition of every period adds its own.
+        self.text = text if text is not None else TitleIndex()
         self.done: dict[str, CompiledBlock] = {}
 
     def block(self, block: Conditions) -> CompiledBlock:
@@ -130,7 +143,7 @@ class BlockCompiler:
             )
             if money is not None
         )
-        checks = _checks(block, self.sets)
+        checks = _checks(block, self.sets, self.text)
         all_of = tuple(self.block(item) for item in block.all_of or ())
         any_of = tuple(self.block(item) for item in block.any_of or ())
         not_ = None if block.not_ is None else self.block(block.not_)
@@ -251,7 +264,7 @@ def normalise_hs_code(hs_code: str) -> str:
     return hs_code.replace(".", "").replace(" ", "")
 
 
-def _checks(when: Conditions, sets: EntrySets) -> tuple[Check, ...]:
+def _checks(when: Conditions, sets: EntrySets, text: TitleIndex) -> tuple[Check, ...]:
     """One closure per set condition, in CONDITION_KEYS order; price conditions are handled apart."""
     checks: list[Check] = []
 
@@ -318,6 +331,15 @@ def _checks(when: Conditions, sets: EntrySets) -> tuple[Check, ...]:
                 listing.attributes.get(name) == value for name, value in pairs
             ),
         )
+    if when.title_contains_any is not None:
+        # last: the cheap checks before it usually decide, and then the title is not scanned
+        phrases = sets.get(when.title_contains_any, text.phrase_set)
+        ids, hits = phrases.ids, text.hits
+
+        def title(listing: Listing, cross_border: bool, cluster: str | None) -> bool:
+            return not ids.isdisjoint(hits(listing))
+
+        checks.append(Check("title_contains_any", title, phrases))
     return tuple(checks)
 
 

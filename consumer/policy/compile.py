@@ -21,6 +21,7 @@ from consumer.core.records import FxUsed, Listing, ListingRow, Reason, Verdict
 from consumer.policy.blocks import BlockCompiler, Check, CompiledBlock, EntrySets, Match, PriceCheck
 from consumer.policy.codes import minor_exponent
 from consumer.policy.model import (
+    NEWER_KEYS,
     Conditions,
     DatedRates,
     Effect,
@@ -32,6 +33,7 @@ from consumer.policy.model import (
 )
 from consumer.policy.periods import RuleUses, boundaries, table_at, version_at
 from consumer.policy.taxonomy import TaxonomyIndex
+from consumer.policy.text import PhraseSet, TitleIndex, rule_phrases
 
 if TYPE_CHECKING:
     from consumer.policy.evaluate import VerdictKey
@@ -62,6 +64,9 @@ class CompiledRule:
     rule: Rule
     #: A reject or review rule whose `when` checks a price: a decision it gives names its fx.
     priced: bool = False
+    #: The phrases of the text conditions of `when` (not under a `not`): a reason names the one
+    #: found first in the title. None when `when` has no text condition.
+    phrases: PhraseSet | None = None
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -116,6 +121,8 @@ class CompiledPolicy:
     #: (None: the undated fx.rates, or no table yet), for the decision's fx field.
     fx_base: str | None = None
     fx_shown: Mapping[int | None, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    #: Every phrase of every text condition and the automaton over them; None without any.
+    text: TitleIndex | None = None
 
     def fx_used(self, table_from_ms: int | None, currency: str) -> FxUsed | None:
         """What a decision says about the fx table and rate its price rule used."""
@@ -157,7 +164,9 @@ class CompiledPolicy:
 def compile_policy(model: PolicyModel) -> CompiledPolicy:
     """Precompute everything per-listing evaluation needs; call once per loaded policy."""
     scope = None if model.scope_sites is None else frozenset(model.scope_sites)
-    periods = _periods(model)
+    text = TitleIndex()
+    periods = _periods(model, text)
+    text.build()
     dated = len(periods) > 1
     return CompiledPolicy(
         model=model,
@@ -173,6 +182,7 @@ def compile_policy(model: PolicyModel) -> CompiledPolicy:
         period_starts=tuple(p.from_ms for p in periods) if dated else (),
         fx_base=None if model.fx is None else model.fx.base,
         fx_shown=_fx_shown(model),
+        text=text if text.ids else None,
     )
 
 
@@ -195,7 +205,7 @@ def _per_minor(rates: Mapping[str, Fraction]) -> dict[str, float]:
     return {code: float(rate / 10 ** minor_exponent(code)) for code, rate in rates.items()}
 
 
-def _periods(model: PolicyModel) -> tuple[Period, ...]:
+def _periods(model: PolicyModel, text: TitleIndex) -> tuple[Period, ...]:
     """One Period per span between list version and fx table boundaries (one if there are none).
 
     A rule is compiled again only for the list versions and fx table it uses: a rule that uses
@@ -216,7 +226,7 @@ def _periods(model: PolicyModel) -> tuple[Period, ...]:
         table = table_at(tables, start) if tables else None
         rates = _rates(model.fx) if table is None else _dated_rates(model.fx, table)
         scales = _minor_units_per_base(rates)
-        blocks = BlockCompiler(named, rates, scales, _entries(in_force), sets)
+        blocks = BlockCompiler(named, rates, scales, _entries(in_force), sets, text)
         rules: list[CompiledRule] = []
         for i, rule in enumerate(model.rules):
             lists, priced = depends[i]
@@ -325,6 +335,9 @@ _LEAF_FIELDS = tuple(field.name for field in dataclasses.fields(Conditions))[:-5
 
 def _when_content(when: Conditions) -> dict[str, object]:
     content: dict[str, object] = {name: getattr(when, name) for name in _LEAF_FIELDS}
+    for key in NEWER_KEYS:  # unset: left out, so files written before the key keep their hash
+        if content[key] is None:
+            del content[key]
     for key in ("price_below", "price_at_least"):
         money = content[key]
         if isinstance(money, Money):
@@ -388,6 +401,7 @@ def _compile_rule(rule: Rule, blocks: BlockCompiler, index: Mapping[str, int]) -
         reason=reason,
         rule=rule,
         priced=not allow and when.priced,
+        phrases=rule_phrases(when.phrase_sets()),
     )
 
 

@@ -22,10 +22,14 @@ Choices the issue leaves open:
 - The UNKNOWN_CURRENCY reason's text is generated, not written by the policy: in Indonesian and
   English when the policy's languages include them (`message` in the default language when it is
   one of the two, else English); a policy without default_language gets the English text alone.
+- A reject or review rule with a text condition in its `when` names in its reason the phrase
+  (as the policy writes it) of those conditions found first in the title, the longer of two
+  starting at the same word; None when none was found (the rule held by another branch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Final, cast
 
@@ -36,9 +40,13 @@ from consumer.policy.messages import unknown_currency_messages
 #: What a verdict depends on, and nothing else (see scan): cluster, cross-border, the matched
 #: rules in file order as `index << 2 | flags` (UNKNOWN_PRICE, UNLESS_HELD), and, when a matched
 #: reject or review rule checks a price, (the fx table in force's from_ms or None, the listing's
-#: currency). Equal keys mean equal verdicts under one policy, so the hot path can keep one
-#: verdict (and its encoded bytes) per key.
-VerdictKey = tuple[str | None, bool, tuple[int, ...], tuple[int | None, str] | None]
+#: currency), and, for each matched reject or review rule with a text condition, in order, the
+#: phrase its reason names (None: none; () for a policy without text conditions). Equal
+#: keys mean equal verdicts under one policy, so the hot path can keep one verdict (and its
+#: encoded bytes) per key.
+VerdictKey = tuple[
+    str | None, bool, tuple[int, ...], tuple[int | None, str] | None, tuple[str | None, ...]
+]
 
 #: Flag of a matched rule in a VerdictKey: its `when` held only because a price was unknown.
 UNKNOWN_PRICE: Final = 1
@@ -78,7 +86,7 @@ def scan(
     cluster = compiled.taxonomy.cluster_of(listing.category_id, listing.category_path)
     scope = compiled.scope_sites
     if scope is not None and listing.site not in scope:
-        return (cluster, cross_border, (), None)
+        return (cluster, cross_border, (), None, ())
     now = listing.event_time_ms if as_of_ms is None else as_of_ms
     matched: list[int] = []
     # The rule checks are typed for Listing; a ListingRow has the same attributes.
@@ -91,6 +99,7 @@ def scan(
     else:
         rules, fx_from = compiled.rules, None
     priced = False
+    phrases: list[str | None] | None = None
     for index, rule in enumerate(rules):
         if not rule.from_ms <= now < rule.until_ms:
             continue
@@ -107,14 +116,21 @@ def scan(
             flags |= UNLESS_HELD  # an unknown price never grants an exemption
         if rule.priced:
             priced = True  # the decision may name the fx table and rate (see verdict_of)
+        if rule.phrases is not None and not rule.allow:
+            # the phrase is part of the key: equal rules with other phrases are other verdicts
+            if phrases is None:
+                phrases = []
+            found = rule.phrases.first(as_listing)  # as this period's rule spells it
+            phrases.append(None if found < 0 else rule.phrases.spellings[found])
         matched.append(index << 2 | flags)
     fx = (fx_from, listing.price.currency) if priced else None
-    return (cluster, cross_border, tuple(matched), fx)
+    return (cluster, cross_border, tuple(matched), fx, () if phrases is None else tuple(phrases))
 
 
 def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
     """The verdict a scan key stands for."""
-    cluster, cross_border, matched, fx_key = key
+    cluster, cross_border, matched, fx_key, phrases = key
+    next_phrase = iter(phrases)
     unknown_currency = None if fx_key is None else fx_key[1]
     rules = compiled.rules
     allows = [rules[entry >> 2] for entry in matched if rules[entry >> 2].allow]
@@ -127,6 +143,7 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         rule = rules[index]
         if rule.allow:
             continue
+        phrase = None if rule.phrases is None else next(next_phrase)
         by = [BY_UNLESS] if entry & UNLESS_HELD else []
         by += [a.id for a in allows if a.exempts is None or index in a.exempts]
         if by:
@@ -135,6 +152,8 @@ def verdict_of(key: VerdictKey, compiled: CompiledPolicy) -> Verdict:
         reason = rule.reason
         if reason is None or entry & UNKNOWN_PRICE:
             reason = unknown_currency_reason(rule, unknown_currency or "", compiled.model.languages)
+        if phrase is not None:
+            reason = dataclasses.replace(reason, phrase=phrase)
         (rejects if rule.effect == "reject" else reviews).append(reason)
         priced[rule.effect] = priced[rule.effect] or rule.priced
     matched_ids = tuple(rules[entry >> 2].id for entry in matched)

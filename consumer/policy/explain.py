@@ -21,6 +21,8 @@ from consumer.policy.evaluate import BY_UNLESS, evaluate, is_cross_border
 from consumer.policy.model import Conditions, Money, PolicyModel, Rule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Inline phrases an explanation prints before "... N more".
+_PHRASES_SHOWN = 10
 
 
 def explain(
@@ -80,8 +82,10 @@ def explain(
 
 
 def reason_line(reason: Reason, language: str | None = None) -> str:
-    """`  reason CODE (rule): message`, the message in `language` where the rule has it."""
-    return f"  reason {reason.code} ({reason.rule_id}): {reason.message_in(language)}"
+    """`  reason CODE (rule): message`, the message in `language` where the rule has it, and
+    the phrase a text rule matched."""
+    line = f"  reason {reason.code} ({reason.rule_id}): {reason.message_in(language)}"
+    return line if reason.phrase is None else f"{line} [phrase {reason.phrase!r}]"
 
 
 def summarize(policy: PolicyModel | CompiledPolicy) -> str:
@@ -221,6 +225,10 @@ def _rule_lines(
         result = "matched; reason becomes UNKNOWN_CURRENCY (fail closed)"
     else:
         result = "matched"
+    if held is not False and rule.phrases is not None:
+        found = rule.phrases.first(listing)
+        if found >= 0:
+            result += f" (phrase {rule.phrases.spellings[found]!r})"
     lines.append(f"    -> {result}")
     if rule.allow:
         exempts = rule.rule.exempts
@@ -273,9 +281,17 @@ def _block_lines(block: CompiledBlock, facts: _Facts, indent: str, lines: list[s
         shown = _show(expected)
         if check.key in listed:
             shown = f"{{list: {listed[check.key]}}} ({_entries(len(expected))} in force)"
+        elif check.phrases is not None and len(expected) > _PHRASES_SHOWN:
+            more = len(expected) - _PHRASES_SHOWN
+            shown = _show(expected[:_PHRASES_SHOWN])[:-1] + f", ... {more:,} more]"
+        value = _listing_value(check.key, listing, cross_border, cluster)
+        if check.phrases is not None:
+            found = check.phrases.first(listing)
+            value = repr(listing.title)
+            if found >= 0:
+                value += f"; phrase {check.phrases.spellings[found]!r} found"
         lines.append(
-            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'}"
-            f" (listing: {_listing_value(check.key, listing, cross_border, cluster)})"
+            f"{indent}{check.key} {shown}: {'held' if held else 'did not hold'} (listing: {value})"
         )
     price = listing.price
     for price_check in block.prices:
@@ -336,6 +352,8 @@ def _listing_value(key: str, listing: Listing, cross_border: bool, cluster: str 
         return cluster or "none"
     if key == "attribute_equals":
         return _show(dict(listing.attributes))
+    if key == "title_contains_any":
+        return repr(listing.title)
     attribute = {
         "site_in": "site",
         "seller_in": "seller_id",
@@ -370,7 +388,13 @@ def _conditions(when: Conditions) -> str:
     parts = []
     for key in when.present():
         value = getattr(when, key)
-        shown = f"{value.amount} {value.currency}" if isinstance(value, Money) else _show(value)
+        if isinstance(value, Money):
+            shown = f"{value.amount} {value.currency}"
+        elif key == "title_contains_any" and len(value) > _PHRASES_SHOWN:
+            more = len(value) - _PHRASES_SHOWN
+            shown = _show(value[:_PHRASES_SHOWN])[:-1] + f", ... {more:,} more]"
+        else:
+            shown = _show(value)
         parts.append(f"{key} {shown}")
     parts.extend(f"{key} {{list: {name}}}" for key, name in when.lists or ())
     if when.all_of is not None:

@@ -28,6 +28,7 @@ from consumer.policy.model import (
 )
 from consumer.policy.problems import HINT_MAX_LEN, Problems, kind
 from consumer.policy.references import ConditionReferences, Ref
+from consumer.policy.text import phrase_problem
 from consumer.policy.yamldoc import parse_document, parse_instant
 
 _TOP_KEYS = {
@@ -413,6 +414,8 @@ class _Reader(Problems):
             return self.strings(path, raw, _hs_prefix)
         if key in ("price_below", "price_at_least"):
             return self.money(path, raw, fx)
+        if key == "title_contains_any":
+            return self.phrases(path, raw)
         if key == "attribute_equals":
             pairs = self.mapping(path, raw)
             if pairs is not None and not pairs:
@@ -431,7 +434,24 @@ class _Reader(Problems):
             return country_problem
         if key in ("hs_code_prefix_in", "hs_code_prefix_not_in"):
             return _hs_prefix
+        if key == "title_contains_any":
+            return phrase_problem
         return None
+
+    def phrases(self, path: str, raw: object) -> tuple[str, ...] | None:
+        """`title_contains_any`: each phrase must keep a letter or digit after normalisation;
+        a problem names the phrase's index."""
+        if not isinstance(raw, list) or not raw:
+            got = "an empty list" if raw == [] else kind(raw)
+            self.fail(path, f"expected a non-empty list of phrases or {{list: NAME}}, got {got}")
+            return None
+        before = self.total
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                self.fail(f"{path}[{i}]", f"expected a phrase (a string), got {kind(item)}")
+            elif (problem := phrase_problem(item)) is not None:
+                self.fail(f"{path}[{i}]", problem)
+        return tuple(raw) if self.total == before else None
 
     def known(self, name: str, clusters: _Names) -> str | None:
         if name in clusters.known:

@@ -90,6 +90,9 @@ class Conditions:
     price_below: Money | None = None
     price_at_least: Money | None = None
     attribute_equals: tuple[tuple[str, str], ...] | None = None
+    #: Phrases as the policy writes them; holds when one occurs in the title as whole words
+    #: (consumer.policy.text: both normalised alike).
+    title_contains_any: tuple[str, ...] | None = None
     all_of: tuple[Conditions, ...] | None = None
     any_of: tuple[Conditions, ...] | None = None
     not_: Conditions | None = None
@@ -107,8 +110,10 @@ class Conditions:
 CONDITION_KEYS: tuple[str, ...] = tuple(Conditions.__dataclass_fields__)[:-5]
 #: The leaf keys that may take `{list: NAME}` instead of an inline list.
 LIST_KEYS: tuple[str, ...] = tuple(
-    key for key in CONDITION_KEYS if key.endswith(("_in", "_not_in"))
+    key for key in CONDITION_KEYS if key.endswith(("_in", "_not_in", "_any"))
 )
+#: The leaf keys added after a policy's version hash was fixed: left out of the hash when unset.
+NEWER_KEYS: tuple[str, ...] = ("title_contains_any",)
 #: The grouping keys of a block as YAML spells them, and the Conditions field each fills.
 BLOCK_KEYS: dict[str, str] = {
     "all": "all_of",

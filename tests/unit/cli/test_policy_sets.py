@@ -189,3 +189,41 @@ class TestSubprocess:
         result = run("check", "--policy", str(set_path), str(listings))
         assert result.returncode == 0, result.stderr
         assert _decisions(result.stdout)["shirt"]["policy"] == "indonesia-cross-border"
+
+
+class TestTitlePhrasesThroughCheck:
+    def test_check_and_explain_name_the_phrase_of_the_bundled_title_screen(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`check --policy bundled:indonesia-cross-border`: a batik shirt listed under
+        Electronics > Accessories is REVIEW with the phrase in the JSON reason; --explain says
+        which phrase matched for which rule."""
+        shirt = {
+            **MINIMAL_JSON,
+            "event_time": "2024-05-03T03:00:00Z",
+            "category_path": ["Electronics", "Accessories"],
+            "title": "Kemeja Batik Tulis Pria",
+            "hs_code": "62052000",
+            "price": {"amount_minor": 15000, "currency": "USD"},
+        }
+        path = tmp_path / "shirt.jsonl"
+        path.write_text(json.dumps(shirt) + "\n")
+        assert main(["check", "--policy", "bundled:indonesia-cross-border", str(path)]) == 0
+        [decision] = map(json.loads, capsys.readouterr().out.splitlines())
+        assert decision["outcome"] == "REVIEW"
+        assert [(r["code"], r["phrase"]) for r in decision["reasons"]] == [
+            ("IMPORT_CLOSED_GOODS_IN_TITLE", "batik")
+        ]
+        args = ["check", "--explain", "--policy", "bundled:indonesia-cross-border", str(path)]
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "== layers[2] (akar-title-keywords.yaml)" in out
+        assert "phrase 'batik' found)" in out
+        assert "-> matched (phrase 'batik')" in out
+        assert (
+            "set outcome: REVIEW\n  reason IMPORT_CLOSED_GOODS_IN_TITLE (akar-closed-goods-in-title)"
+            in out
+        )
+        assert (
+            out.count("sebelum produk ditayangkan [phrase 'batik']") == 2
+        )  # the layer's and the set's

@@ -61,11 +61,13 @@ def decide(policy: CompiledSet, item: Listing) -> Verdict:
 
 class TestTheSetLoads:
     def test_validates_with_no_warnings(self, indonesia: CompiledSet) -> None:
-        """The shipped set loads, its two layers in order, and validate-policy has nothing to say."""
+        """The shipped set loads, its three layers in order, and validate-policy has nothing to
+        say."""
         assert indonesia.policy_id == "indonesia-cross-border"
         assert [layer.policy_id for layer in indonesia.layers] == [
             "id-akar-import-closure",
             "id-permendag-31-2023",
+            "id-akar-title-keywords",
         ]
         assert enforced_warnings(indonesia) == ()
 
@@ -290,4 +292,96 @@ class TestDecisions:
         """The six-monthly review is a second list file from 26 March 2024: a children's picture
         book (HS 4903.00.00) is refused before it and exempted after."""
         item = listing(when, BOOKS, Price(1000, "USD"), hs_code="49030000")
+        assert decide(indonesia, item).outcome == outcome
+
+
+KEYWORDS = "akar-closed-goods-in-title"
+GADGET_ACCESSORIES = ("Electronics", "Accessories")
+
+
+def titled(title: str, path: tuple[str, ...] = GADGET_ACCESSORIES, **more: Any) -> Listing:
+    """A cross-border listing at USD 150 with an HS code, so the price layer has nothing to say."""
+    more.setdefault("event_time_ms", epoch_ms(AFTER))
+    return make_listing(
+        category_path=path,
+        price=Price(15_000, "USD"),
+        hs_code="85176200",
+        title=title,
+        **more,
+    )
+
+
+class TestTheTitleScreen:
+    @pytest.mark.parametrize(
+        ("title", "phrase"),
+        [
+            ("Kemeja Batik Tulis Pria", "batik"),
+            ("Batik print phone case", "batik"),
+            ("KOPI LUWAK asli 100g", "kopi luwak"),
+            ("Keripik Singkong Pedas", "keripik"),
+            ("Tas anyaman pandan", "anyaman"),
+            ("Hiasan dinding ukiran Jepara", "ukiran"),
+            ("Mukena katun Jepang", "mukena"),
+            ("Sarung Tenun Ikat Troso", "sarung tenun"),
+            ("Wayang kulit Arjuna", "wayang"),
+            ("Hijab voal premium", "hijab"),
+            ("Kopiah hitam polos", "kopiah"),
+        ],
+    )
+    def test_closed_goods_outside_the_closed_clusters_go_to_review(
+        self, indonesia: CompiledSet, title: str, phrase: str
+    ) -> None:
+        """A miscategorised cross-border listing whose title names closed goods: REVIEW with
+        IMPORT_CLOSED_GOODS_IN_TITLE, naming the phrase as the list writes it."""
+        verdict = decide(indonesia, titled(title))
+        assert verdict.outcome == "REVIEW"
+        assert [(r.code, r.rule_id, r.phrase) for r in verdict.reasons] == [
+            ("IMPORT_CLOSED_GOODS_IN_TITLE", KEYWORDS, phrase)
+        ]
+
+    @pytest.mark.parametrize(
+        "title",
+        [
+            "Mesin fotokopi A3",
+            "Mesin kopi espresso 15 bar",
+            "Gelas kopi keramik",
+            "Sarung tangan kulit",
+            "Sarung HP silikon",
+            "Ikat pinggang kulit",
+            "Topeng wajah masker",
+            "Kainnya lembut",
+            "Wireless earbuds",
+        ],
+    )
+    def test_words_that_name_other_goods_pass(self, indonesia: CompiledSet, title: str) -> None:
+        """Whole words and pinned-down phrases: fotokopi is not kopi, a coffee machine or
+        gloves are not closed goods."""
+        verdict = decide(indonesia, titled(title))
+        assert verdict.outcome == "APPROVED", verdict.reasons
+
+    def test_inside_a_closed_cluster_the_closure_rejects(self, indonesia: CompiledSet) -> None:
+        """A batik shirt in the Batik category is REJECTED by layer 0; the title screen's REVIEW
+        is outranked (its rule still shows among the matched rules)."""
+        verdict = decide(indonesia, titled("Kemeja Batik Tulis", BATIK))
+        assert verdict.outcome == "REJECTED"
+        assert [r.rule_id for r in verdict.reasons] == ["akar-fashion-textile"]
+        assert KEYWORDS in verdict.matched_rules
+
+    @pytest.mark.parametrize(
+        ("when", "domestic", "outcome"),
+        [
+            (AFTER, True, "APPROVED"),
+            ("2021-08-02T03:00:00Z", False, "APPROVED"),
+            ("2021-08-03T03:00:00Z", False, "REVIEW"),
+        ],
+        ids=["domestic-seller", "before-the-closure", "from-the-closure"],
+    )
+    def test_only_cross_border_listings_from_the_closure(
+        self, indonesia: CompiledSet, when: str, domestic: bool, outcome: str
+    ) -> None:
+        """Domestic sellers may sell batik anywhere; the screen begins with AKAR (2021-08-03)."""
+        where: dict[str, Any] = (
+            {"seller_country": "ID", "ship_from_country": "ID"} if domestic else {}
+        )
+        item = titled("Kain Batik", event_time_ms=epoch_ms(when), **where)
         assert decide(indonesia, item).outcome == outcome

@@ -482,6 +482,8 @@ def _reference_hash(model: PolicyModel) -> str:
             del rule["messages"]
         for key in ("all_of", "any_of", "not_", "condition", "lists"):
             assert rule["when"].pop(key) is None, "the reference covers leaf blocks only"
+        # issue 16's title_contains_any: absent when unused, so older files keep their versions
+        assert rule["when"].pop("title_contains_any") is None
     if content["fx"] is not None:
         content["fx"]["rates"] = dict(content["fx"]["rates"])
     for rule in content["rules"]:
