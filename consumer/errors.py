@@ -76,6 +76,7 @@ class KafkaClientError(ImportClosureError):
 
 
 class BrokerUnavailable(ImportClosureError):
-    """No broker answered, or did not acknowledge, within a tool's deadline (topics, produce-sample)."""
+    """No broker answered, or did not acknowledge, within a tool's deadline (topics, produce-sample,
+    a lag reading)."""
 
     code = "broker_unavailable"

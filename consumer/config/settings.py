@@ -137,6 +137,12 @@ class Settings:
         default=30.0,
         metadata=_doc("seconds between progress lines in the log; 0 turns them off"),
     )
+    lag_interval: float = field(
+        default=5.0,
+        metadata=_doc(
+            "seconds between reads of the group's committed and end offsets (the lag metrics)"
+        ),
+    )
     max_in_flight: int = field(
         default=50_000,
         metadata=_doc("decisions produced but not acknowledged before fetching pauses"),

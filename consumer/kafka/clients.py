@@ -33,6 +33,7 @@ __all__ = [
     "TopicResult",
     "broker_metadata",
     "build_consumer",
+    "build_lag_consumer",
     "build_producer",
     "build_replay_consumer",
     "create_topics",
@@ -185,6 +186,19 @@ def build_consumer(settings: Settings, **callbacks: object) -> Consumer:
 def build_replay_consumer(settings: Settings, **callbacks: object) -> Consumer:
     """The consumer of a replay run (config.replay_settings): the worker's, plus partition EOF."""
     return _build(Consumer, client_conf.replay_consumer_conf(settings, **callbacks))
+
+
+def build_lag_consumer(settings: Settings) -> Consumer:
+    """A consumer of the worker's group that only reads its offsets (the lag monitor's): never
+    subscribes, so never joins; commits nothing; its own client.id; its log lines at DEBUG, since
+    in a broker outage it would repeat what the worker's own clients already say."""
+    conf = client_conf.plain_consumer_conf(
+        settings,
+        client_id=f"{settings.worker_id}-lag",
+        enable_auto_commit=False,
+        logger=QuietClientLog(),
+    )
+    return _build(Consumer, conf)
 
 
 def build_producer(settings: Settings, **callbacks: object) -> Producer:

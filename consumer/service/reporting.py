@@ -1,4 +1,5 @@
-"""What the loop reports besides metrics: lag, a dead-letter summary and a progress heartbeat."""
+"""What the loop reports besides metrics: its assignment (for the lag series), work in flight, a
+dead-letter summary and a progress heartbeat. Lag itself is read by the lag monitor's thread."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from collections.abc import Callable, Set
 
 from consumer.core.records import PartitionKey
 from consumer.core.summary import RunSummary
-from consumer.kafka.source import Source
 from consumer.telemetry.metrics import Metrics
 
 log = logging.getLogger("consumer.worker")
 
-#: How often lag is refreshed (seconds).
+#: How often the dead-letter and progress intervals are checked (seconds).
 REPORT_INTERVAL = 2.0
 #: How often the dead-letter rate is summarised in the log (seconds).
 DLQ_SUMMARY_INTERVAL = 30.0
@@ -24,13 +24,11 @@ class Reporter:
 
     def __init__(
         self,
-        source: Source,
         metrics: Metrics,
         summary: RunSummary,
         progress_interval: float,
         monotonic: Callable[[], float],
     ) -> None:
-        self._source = source
         self._metrics = metrics
         self._summary = summary
         self._progress_interval = progress_interval
@@ -41,27 +39,26 @@ class Reporter:
         self._dlq_start = now
         self._progress_start = now
         self._progress_counts: dict[str, int] = {}
-        self._lag_total = 0
 
     def dead_letters(self, codes: Counter[str]) -> None:
         self._dlq_window.update(codes)
 
     def report(self, assigned: Set[PartitionKey], in_flight: int, paused: bool) -> None:
+        self.assigned(assigned)
         now = self._monotonic()
         if now - self._last_report < REPORT_INTERVAL:
             return
         self._last_report = now
-        lag = self._source.lag(assigned)
-        self._lag_total = sum(lag.values())
-        self._metrics.set_lag(lag)
+        self._metrics.in_flight.set(in_flight)
         if now - self._dlq_start >= DLQ_SUMMARY_INTERVAL:
             self.log_dead_letters()
         interval = self._progress_interval
         if interval and now - self._progress_start >= interval:
             self._log_progress(now, len(assigned), in_flight, paused)
 
-    def clear_lag(self) -> None:
-        self._metrics.set_lag({})
+    def assigned(self, assigned: Set[PartitionKey]) -> None:
+        """The partitions whose lag this worker reports: at every turn and at once on a revoke."""
+        self._metrics.lag.set_assigned(assigned)
 
     def log_dead_letters(self) -> None:
         now = self._monotonic()
@@ -90,7 +87,7 @@ class Reporter:
             extra={
                 "seconds": round(seconds),
                 "events_per_second": rates,
-                "lag": self._lag_total,
+                "lag": self._metrics.lag.assigned_total(),
                 "in_flight": in_flight,
                 "assigned_partitions": assigned,
                 "paused": paused,

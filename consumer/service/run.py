@@ -16,11 +16,12 @@ from consumer.config.settings import Settings
 from consumer.core.pipeline import Decider, ShadowOutput
 from consumer.core.summary import RunSummary
 from consumer.kafka.callbacks import ClientCallbacks
-from consumer.kafka.clients import Consumer, build_consumer, create_topics
+from consumer.kafka.clients import Consumer, build_consumer, build_lag_consumer, create_topics
 from consumer.kafka.group_source import GroupSource
-from consumer.kafka.lag import PartitionStats
+from consumer.kafka.lag import GroupOffsetsReader, PartitionStats
 from consumer.kafka.source import Source
 from consumer.service.assembly import STATS_INTERVAL_MS, assemble
+from consumer.service.lag_monitor import LagMonitor
 from consumer.service.policy_watch import PolicyWatch
 from consumer.service.worker import PolicyUpdates, Worker
 from consumer.telemetry.health import Health
@@ -57,9 +58,11 @@ class _Run:
         self._reload = reload
         self._until_idle = until_idle
         self._policies: PolicyWatch | None = None
+        self._metrics: Metrics | None = None
 
     def prepare(self, metrics: Metrics) -> PolicyUpdates:
         settings = self.settings
+        self._metrics = metrics
         self._policies = PolicyWatch(
             settings.policy,
             settings.shadow_policy,
@@ -94,12 +97,27 @@ class _Run:
 
     def run(self, worker: Worker) -> RunSummary:
         assert self._policies is not None
+        assert self._metrics is not None
         self._policies.start()
-        return worker.run(until_idle=self._until_idle)
+        monitor = lag_monitor(self.settings, self._metrics)
+        monitor.start()
+        try:
+            return worker.run(until_idle=self._until_idle)
+        finally:
+            monitor.stop()
 
     def close(self) -> None:
         if self._policies is not None:
             self._policies.stop()
+
+
+def lag_monitor(settings: Settings, metrics: Metrics) -> LagMonitor:
+    """The group's committed lag on every input partition, read every lag_interval seconds; each
+    broker call waits at most that long too, so a reading is never older than about two."""
+    reader = GroupOffsetsReader(
+        build_lag_consumer(settings), settings.input_topic, timeout=settings.lag_interval
+    )
+    return LagMonitor(reader, metrics, settings.lag_interval)
 
 
 def shadow_output(settings: Settings) -> ShadowOutput:

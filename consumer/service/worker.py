@@ -90,7 +90,7 @@ class Worker:
         self._held_until = 0.0
         self.summary = RunSummary(started=now)
         self._reporter = Reporter(
-            source, self._metrics, self.summary, settings.progress_interval, self._clock.monotonic
+            self._metrics, self.summary, settings.progress_interval, self._clock.monotonic
         )
 
     def run(self, until_idle: float | None = None) -> RunSummary:
@@ -276,4 +276,4 @@ class Worker:
         self._released |= partitions
         self._held -= partitions
         self._metrics.assigned_partitions.set(len(self._assigned))
-        self._reporter.clear_lag()
+        self._reporter.assigned(self._assigned)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from consumer.core.pipeline import Tally
@@ -22,27 +28,112 @@ BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 
 class _LagCollector(Collector):
-    """Reads the worker's latest lag snapshot at scrape time, so revoked partitions disappear."""
+    """The lag series, read at scrape time from the lag monitor's last reading of the group.
 
-    def __init__(self) -> None:
+    One reading (committed and end offsets of every partition of the input topic) feeds both the
+    per-worker series (the partitions assigned to this worker) and the group series (every
+    partition, owned or not). A failed read keeps the last reading: the series stay while the
+    broker is away, and import_closure_lag_age_seconds says how old they are.
+    """
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        #: The clock of the age; the monitor reads it when a reading starts.
+        self.monotonic = monotonic
         self._lock = threading.Lock()
+        self._assigned: frozenset[PartitionKey] = frozenset()
         self._lag: dict[PartitionKey, int] = {}
+        self._committed: dict[PartitionKey, int] = {}
+        self._end: dict[PartitionKey, int] = {}
+        self._read_at = monotonic()  # before the first reading: the age since the start
+        self._failures = 0
 
-    def set(self, lag: Mapping[PartitionKey, int]) -> None:
+    def set_assigned(self, assigned: Set[PartitionKey]) -> None:
+        if assigned != self._assigned:  # the loop calls this every turn; a set compare is cheap
+            frozen = frozenset(assigned)
+            with self._lock:
+                self._assigned = frozen
+
+    def set_reading(
+        self,
+        lag: Mapping[PartitionKey, int],
+        committed: Mapping[PartitionKey, int],
+        end: Mapping[PartitionKey, int],
+        started: float | None = None,
+    ) -> None:
+        """A new reading; `started` (by `monotonic`) is when asking the broker began, so the
+        age never claims offsets newer than they are. Default: now."""
+        read_at = self.monotonic() if started is None else started
         with self._lock:
-            self._lag = dict(lag)
+            self._lag, self._committed, self._end = dict(lag), dict(committed), dict(end)
+            self._read_at = read_at
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
+    def read_failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+
+    def assigned_total(self) -> int:
+        """Committed lag summed over the assigned partitions (the progress log line's figure)."""
+        with self._lock:
+            return sum(self._lag.get(tp, 0) for tp in self._assigned)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            assigned = sorted(tp for tp in self._assigned if tp in self._lag)
+            lag, committed, end = self._lag, self._committed, self._end
+            age = self.monotonic() - self._read_at
+            failures = self._failures
+        mine = GaugeMetricFamily(
             "import_closure_consumer_lag",
-            "Messages between the committed position and the high watermark, per assigned partition.",
+            "Per partition assigned to this worker: end offset (high watermark) minus the group's "
+            "committed offset, i.e. input not yet decided and committed (in-flight work "
+            "included), as an admin client or KEDA sees it. Read every lag_interval seconds; the "
+            "last value is kept while the broker is unreachable (see import_closure_lag_age_seconds).",
             labels=["topic", "partition"],
         )
-        with self._lock:
-            items = sorted(self._lag.items())
-        for (topic, partition), lag in items:
-            family.add_metric([topic, str(partition)], lag)
-        yield family
+        for tp in assigned:
+            mine.add_metric([tp[0], str(tp[1])], lag[tp])
+        yield mine
+        yield from _per_partition(
+            "import_closure_group_lag",
+            "Per partition of the input topic, owned or not: end offset minus the group's "
+            "committed offset (the low watermark where the group has no commit). Every worker "
+            "reports every partition: take max by (topic, partition).",
+            lag,
+        )
+        yield from _per_partition(
+            "import_closure_group_committed_offset",
+            "Per partition of the input topic: the group's committed offset (-1001: none), as "
+            "last read. A committed offset that stops while lag grows is a stalled partition.",
+            committed,
+        )
+        yield from _per_partition(
+            "import_closure_group_end_offset",
+            "Per partition of the input topic: the end offset (high watermark), as last read; "
+            "its rate is the input rate.",
+            end,
+        )
+        yield GaugeMetricFamily(
+            "import_closure_lag_age_seconds",
+            "Seconds since the lag series were last read from the broker (since the start "
+            "before the first reading): about lag_interval normally, growing while the broker "
+            "is unreachable.",
+            value=age,
+        )
+        yield CounterMetricFamily(
+            "import_closure_lag_read_failures",
+            "Lag readings that failed (no broker answer within the timeout): the last reading "
+            "was kept.",
+            value=failures,
+        )
+
+
+def _per_partition(
+    name: str, documentation: str, values: Mapping[PartitionKey, int]
+) -> Iterator[GaugeMetricFamily]:
+    family = GaugeMetricFamily(name, documentation, labels=["topic", "partition"])
+    for (topic, partition), value in sorted(values.items()):
+        family.add_metric([topic, str(partition)], value)
+    yield family
 
 
 def _go_float(bound: float) -> str:
@@ -95,7 +186,9 @@ _EVENT_OUTCOMES = ("approved", "rejected", "review", "dead_lettered")
 class Metrics:
     """One object holding every series; pass a fresh CollectorRegistry in tests."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.events = PromCounter(
             "import_closure_events",
             "Input events whose outcome was acknowledged by the broker, by outcome: approved, "
@@ -214,8 +307,14 @@ class Metrics:
             registry=registry,
         )
         self._policy_labels: dict[str, tuple[str, str, str]] = {}
-        self._lag = _LagCollector()
-        registry.register(self._lag)
+        self.in_flight = Gauge(
+            "import_closure_in_flight_messages",
+            "Input records this worker has consumed whose output the broker has not yet "
+            "acknowledged (so not yet committed): part of import_closure_consumer_lag.",
+            registry=registry,
+        )
+        self.lag = _LagCollector(monotonic)
+        registry.register(self.lag)
         for outcome in _EVENT_OUTCOMES:
             self.events.labels(outcome)  # present at 0 from the start, so rate() works at once
         for event in ("assigned", "revoked", "lost"):
@@ -234,9 +333,6 @@ class Metrics:
         self.policy_file_rejected.labels(role).set(0)
         for result in ("applied", "rejected", "unchanged"):
             self.policy_reloads.labels(role, result)
-
-    def set_lag(self, lag: Mapping[PartitionKey, int]) -> None:
-        self._lag.set(lag)
 
     def record(self, tally: Tally, acked_at_ms: int) -> None:
         """Add one acknowledged tally: one labels() lookup per distinct label set, not per message."""

@@ -72,6 +72,27 @@ WORKER_METRICS: tuple[Metric, ...] = (
         ("topic", "partition"),
         (("listing-created", "0"), ("listing-created", "1"), ("listing-created", "2")),
     ),
+    Metric(
+        "import_closure_group_lag",
+        "gauge",
+        ("topic", "partition"),
+        (("listing-created", "0"), ("listing-created", "1"), ("listing-created", "2")),
+    ),
+    Metric(
+        "import_closure_group_committed_offset",
+        "gauge",
+        ("topic", "partition"),
+        (("listing-created", "0"), ("listing-created", "1"), ("listing-created", "2")),
+    ),
+    Metric(
+        "import_closure_group_end_offset",
+        "gauge",
+        ("topic", "partition"),
+        (("listing-created", "0"), ("listing-created", "1"), ("listing-created", "2")),
+    ),
+    Metric("import_closure_lag_age_seconds", "gauge"),
+    Metric("import_closure_lag_read_failures_total", "counter"),
+    Metric("import_closure_in_flight_messages", "gauge"),
     Metric("import_closure_assigned_partitions", "gauge"),
     Metric(
         "import_closure_rebalances_total",

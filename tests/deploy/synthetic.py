@@ -54,19 +54,27 @@ def _family(metric: contract.Metric, elapsed: float) -> Metric:
         return histogram
     gauge = GaugeMetricFamily(metric.name, doc, labels=metric.labels)
     for i, values in enumerate(label_sets):
-        gauge.add_metric(list(values), _gauge_value(metric.name, i))
+        gauge.add_metric(list(values), _gauge_value(metric.name, i, elapsed))
     return gauge
 
 
-def _gauge_value(name: str, index: int) -> float:
+def _gauge_value(name: str, index: int, elapsed: float) -> float:
     if name == "import_closure_last_progress_timestamp_seconds":
         return time.time()
     if name == "import_closure_assigned_partitions":
         return 3
     if name == "process_resident_memory_bytes":
         return 120e6
-    if name == "import_closure_consumer_lag":
+    if name in ("import_closure_consumer_lag", "import_closure_group_lag"):
         return 100 * (index + 1)
+    if name == "import_closure_group_end_offset":  # input arrives: 50 records/s per partition
+        return round(50 * elapsed) + 100 * (index + 1)
+    if name == "import_closure_group_committed_offset":
+        return round(50 * elapsed)
+    if name == "import_closure_lag_age_seconds":
+        return 2.5
+    if name == "import_closure_in_flight_messages":
+        return 40
     return 1  # info-style gauges: policy_info, python_info
 
 

@@ -24,7 +24,12 @@ def _worker_registry() -> CollectorRegistry:
     GCCollector(registry=registry)
     metrics = Metrics(registry)
     metrics.set_policy("live", "id-akar-import-closure", "2021.08+2c0c7158", 0.0)
-    metrics.set_lag({("listing-created", 0): 12})
+    metrics.lag.set_assigned({("listing-created", 0)})
+    metrics.lag.set_reading(
+        {("listing-created", 0): 12, ("listing-created", 1): 3},
+        {("listing-created", 0): 100, ("listing-created", 1): 7},
+        {("listing-created", 0): 112, ("listing-created", 1): 10},
+    )
     metrics.record(
         Tally(
             decisions=Counter(

@@ -91,24 +91,6 @@ class TestMetrics:
                 registry.get_sample_value("import_closure_events_total", {"outcome": outcome}) == 0
             )
 
-    def test_lag_is_read_from_the_latest_snapshot(self, registry: CollectorRegistry) -> None:
-        """Revoked partitions disappear from the lag gauge at the next snapshot."""
-        metrics = Metrics(registry)
-        metrics.set_lag({("in", 0): 5, ("in", 1): 0})
-        assert (
-            registry.get_sample_value(
-                "import_closure_consumer_lag", {"topic": "in", "partition": "0"}
-            )
-            == 5
-        )
-        metrics.set_lag({("in", 1): 2})
-        assert (
-            registry.get_sample_value(
-                "import_closure_consumer_lag", {"topic": "in", "partition": "0"}
-            )
-            is None
-        )
-
     def test_policy_info_names_only_the_current_policy_of_each_role(
         self, registry: CollectorRegistry
     ) -> None:
