@@ -14,7 +14,6 @@ from confluent_kafka import Consumer
 
 from consumer.core.records import PartitionKey, RawRecord
 from consumer.kafka.group_source import GroupSource
-from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import METADATA_TIMEOUT, Bounds
 from consumer.kafka.source import JOIN_GRACE, Rebalanced
 from consumer.telemetry.health import Health
@@ -37,13 +36,12 @@ class BoundedSource:
         bounds: Bounds,
         health: Health,
         warnings: Warnings,
-        stats: PartitionStats,
         *,
         gate: Callable[[int], int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._group = GroupSource(
-            consumer, bounds.topic, health, warnings, stats, on_eof=self._end_of_partition
+            consumer, bounds.topic, health, warnings, on_eof=self._end_of_partition
         )
         self._bounds = bounds
         self._gate = gate
@@ -132,9 +130,6 @@ class BoundedSource:
 
     def seek(self, offsets: Mapping[PartitionKey, int]) -> None:
         self._group.seek(offsets)
-
-    def lag(self, assigned: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
-        return self._group.lag(assigned)
 
     def done(self) -> bool:
         """Every assigned partition read to its end; or no partition held for JOIN_GRACE (more

@@ -16,7 +16,6 @@ from confluent_kafka import KafkaError, TopicPartition
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
 from consumer.kafka.faults import Faults
-from consumer.kafka.lag import PartitionStats
 from consumer.kafka.messages import partition_keys, partition_names
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
@@ -34,8 +33,8 @@ class ClientCallbacks:
     """librdkafka's client-level callbacks. Built before the clients and handed to them.
 
     Callbacks never raise: a fatal client error is recorded in `faults` and the loop raises it.
-    What they learn goes to readiness (`health`), the partition statistics lag reads (`stats`),
-    the commit-failure counter and the throttled warnings.
+    What they learn goes to readiness (`health`), the commit-failure counter and the throttled
+    warnings.
     """
 
     def __init__(
@@ -44,13 +43,11 @@ class ClientCallbacks:
         metrics: Metrics,
         faults: Faults,
         warnings: Warnings,
-        stats: PartitionStats,
     ) -> None:
         self._health = health
         self._metrics = metrics
         self._faults = faults
         self._warnings = warnings
-        self._stats = stats
         self.logger = LibrdkafkaLog(warnings)
 
     def clients(self) -> dict[str, object]:
@@ -76,7 +73,7 @@ class ClientCallbacks:
         report(self._warnings, level, "kafka client error", error)
 
     def on_stats(self, stats_json: str) -> None:
-        """librdkafka statistics: broker connection state, group membership, partition offsets."""
+        """librdkafka statistics: broker connection state and group membership."""
         stats = json.loads(stats_json)
         brokers = stats.get("brokers", {}).values()
         up = any(b.get("state") == "UP" and b.get("nodeid", _NO_NODE) >= 0 for b in brokers)
@@ -88,15 +85,6 @@ class ClientCallbacks:
             # Under KIP-848 a member given no partitions gets no assignment callback; a
             # reachable coordinator that accepts our heartbeats is what membership means.
             self._health.joined = True
-        for topic, body in stats.get("topics", {}).items():
-            for key, p in body.get("partitions", {}).items():
-                partition = int(key)
-                if partition >= 0:
-                    self._stats.update(
-                        (topic, partition),
-                        int(p.get("hi_offset", -1)),
-                        int(p.get("committed_offset", -1)),
-                    )
 
     def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is None or error.code() == KafkaError._NO_OFFSET:

@@ -16,7 +16,6 @@ from consumer.core.records import PartitionKey, RawRecord
 from consumer.errors import ConfigError, KafkaClientError, RebalanceError
 from consumer.kafka import error_kinds as kafka_errors
 from consumer.kafka.callbacks import report
-from consumer.kafka.lag import Offsets, PartitionStats, partition_lag
 from consumer.kafka.messages import partition_keys, raw_record, topic_partitions
 from consumer.kafka.source import Rebalanced
 from consumer.telemetry.health import Health
@@ -45,7 +44,6 @@ class GroupSource:
         topic: str,
         health: Health,
         warnings: Warnings,
-        stats: PartitionStats,
         *,
         on_eof: EndOfPartition | None = None,
     ) -> None:
@@ -53,7 +51,6 @@ class GroupSource:
         self._topic = topic
         self._health = health
         self._warnings = warnings
-        self._stats = stats
         self._on_eof = on_eof
 
     def check_topic(self) -> None:
@@ -149,16 +146,6 @@ class GroupSource:
         self._consumer.incremental_assign(
             [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
         )
-
-    def lag(self, assigned: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
-        """Lag of every assigned partition from local positions and cached watermarks (no I/O)."""
-        keys = sorted(assigned)
-        known: dict[PartitionKey, Offsets] = {}
-        if keys:
-            for tp in self._consumer.position(topic_partitions(keys)):
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                known[(tp.topic, tp.partition)] = Offsets(tp.offset, low, high)
-        return partition_lag(known, self._stats.offsets, keys)
 
     def done(self) -> bool:
         """A subscription has no end."""

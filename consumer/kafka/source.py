@@ -45,9 +45,6 @@ class Source(Protocol):
     def seek(self, offsets: Mapping[PartitionKey, int]) -> None:
         """Fetch these partitions again from these offsets (a batch that must be decided later)."""
 
-    def lag(self, assigned: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
-        """Records behind the end of each assigned partition, from what the client knows (no I/O)."""
-
     def done(self) -> bool:
         """Whether everything this source was asked to read is read; a subscription never is."""
 

@@ -36,7 +36,6 @@ from consumer.kafka import client_conf
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, Producer, build_producer
 from consumer.kafka.faults import Faults
-from consumer.kafka.lag import PartitionStats
 from consumer.kafka.registry import RegistrySchemaSource
 from consumer.kafka.source import Source
 from consumer.service.allocator import pin_mmap_threshold
@@ -71,9 +70,7 @@ class Job(Protocol):
     def consumer(self, callbacks: ClientCallbacks) -> Consumer:
         """The input's consumer, given the client callbacks it should have."""
 
-    def source(
-        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
-    ) -> Source:
+    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
         """The worker's input, reading with `consumer`."""
 
     def decider(self, codec: AvroCodec) -> Decider:
@@ -133,14 +130,14 @@ def _run_on_clients(
     """The clients and everything around them, then the worker's run; None when `stop` came
     while waiting for the schema registry."""
     settings = job.settings
-    faults, warnings, stats = Faults(), Warnings(), PartitionStats()
-    callbacks = ClientCallbacks(health, metrics, faults, warnings, stats)
+    faults, warnings = Faults(), Warnings()
+    callbacks = ClientCallbacks(health, metrics, faults, warnings)
     consumer = job.consumer(callbacks)
     running = False  # once the worker runs, its source closes the consumer
     try:
         producer = build_producer(settings, **callbacks.clients())
         try:
-            source = job.source(consumer, health, warnings, stats)
+            source = job.source(consumer, health, warnings)
             codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
             if codec is None:
                 return None

@@ -25,7 +25,6 @@ from consumer.errors import ConfigError
 from consumer.kafka.bounded_source import BoundedSource
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, build_replay_consumer
-from consumer.kafka.lag import PartitionStats
 from consumer.kafka.ranges import Bounds, plan_range
 from consumer.kafka.source import Source
 from consumer.policy.enforced import Enforced
@@ -94,9 +93,7 @@ class _Replay:
     def consumer(self, callbacks: ClientCallbacks) -> Consumer:
         return build_replay_consumer(self.settings, **callbacks.clients())
 
-    def source(
-        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
-    ) -> Source:
+    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
         options = self._options
         self.started = time.monotonic()
         self._bounds = plan_range(
@@ -104,7 +101,7 @@ class _Replay:
         )
         bucket = self._bucket
         gate = None if bucket is None else bucket.available
-        return BoundedSource(consumer, self._bounds, health, warnings, stats, gate=gate)
+        return BoundedSource(consumer, self._bounds, health, warnings, gate=gate)
 
     def decider(self, codec: AvroCodec) -> ReplayDecider:
         options = self._options

@@ -18,7 +18,7 @@ from consumer.core.summary import RunSummary
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, build_consumer, build_lag_consumer, create_topics
 from consumer.kafka.group_source import GroupSource
-from consumer.kafka.lag import GroupOffsetsReader, PartitionStats
+from consumer.kafka.lag import GroupOffsetsReader
 from consumer.kafka.source import Source
 from consumer.service.assembly import STATS_INTERVAL_MS, assemble
 from consumer.service.lag_monitor import LagMonitor
@@ -83,10 +83,8 @@ class _Run:
             **{"statistics.interval.ms": STATS_INTERVAL_MS},
         )
 
-    def source(
-        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
-    ) -> Source:
-        return GroupSource(consumer, self.settings.input_topic, health, warnings, stats)
+    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
+        return GroupSource(consumer, self.settings.input_topic, health, warnings)
 
     def decider(self, codec: AvroCodec) -> Decider:
         assert self._policies is not None  # prepare came first

@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 from consumer.errors import KafkaClientError
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.faults import Faults
-from consumer.kafka.lag import PartitionStats
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
@@ -36,11 +35,8 @@ class Parts:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.faults = Faults()
-        self.stats = PartitionStats()
         warnings = Warnings(clock or Clock())
-        self.callbacks = ClientCallbacks(
-            self.health, self.metrics, self.faults, warnings, self.stats
-        )
+        self.callbacks = ClientCallbacks(self.health, self.metrics, self.faults, warnings)
 
     def commit_failures(self) -> float | None:
         return self.registry.get_sample_value("import_closure_commit_failures_total")
@@ -98,12 +94,6 @@ class TestReadiness:
         fault = parts.faults.first
         assert isinstance(fault, KafkaClientError)
         assert str(fault).startswith(f"fatal Kafka client error: {KafkaError(code).name()}")
-
-    def test_statistics_keep_partition_offsets_for_lag(self) -> None:
-        """High watermark and committed offset per partition; the -1 internal partition is skipped."""
-        parts = Parts()
-        parts.callbacks.on_stats(stats())
-        assert parts.stats.offsets == {("in", 0): (50, 20)}
 
 
 class TestQuietLogs:

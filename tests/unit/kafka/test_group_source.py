@@ -12,7 +12,6 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from consumer.core.records import PartitionKey
 from consumer.errors import KafkaClientError, RebalanceError
 from consumer.kafka.group_source import GroupSource
-from consumer.kafka.lag import PartitionStats
 from consumer.telemetry.health import Health
 from consumer.telemetry.throttle import Warnings
 
@@ -22,7 +21,7 @@ TOPIC = "in"
 def source(**kwargs: Any) -> tuple[GroupSource, Any]:
     consumer = create_autospec(Consumer, instance=True, spec_set=True)
     health = Health(stall_timeout=60)
-    group = GroupSource(consumer, TOPIC, health, Warnings(), PartitionStats(), **kwargs)
+    group = GroupSource(consumer, TOPIC, health, Warnings(), **kwargs)
     return group, consumer
 
 
@@ -131,16 +130,6 @@ class TestPartitions:
             (TOPIC, 0, 7),
             (TOPIC, 1, 5),
         ]
-
-    def test_lag_falls_back_to_statistics_before_the_first_fetch(self) -> None:
-        """No position and no cached watermark yet: the last statistics say where the end is."""
-        consumer = create_autospec(Consumer, instance=True, spec_set=True)
-        stats = PartitionStats()
-        stats.update((TOPIC, 0), 100, 40)
-        group = GroupSource(consumer, TOPIC, Health(stall_timeout=60), Warnings(), stats)
-        consumer.position.return_value = [TopicPartition(TOPIC, 0, -1001)]
-        consumer.get_watermark_offsets.return_value = (-1, -1)
-        assert group.lag([(TOPIC, 0)]) == {(TOPIC, 0): 60}
 
     def test_a_subscription_is_never_done(self) -> None:
         """The live loop ends on a signal or --until-idle, never because its input ended."""

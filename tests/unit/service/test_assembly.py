@@ -19,7 +19,6 @@ from consumer.core.summary import RunSummary
 from consumer.errors import ConfigError, KafkaClientError
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer
-from consumer.kafka.lag import PartitionStats
 from consumer.kafka.source import Source
 from consumer.service.assembly import assemble
 from consumer.service.worker import PolicyUpdates, Worker
@@ -65,9 +64,7 @@ class RecordingJob:
         client: Consumer = self.client
         return client
 
-    def source(
-        self, consumer: Consumer, health: Health, warnings: Warnings, stats: PartitionStats
-    ) -> Source:
+    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
         self._step("source")
         assert consumer is self.client
         source: Source = self.input

@@ -45,7 +45,6 @@ class Loop:
         self.clock = Clock()
         self.source = create_autospec(Source, instance=True, spec_set=True)
         self.source.poll.return_value = []
-        self.source.lag.return_value = {}
         self.source.done.return_value = False  # the group subscription: never done
         self.delivery = create_autospec(AtLeastOnce, instance=True, spec_set=True)
         self.delivery.in_flight.return_value = 0
