@@ -6,29 +6,13 @@ worker agree on the headers. The Kafka loop itself needs a broker and was verifi
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-
 import pytest
 
 from consumer.core.deadletter import dead_letter_headers
 from consumer.core.records import RawRecord
-from tests.deploy.tools import DEPLOY
+from tests.deploy.tools import load_tool
 
-
-def _load_tool() -> ModuleType:
-    path = DEPLOY / "tools" / "redrive_dead_letters.py"
-    spec = importlib.util.spec_from_file_location("redrive_dead_letters", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-redrive = _load_tool()
+redrive = load_tool("redrive_dead_letters.py")
 
 ORIGINAL = RawRecord(
     topic="listing-created",

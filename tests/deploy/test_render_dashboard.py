@@ -3,30 +3,15 @@ dashboard's grid. The screenshot itself needs Chromium and was checked by hand (
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.deploy.test_dashboard import DASHBOARD, PANELS
-from tests.deploy.tools import DEPLOY
+from tests.deploy.tools import load_tool
 
-
-def _load_tool() -> ModuleType:
-    path = DEPLOY / "tools" / "render_dashboard.py"
-    spec = importlib.util.spec_from_file_location("render_dashboard", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _load_tool()
+TOOL = load_tool("render_dashboard.py")
 VARIABLES = {
     "namespace": "prod",
     "job": "import-closure",

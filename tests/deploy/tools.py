@@ -5,9 +5,12 @@ A missing tool fails the test with the command that installs it; it never skips.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -72,3 +75,15 @@ def promtool_check_metrics(exposition: str) -> str:
         check=False,
     )
     return (result.stdout + result.stderr).strip() if result.returncode else ""
+
+
+def load_tool(filename: str) -> ModuleType:
+    """A script of deploy/tools (not a package) imported as a module, for its tests."""
+    path = DEPLOY / "tools" / filename
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
