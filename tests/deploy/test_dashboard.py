@@ -60,6 +60,19 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 PANELS = [p for p in _panels(DASHBOARD["panels"]) if p["type"] != "row"]
+#: Panels of counts and rates where no series means zero happened (not "unknown"): their
+#: `noValue` is 0. Lag and latency are left out: with no worker reporting they are unknown.
+ZERO_WHEN_EMPTY = {
+    "Workers up",
+    "Events/s",
+    "Commit failures",
+    "Dead letters by error code",
+    "Sent to review/s",
+    "Review decisions/s by cluster",
+    "Top review reasons and rules",
+    "Rebalances",
+    "Policy file rejected",
+}
 QUERIES: list[tuple[str, str]] = [
     (f"{panel['title']}/{target['refId']}", target["expr"])
     for panel in PANELS
@@ -115,6 +128,13 @@ class TestStructure:
             }
             assert not mine & cells, f"{panel['title']} overlaps another panel"
             cells |= mine
+
+    @pytest.mark.parametrize("title", sorted(ZERO_WHEN_EMPTY))
+    def test_a_count_with_no_series_reads_zero_not_no_data(self, title: str) -> None:
+        """No worker up, nothing rejected, nothing sent to review: the truth is 0, and "No
+        data" on those panels reads like a broken dashboard in an incident."""
+        [panel] = [p for p in PANELS if p["title"] == title]
+        assert panel["fieldConfig"]["defaults"].get("noValue") == "0"
 
     @pytest.mark.parametrize(("name", "expr"), QUERIES, ids=QUERY_IDS)
     def test_query_filters_by_namespace_and_job(self, name: str, expr: str) -> None:
