@@ -44,7 +44,6 @@ class Reporter:
         self._dlq_window.update(codes)
 
     def report(self, assigned: Set[PartitionKey], in_flight: int, paused: bool) -> None:
-        self.assigned(assigned)
         now = self._monotonic()
         if now - self._last_report < REPORT_INTERVAL:
             return
@@ -57,7 +56,7 @@ class Reporter:
             self._log_progress(now, len(assigned), in_flight, paused)
 
     def assigned(self, assigned: Set[PartitionKey]) -> None:
-        """The partitions whose lag this worker reports: at every turn and at once on a revoke."""
+        """The partitions whose lag this worker reports, whenever the assignment changes."""
         self._metrics.lag.set_assigned(assigned)
 
     def log_dead_letters(self) -> None:

@@ -246,7 +246,7 @@ class Worker:
         self._last_input = self._clock.monotonic()  # a new assignment restarts the idle clock
         self._ever_assigned = True
         self._metrics.rebalances.labels("assigned").inc()
-        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._assignment_changed()
         self._health.joined = True
         if self._paused and partitions:
             self._source.pause(partitions)
@@ -275,5 +275,9 @@ class Worker:
         self._assigned -= partitions
         self._released |= partitions
         self._held -= partitions
+        self._assignment_changed()
+
+    def _assignment_changed(self) -> None:
+        """The assignment changes only in the rebalance callbacks: the gauges follow it there."""
         self._metrics.assigned_partitions.set(len(self._assigned))
         self._reporter.assigned(self._assigned)

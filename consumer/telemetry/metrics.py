@@ -48,10 +48,9 @@ class _LagCollector(Collector):
         self._failures = 0
 
     def set_assigned(self, assigned: Set[PartitionKey]) -> None:
-        if assigned != self._assigned:  # the loop calls this every turn; a set compare is cheap
-            frozen = frozenset(assigned)
-            with self._lock:
-                self._assigned = frozen
+        frozen = frozenset(assigned)
+        with self._lock:
+            self._assigned = frozen
 
     def set_reading(
         self,
