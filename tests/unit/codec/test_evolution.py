@@ -352,6 +352,19 @@ def _before_review(raw: Raw) -> Raw:
     return raw
 
 
+#: ListingDecision's fields with defaults, grouped as they were added: each group may be missing
+#: from an older writer or reader.
+DEFAULTED = [
+    ("cluster",),
+    ("source",),
+    ("reasons", "matched_rules"),
+    ("mode", "replay_run", "as_of"),
+    ("exemptions",),
+    ("fx",),
+]
+DEFAULTED_IDS = ["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions", "fx"]
+
+
 class TestDecisionEvolution:
     """Our ListingDecision against older and newer versions of itself."""
 
@@ -458,18 +471,7 @@ class TestDecisionEvolution:
         assert not {"mode", "replay_run", "as_of"} & set(record)
         assert AvroCodec().decode_decision(value) == replayed
 
-    @pytest.mark.parametrize(
-        "dropped",
-        [
-            ("cluster",),
-            ("source",),
-            ("reasons", "matched_rules"),
-            ("mode", "replay_run", "as_of"),
-            ("exemptions",),
-            ("fx",),
-        ],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions", "fx"],
-    )
+    @pytest.mark.parametrize("dropped", DEFAULTED, ids=DEFAULTED_IDS)
     def test_older_reader_reads_our_output(self, dropped: tuple[str, ...]) -> None:
         """A consumer on a schema without our defaulted fields still reads what we produce."""
         old_reader = parse_schema(_without(*dropped)(_schema(LISTING_DECISION)))
@@ -480,18 +482,7 @@ class TestDecisionEvolution:
         assert record["decision_id"] == "d-1"
         assert not set(dropped) & set(record)
 
-    @pytest.mark.parametrize(
-        "dropped",
-        [
-            ("cluster",),
-            ("source",),
-            ("reasons", "matched_rules"),
-            ("mode", "replay_run", "as_of"),
-            ("exemptions",),
-            ("fx",),
-        ],
-        ids=["cluster", "source", "reasons-and-matched-rules", "provenance", "exemptions", "fx"],
-    )
+    @pytest.mark.parametrize("dropped", DEFAULTED, ids=DEFAULTED_IDS)
     def test_older_writer_without_defaulted_fields(self, dropped: tuple[str, ...]) -> None:
         """Fields with defaults may be missing in the writer; the reader fills the default."""
         writer = parse_schema(_without(*dropped)(_schema(LISTING_DECISION)))
