@@ -1,6 +1,7 @@
 """The real schema registry of the integration tests: deploy/registry-local (Apicurio Registry).
 
-One per session, on the Kafka test port + 3 (IMPORT_CLOSURE_TEST_REGISTRY_PORT overrides), with
+One per session, on the Kafka test port + 6 (IMPORT_CLOSURE_TEST_REGISTRY_PORT overrides; +1 to +5
+and +10 up are other test brokers and controllers), with
 basic auth and roles on, so every test that uses it also runs the authenticated path.
 """
 
@@ -68,7 +69,7 @@ class RealRegistry:
 
 
 def session_registry(kafka_port: int) -> RealRegistry:
-    port = int(os.environ.get("IMPORT_CLOSURE_TEST_REGISTRY_PORT", str(kafka_port + 3)))
+    port = int(os.environ.get("IMPORT_CLOSURE_TEST_REGISTRY_PORT", str(kafka_port + 6)))
     password, reader_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     registry = RealRegistry(port, password, reader_password)
     registry.env = {
