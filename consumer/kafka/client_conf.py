@@ -44,8 +44,11 @@ _CONSUMER_OWNED: dict[str, dict[str, Any]] = {
     },
 }
 _CONSUMER_DEFAULTS = {
-    # KIP-848: incremental, broker-driven rebalances (Kafka 4 and librdkafka >= 2.10).
-    "group.protocol": "consumer",
+    # The classic protocol, because its session timeout is the client's to choose: under KIP-848
+    # ("consumer") it is the broker's (45 s by default, no lower than its 45 s minimum), and a
+    # SIGKILLed or cut-off worker held its partitions that long (docs/operations.md, "When a
+    # worker dies"). Rebalances stay incremental with cooperative-sticky (CLASSIC_GROUP below).
+    "group.protocol": "classic",
     # A new group starts at the beginning: no listing created before the first deploy is skipped.
     "auto.offset.reset": "earliest",
     # How often stored (acknowledged) offsets are committed in the background.
@@ -64,6 +67,19 @@ _CONSUMER_DEFAULTS = {
     # With a queue that small, librdkafka's default 1 s back-off once it is full capped every
     # reader at ~18,000 events/s and put p50 latency at 650 ms; 10 ms: floor 275,000/s, p50 21 ms.
     "fetch.queue.backoff.ms": 10,
+}
+#: Defaults for `group.protocol=classic` (ours), below the user's settings like the others.
+CLASSIC_GROUP = {
+    # Only the partitions that move stop during a rebalance; the others keep flowing.
+    "partition.assignment.strategy": "cooperative-sticky",
+    # A worker that stops heartbeating (SIGKILL, OOM kill, node loss) is out of the group after
+    # 6 s, the brokers' default floor (group.min.session.timeout.ms), and its partitions move:
+    # measured 7-9 s from SIGKILL to the survivor's next decision on them (tests/integration/
+    # recovery). librdkafka heartbeats from its own thread, so a busy Python loop cannot miss one.
+    "session.timeout.ms": 6000,
+    # Six heartbeats per session: a lost one or two never expire a live member, and the others
+    # hear of a rebalance within a second.
+    "heartbeat.interval.ms": 1000,
 }
 _PRODUCER_OWNED: dict[str, dict[str, Any]] = {
     AT_LEAST_ONCE: {
@@ -110,7 +126,7 @@ def consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
         settings.kafka,
     )
     if base.get("group.protocol") == "classic":
-        base.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        base = _merge(CLASSIC_GROUP, base)
     return _merge(base, _dotted(overrides), _CONSUMER_OWNED[settings.processing_guarantee])
 
 

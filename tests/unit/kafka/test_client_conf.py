@@ -40,6 +40,26 @@ class TestClientConfigs:
             == "cooperative-sticky"
         )
 
+    def test_classic_protocol_with_a_six_second_session_by_default(self) -> None:
+        """A dead worker is out of the group after 6 s whatever the broker's KIP-848 settings."""
+        conf = client_conf.consumer_conf(config.load(env={}))
+        assert conf["group.protocol"] == "classic"
+        assert conf["session.timeout.ms"] == 6000
+        assert conf["heartbeat.interval.ms"] == 1000
+        assert conf["partition.assignment.strategy"] == "cooperative-sticky"
+
+    def test_own_session_timeout_wins_over_the_classic_default(self) -> None:
+        """A cluster with a higher group.min.session.timeout.ms sets its own."""
+        settings = config.load(env={"IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000"})
+        assert client_conf.consumer_conf(settings)["session.timeout.ms"] == "10000"
+
+    def test_kip_848_chosen_gets_no_client_session_keys(self) -> None:
+        """librdkafka refuses session.timeout.ms under group.protocol=consumer: none is added."""
+        settings = config.load(env={"IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "consumer"})
+        conf = client_conf.consumer_conf(settings)
+        assert not {"session.timeout.ms", "heartbeat.interval.ms"} & conf.keys()
+        assert "partition.assignment.strategy" not in conf
+
     def test_overrides_accept_underscores_and_keep_callback_names(self) -> None:
         """Tests and tools pass overrides as keywords; callbacks keep their librdkafka names."""
         settings = config.load(env={})
@@ -156,7 +176,10 @@ class TestValidateClientConf:
                 'kafka (consumer): Invalid value for configuration property "fetch.min.bytes"',
             ),
             (
-                {"IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000"},
+                {
+                    "IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "consumer",
+                    "IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000",
+                },
                 "kafka (consumer): `session.timeout.ms` is not supported for "
                 "`group.protocol=consumer` or share consumer. It is defined broker side",
             ),
