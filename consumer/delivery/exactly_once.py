@@ -41,6 +41,15 @@ CALL_TIMEOUT = 30.0
 OVERRUN_GRACE = 30.0
 #: How long a retriable transactional call (init, begin, abort) is repeated before giving up.
 RETRY_FOR = 120.0
+#: send_offsets_to_transaction's own timeout. A healthy call takes milliseconds; when the group
+#: coordinator moves or is loading, librdkafka retries within this bound and then fails the call
+#: as abortable, and the transaction is aborted and redone (a tenth of a second of work).
+SEND_OFFSETS_TIMEOUT = 10.0
+#: How far past it the watchdog lets send_offsets_to_transaction run. The idle-connection limit
+#: (client_conf.EOS_CONNECTIONS_MAX_IDLE_MS) frees librdkafka's lookup within ~6 s of a restart;
+#: a call still blocked 5 s past its timeout is stuck in a way that nothing in this process
+#: ends, and a restart is the quickest way on (60 s before: partitions stood still 52-63 s).
+SEND_OFFSETS_GRACE = 5.0
 
 
 class ExactlyOnce:
@@ -141,15 +150,16 @@ class ExactlyOnce:
             self._abort(owned, "an output was refused or not delivered")
             return []
         metadata = self._consumer.consumer_group_metadata()
-        steps: list[tuple[str, Callable[[float], object]]] = [
-            ("commit_transaction", self._producer.commit_transaction)
+        steps: list[tuple[str, Callable[[float], object], float, float]] = [
+            ("commit_transaction", self._producer.commit_transaction, CALL_TIMEOUT, OVERRUN_GRACE)
         ]
         if offsets:
             send = functools.partial(self._producer.send_offsets_to_transaction, offsets, metadata)
-            steps.insert(0, ("send_offsets_to_transaction", send))
-        for name, step in steps:
+            name = "send_offsets_to_transaction"
+            steps.insert(0, (name, send, SEND_OFFSETS_TIMEOUT, SEND_OFFSETS_GRACE))
+        for name, step, timeout, grace in steps:
             try:
-                self._call(step, name)
+                self._call(step, name, timeout, grace)
             except KafkaClientError as exc:
                 cause = exc.__cause__
                 error = cause.args[0] if isinstance(cause, KafkaException) else None
@@ -189,14 +199,21 @@ class ExactlyOnce:
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
-    def _call(self, call: Callable[[float], object], name: str) -> None:
+    def _call(
+        self,
+        call: Callable[[float], object],
+        name: str,
+        timeout: float = CALL_TIMEOUT,
+        grace: float = OVERRUN_GRACE,
+    ) -> None:
         """A transactional call, repeated while its error is retriable (a broker restarting);
-        fencing and fatal errors stop the worker with one line."""
+        fencing and fatal errors stop the worker with one line. The watchdog ends the process
+        when one call runs `grace` past its `timeout`."""
         deadline = self._monotonic() + RETRY_FOR
         while True:
             try:
-                with self._watchdog.guard(name, CALL_TIMEOUT + OVERRUN_GRACE):
-                    call(CALL_TIMEOUT)
+                with self._watchdog.guard(name, timeout + grace):
+                    call(timeout)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]

@@ -40,11 +40,13 @@ def decision_times(topics: Topics) -> dict[int, list[float]]:
 
 
 def longest_stall(times: dict[int, list[float]], start: float, end: float) -> Stall:
-    """The longest gap between two decisions of one partition that was open between `start`
-    and `end` (input still arriving): the one a failure caused, plus milliseconds."""
+    """The longest time a partition went without a decision from `start` (the failure, or the
+    broker back) on, while input still arrived (before `end`): a gap open at `start` counts
+    from `start`."""
     worst = Stall(-1, 0.0, start)
     for partition, ts in times.items():
         for before, after in pairwise(ts):
-            if after > start and before < end and after - before > worst.seconds:
-                worst = Stall(partition, round(after - before, 1), before)
+            since = max(before, start)
+            if after > start and before < end and after - since > worst.seconds:
+                worst = Stall(partition, round(after - since, 1), since)
     return worst

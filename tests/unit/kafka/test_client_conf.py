@@ -60,6 +60,15 @@ class TestClientConfigs:
         assert not {"session.timeout.ms", "heartbeat.interval.ms"} & conf.keys()
         assert "partition.assignment.strategy" not in conf
 
+    def test_exactly_once_producer_closes_idle_connections(self) -> None:
+        """The idle limit that frees librdkafka's stuck coordinator lookup is the transactional
+        producer's alone, and a user's value wins."""
+        eos = {"IMPORT_CLOSURE_PROCESSING_GUARANTEE": "exactly-once"}
+        assert client_conf.producer_conf(config.load(env=eos))["connections.max.idle.ms"] == 5000
+        assert "connections.max.idle.ms" not in client_conf.producer_conf(config.load(env={}))
+        own = {**eos, "IMPORT_CLOSURE_KAFKA_CONNECTIONS_MAX_IDLE_MS": "60000"}
+        assert client_conf.producer_conf(config.load(env=own))["connections.max.idle.ms"] == "60000"
+
     def test_overrides_accept_underscores_and_keep_callback_names(self) -> None:
         """Tests and tools pass overrides as keywords; callbacks keep their librdkafka names."""
         settings = config.load(env={})
