@@ -29,6 +29,7 @@ from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.clients import flush_at_exit
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
 
@@ -131,7 +132,7 @@ class ExactlyOnce:
         return self._commit(owned) if self._opened_at is not None else []
 
     def close(self) -> None:
-        self._producer.flush(5)
+        flush_at_exit(self._producer, 5)
 
     def _instead(self, result: Result) -> Result:
         r = result.record

@@ -37,6 +37,7 @@ __all__ = [
     "build_producer",
     "build_replay_consumer",
     "create_topics",
+    "flush_at_exit",
     "our_topics",
     "produce_waiting",
 ]
@@ -203,6 +204,17 @@ def build_lag_consumer(settings: Settings) -> Consumer:
 
 def build_producer(settings: Settings, **callbacks: object) -> Producer:
     return _build(Producer, client_conf.producer_conf(settings, **callbacks))
+
+
+def flush_at_exit(producer: Producer, timeout: float) -> None:
+    """flush() on the way out, which raises once the producer is in a fatal state (fenced by
+    a newer instance, or its transaction timed out during a long broker outage). That error
+    is already the one the worker stops with; a second one from here would replace its one
+    clear line with a traceback."""
+    try:
+        producer.flush(timeout)
+    except KafkaException as exc:
+        log.debug("producer not flushed at exit", extra={"detail": str(exc.args[0])})
 
 
 def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:

@@ -10,7 +10,7 @@ from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
 from consumer import config
@@ -238,6 +238,17 @@ class TestExactlyOnce:
         assert dict(watchdog.bounds)["send_offsets_to_transaction"] == 15.0
         assert SEND_OFFSETS_TIMEOUT + SEND_OFFSETS_GRACE < CALL_TIMEOUT + OVERRUN_GRACE
         assert dict(watchdog.bounds)["commit_transaction"] == CALL_TIMEOUT + OVERRUN_GRACE
+
+    def test_close_of_a_fenced_producer_raises_nothing_more(self) -> None:
+        """A producer fenced during a long outage raises on flush; the worker already stops with
+        that error's one line, so closing must not add a traceback."""
+
+        class Fenced(FakeTransactionalProducer):
+            def flush(self, _timeout: float = 0) -> int:
+                raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+        delivery, _c, _m = self.make(Fenced(), Clock())
+        delivery.close()
 
     def test_send_offsets_timing_out_aborts_and_rewinds(self) -> None:
         """librdkafka's own timeout of send_offsets is abortable: the transaction is redone from

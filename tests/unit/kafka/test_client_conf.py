@@ -60,6 +60,12 @@ class TestClientConfigs:
         assert not {"session.timeout.ms", "heartbeat.interval.ms"} & conf.keys()
         assert "partition.assignment.strategy" not in conf
 
+    def test_clients_retry_a_broker_at_least_every_second(self) -> None:
+        """After a broker restart no client waits librdkafka's 10 s back-off to reconnect."""
+        settings = config.load(env={})
+        assert client_conf.consumer_conf(settings)["reconnect.backoff.max.ms"] == 1000
+        assert client_conf.producer_conf(settings)["reconnect.backoff.max.ms"] == 1000
+
     def test_exactly_once_producer_closes_idle_connections(self) -> None:
         """The idle limit that frees librdkafka's stuck coordinator lookup is the transactional
         producer's alone, and a user's value wins."""
