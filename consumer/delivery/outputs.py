@@ -239,11 +239,10 @@ class Outputs:
             elif transactional and not kafka_errors.stops_worker(error):
                 retry.append((chunk, message))  # the transaction fails to commit and is redone
             else:
-                faults.record(
-                    DeliveryError(
-                        f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
-                    )
-                )
+                topic = message.topic()
+                missing = kafka_errors.not_authorized(error, topic=topic, topic_operation="Write")
+                detail = missing or kafka_errors.describe(error)
+                faults.record(DeliveryError(f"{topic}: broker refused output: {detail}"))
 
         return delivered
 

@@ -241,3 +241,12 @@ def produce_waiting(
             return
         except BufferError:
             producer.poll(0.1)
+
+
+def flush_at_exit(producer: Producer, timeout: float) -> None:
+    """flush() on the way out. A producer in a fatal state (e.g. its transactional id refused)
+    raises instead: the error that put it there is the one being reported, not this one."""
+    try:
+        producer.flush(timeout)
+    except KafkaException:
+        log.debug("flush of a failed producer failed", exc_info=True)

@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import (
+
+# The admin package re-exports these from private modules without __all__ entries mypy sees.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclBindingFilter,
     AclOperation,
@@ -193,12 +195,13 @@ class Secured:
         admin = self.broker.admin()
         for future in admin.create_acls([self.binding(r) for r in rows]).values():
             future.result()
+        # None matches any name and any host; the stubs type them as str.
         mine = AclBindingFilter(
             ResourceType.ANY,
-            None,
+            None,  # type: ignore[arg-type]
             ResourcePatternType.ANY,
             f"User:{self.user}",
-            None,
+            None,  # type: ignore[arg-type]
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
@@ -209,6 +212,10 @@ class Secured:
             return wanted <= {str(b) for b in found}
 
         wait_until(listed, 20, f"ACLs of {self.user} listed")
+
+    def create_topics(self) -> None:
+        """The test's topics, created as admin (input with 3 partitions)."""
+        create_topics(self.settings)
 
     @property
     def env(self) -> dict[str, str]:
@@ -241,7 +248,7 @@ class Secured:
 
 @pytest.fixture
 def secured(secured_broker: SecuredBroker, tmp_path: Path) -> Secured:
-    """Fresh topics (input with 3 partitions), group and SCRAM user; no ACL granted yet."""
+    """Fresh names of topics (not created: `create_topics`) and group, a SCRAM user without ACLs."""
     tag = uuid.uuid4().hex[:10]
     settings = replace(
         secured_broker.admin_settings(),
@@ -252,7 +259,6 @@ def secured(secured_broker: SecuredBroker, tmp_path: Path) -> Secured:
         dlq_topic=f"listing-created-{tag}.dlq",
         topic_partitions=3,
     )
-    create_topics(settings)
     user, password = f"ic-{tag}", secrets.token_hex(12)
     admin = secured_broker.admin()
     upsert = UserScramCredentialUpsertion(
