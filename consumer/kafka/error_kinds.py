@@ -91,3 +91,23 @@ def not_authorized(
 def describe(error: KafkaError) -> str:
     """`TOPIC_AUTHORIZATION_FAILED: Broker: Topic authorization failed`, for one log line."""
     return f"{error.name()}: {error.str()}"
+
+
+def connection_problem(error: KafkaError) -> str | None:
+    """What readiness and a failed start say for an error that keeps us from talking to Kafka at
+    all: a TLS failure (e.g. an untrusted CA) or refused credentials; None for anything else."""
+    code = error.code()
+    if code == KafkaError._SSL:
+        return f"TLS handshake with the broker failed: {describe(error)}"
+    if code in AUTHENTICATION:
+        return f"authentication failed: {describe(error)}"
+    return None
+
+
+def refused_output(topic: str, error: KafkaError) -> str:
+    """One line for output the broker refuses for good, naming the topic, and the ACL to grant
+    when it is an authorization failure."""
+    missing = not_authorized(error, topic=topic, topic_operation="Write")
+    if missing is not None:
+        return f"{topic}: {missing}: {error.str()}"
+    return f"{topic}: broker refused output: {describe(error)}"
