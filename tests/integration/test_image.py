@@ -208,6 +208,9 @@ class TestRun:
         assert producer.wait(60) == 0, producer.stderr.read() if producer.stderr else ""
         wait_until(lambda: container.probe("/readyz") == 200, 90, "/readyz 200 from the container")
         assert container.probe("/healthz") == 200
+        # The image's own HEALTHCHECK command, run inside the container as an engine would.
+        health = podman("healthcheck", "run", container.name, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
         wait_until(lambda: len(_decided(topics)) >= count, 90, f"{count} decisions", interval=1)
         assert len(set(_decided(topics).values())) == count
 
