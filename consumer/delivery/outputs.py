@@ -13,7 +13,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.config.settings import Settings
 from consumer.core.deadletter import (
@@ -32,7 +32,7 @@ from consumer.core.records import Headers, PartitionKey, RawRecord
 from consumer.delivery.ledger import Chunk
 from consumer.errors import DeliveryError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.clients import DeliveryCallback, produce_waiting
+from consumer.kafka.clients import DeliveryCallback, ProduceRefused, produce_waiting
 from consumer.kafka.faults import Faults
 from consumer.telemetry.throttle import Warnings
 
@@ -157,12 +157,11 @@ class Outputs:
         """produce(); (dead-letter code, detail) when librdkafka refuses this record at once."""
         try:
             produce_waiting(self._producer, topic, value, key, headers, on_delivery)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            code = kafka_errors.per_message_code(error)
+        except ProduceRefused as exc:
+            code = kafka_errors.per_message_code(exc.error)
             if code is None:
                 raise
-            return code, kafka_errors.describe(error)
+            return code, kafka_errors.describe(exc.error)
         return None
 
     def resend_failed(self, owned: Container[PartitionKey]) -> None:
@@ -240,9 +239,7 @@ class Outputs:
                 retry.append((chunk, message))  # the transaction fails to commit and is redone
             else:
                 faults.record(
-                    DeliveryError(
-                        f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
-                    )
+                    DeliveryError(kafka_errors.refused_output(str(message.topic()), error))
                 )
 
         return delivered

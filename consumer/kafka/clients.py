@@ -21,13 +21,15 @@ from confluent_kafka.cimpl import (
 
 from consumer.config.settings import Settings
 from consumer.core.records import Headers
-from consumer.errors import BrokerUnavailable, ConfigError
+from consumer.errors import BrokerUnavailable, ConfigError, DeliveryError
 from consumer.kafka import client_conf
+from consumer.kafka import error_kinds as kafka_errors
 
 __all__ = [
     "BROKER_TIMEOUT",
     "Consumer",
     "DeliveryCallback",
+    "ProduceRefused",
     "Producer",
     "QuietClientLog",
     "TopicResult",
@@ -216,6 +218,24 @@ def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
+class ProduceRefused(DeliveryError):
+    """produce() refused a record at once (librdkafka knows the topic is unauthorized or
+    missing, the producer is fatal, or its transaction must be aborted first); `error` says which."""
+
+    def __init__(self, topic: str, error: KafkaError) -> None:
+        super().__init__(kafka_errors.refused_output(topic, error))
+        self.topic = topic
+        self.error = error
+
+    @property
+    def abortable(self) -> bool:
+        """The open transaction failed; aborting it lets the same records be produced again."""
+        error = self.error
+        return not error.fatal() and (
+            error.txn_requires_abort() or error.code() == KafkaError._STATE
+        )
+
+
 def produce_waiting(
     producer: Producer,
     topic: str,
@@ -227,6 +247,7 @@ def produce_waiting(
     """produce(), and while the local queue is full serve delivery reports until there is room.
 
     confluent-kafka's examples only report BufferError; we may not drop anything, so we wait.
+    Any other refusal raises ProduceRefused, which names the topic.
     """
     # produce() takes a list or a dict of headers, not a tuple
     as_list: list[tuple[str, str | bytes | None]] = list(headers)
@@ -241,3 +262,5 @@ def produce_waiting(
             return
         except BufferError:
             producer.poll(0.1)
+        except KafkaException as exc:
+            raise ProduceRefused(topic, exc.args[0]) from exc

@@ -63,3 +63,22 @@ def stops_worker(error: KafkaError) -> bool:
 def describe(error: KafkaError) -> str:
     """`TOPIC_AUTHORIZATION_FAILED: Broker: Topic authorization failed`, for one log line."""
     return f"{error.name()}: {error.str()}"
+
+
+def connection_problem(error: KafkaError) -> str | None:
+    """What readiness and a failed start say for an error that keeps us from talking to Kafka at
+    all: a TLS failure (e.g. an untrusted CA) or refused credentials; None for anything else."""
+    code = error.code()
+    if code == KafkaError._SSL:
+        return f"TLS handshake with the broker failed: {describe(error)}"
+    if code in AUTHENTICATION:
+        return f"authentication failed: {describe(error)}"
+    return None
+
+
+def refused_output(topic: str, error: KafkaError) -> str:
+    """One line for output the broker refuses for good, naming the topic, and the ACL to grant
+    when it is an authorization failure."""
+    if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        return f"{topic}: not authorized to write: grant Write on topic {topic} ({describe(error)})"
+    return f"{topic}: broker refused output: {describe(error)}"

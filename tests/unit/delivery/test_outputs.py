@@ -165,6 +165,26 @@ class TestOversizedDeadLetters:
         assert isinstance(faults.first, DeliveryError)
         assert "TOPIC_AUTHORIZATION_FAILED" in str(faults.first)
 
+    def test_a_write_refused_at_once_stops_the_worker_with_one_line_naming_the_topic(self) -> None:
+        """librdkafka already knows the topic is unauthorized and produce() raises: the same
+        one-line refusal as an asynchronous one, naming the topic and the ACL, not a traceback."""
+        producer = FakeProducer()
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
+        with pytest.raises(DeliveryError) as refused:
+            run(producer, results(good_value()))
+        topic = SETTINGS.approved_topic
+        assert str(refused.value).startswith(
+            f"{topic}: not authorized to write: grant Write on topic {topic} "
+            "(TOPIC_AUTHORIZATION_FAILED"
+        )
+
+    def test_an_asynchronous_authorization_failure_names_the_acl_too(self) -> None:
+        refuse = lambda _t, _v: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)  # noqa: E731
+        _chunk, faults = run(FakeProducer(refuse=refuse), results(good_value()))
+        assert f"grant Write on topic {SETTINGS.approved_topic}" in str(faults.first)
+
     def test_retriable_failures_are_sent_again(self) -> None:
         """A timed-out or retriable delivery is re-produced, never dropped or dead-lettered."""
         failures = [KafkaError(KafkaError._MSG_TIMED_OUT)]
