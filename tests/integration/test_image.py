@@ -233,6 +233,7 @@ class TestRun:
                 90,
                 "the container to decide events while input keeps arriving",
             )
+            assert producer.poll() is None, "input stopped arriving before SIGTERM"
             started = time.monotonic()
             podman("stop", "--time=40", container.name, timeout=60)
             stopped_in = time.monotonic() - started
