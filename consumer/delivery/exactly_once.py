@@ -57,8 +57,10 @@ class ExactlyOnce:
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
         watchdog: Watchdog | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self._watchdog = watchdog or Watchdog()
+        self._transactional_id = transactional_id  # named when its ACL is missing
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
@@ -222,11 +224,13 @@ class ExactlyOnce:
                 # An abortable error may also say "retriable": the transaction must go first.
                 abortable = error.txn_requires_abort()
                 if abortable or not error.retriable() or self._monotonic() >= deadline:
-                    raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
+                    detail = _fatal(error, self._transactional_id)
+                    raise KafkaClientError(f"{name}: {detail}") from exc
                 self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
 
 
-def _fatal(error: KafkaError) -> str:
+def _fatal(error: KafkaError, transactional_id: str | None) -> str:
     if error.code() in kafka_errors.FENCING:
         return f"fenced by a newer instance of this worker: {kafka_errors.describe(error)}"
-    return kafka_errors.describe(error)
+    missing = kafka_errors.not_authorized(error, transactional_id=transactional_id)
+    return missing or kafka_errors.describe(error)

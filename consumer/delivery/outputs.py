@@ -13,7 +13,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.config.settings import Settings
 from consumer.core.deadletter import (
@@ -191,10 +191,24 @@ class Outputs:
 
     def poll(self, timeout: float) -> None:
         """Serve delivery reports (which acknowledge chunks) for up to `timeout` seconds."""
-        self._producer.poll(timeout)
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            raise self._fatal(exc.args[0]) from exc
 
     def flush(self, timeout: float) -> None:
-        self._producer.flush(timeout)
+        try:
+            self._producer.flush(timeout)
+        except KafkaException as exc:
+            raise self._fatal(exc.args[0]) from exc
+
+    def _fatal(self, error: KafkaError) -> DeliveryError:
+        """poll() and flush() raise a fatal producer error. The idempotent producer's one that
+        needs naming: no producer id (CLUSTER_AUTHORIZATION_FAILED) without Write on some topic,
+        so none on the decision topic, the one every run writes."""
+        if error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+            return ProduceRefused(self._settings.approved_topic, error)
+        return DeliveryError(f"fatal Kafka producer error: {kafka_errors.describe(error)}")
 
     def take_refused(self) -> list[tuple[RawRecord, str, str]]:
         """Records the broker refused for reasons of their own, to be dead-lettered (and forgotten here)."""

@@ -21,7 +21,7 @@ from confluent_kafka.cimpl import (
 
 from consumer.config.settings import Settings
 from consumer.core.records import Headers
-from consumer.errors import BrokerUnavailable, ConfigError, DeliveryError
+from consumer.errors import BrokerUnavailable, ConfigError, DeliveryError, KafkaClientError
 from consumer.kafka import client_conf
 from consumer.kafka import error_kinds as kafka_errors
 
@@ -175,6 +175,9 @@ def _created(name: str, future: Any, conf: client_conf.ClientConf, deadline: flo
         if error.code() in _UNREACHABLE:
             msg = f"creating topic {name}: no answer from the broker at {where} ({error.str()})"
             raise BrokerUnavailable(msg) from exc
+        missing = kafka_errors.not_authorized(error, topic=name, topic_operation="Create")
+        if missing is not None:  # the deployment's to fix, as for the worker: exit 1
+            raise KafkaClientError(f"cannot create topic {name}: {missing}") from exc
         msg = f"cannot create topic {name}: {error.str()}"
         raise ConfigError(msg) from exc
     return TopicResult(name, True, "created")
@@ -264,3 +267,12 @@ def produce_waiting(
             producer.poll(0.1)
         except KafkaException as exc:
             raise ProduceRefused(topic, exc.args[0]) from exc
+
+
+def flush_at_exit(producer: Producer, timeout: float) -> None:
+    """flush() on the way out. A producer in a fatal state (e.g. its transactional id refused)
+    raises instead: the error that put it there is the one being reported, not this one."""
+    try:
+        producer.flush(timeout)
+    except KafkaException:
+        log.debug("flush of a failed producer failed", exc_info=True)

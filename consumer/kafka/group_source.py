@@ -49,9 +49,11 @@ class GroupSource:
         warnings: Warnings,
         *,
         on_eof: EndOfPartition | None = None,
+        group: str | None = None,
     ) -> None:
         self._consumer = consumer
         self._topic = topic
+        self._group_id = group  # named in the line a missing group ACL stops the worker with
         self._health = health
         self._warnings = warnings
         self._on_eof = on_eof
@@ -133,7 +135,9 @@ class GroupSource:
             return
         if kafka_errors.stops_worker(error):
             where = f"{topic}: " if topic else ""
-            msg = f"{where}cannot consume: {kafka_errors.describe(error)}"
+            # A heartbeat's TOPIC_AUTHORIZATION_FAILED names no topic: it is the subscribed one.
+            missing = kafka_errors.not_authorized(error, topic=self._topic, group=self._group_id)
+            msg = f"{where}cannot consume: {missing or kafka_errors.describe(error)}"
             raise KafkaClientError(msg)
         if (problem := kafka_errors.connection_problem(error)) is not None:
             self._health.client_problem = problem

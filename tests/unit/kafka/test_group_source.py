@@ -92,6 +92,21 @@ class TestPoll:
         with pytest.raises(KafkaClientError, match="in: cannot consume"):
             group.poll(100, 0.1)
 
+    def test_a_missing_read_acl_is_named_with_its_resource(self) -> None:
+        """A heartbeat's TOPIC_AUTHORIZATION_FAILED names no topic: the subscribed one lacks Read."""
+        group, consumer = source(group="g1")
+        consumer.consume.return_value = [
+            Message(error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+        ]
+        with pytest.raises(
+            KafkaClientError,
+            match=r"^cannot consume: not authorized: Read on topic in \(TOPIC_AUTHORIZATION_FAILED\)$",
+        ):
+            group.poll(100, 0.1)
+        consumer.consume.return_value = [failure(KafkaError.GROUP_AUTHORIZATION_FAILED)]
+        with pytest.raises(KafkaClientError, match=r"not authorized: Read on group g1 "):
+            group.poll(100, 0.1)
+
     def test_other_consume_errors_are_logged_and_skipped(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
