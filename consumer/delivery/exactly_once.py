@@ -29,7 +29,7 @@ from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.clients import flush_at_exit
+from consumer.kafka.clients import ProduceRefused, flush_at_exit
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
 
@@ -67,8 +67,10 @@ class ExactlyOnce:
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
         watchdog: Watchdog | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self._watchdog = watchdog or Watchdog()
+        self._transactional_id = transactional_id  # named when its ACL is missing
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
@@ -83,6 +85,8 @@ class ExactlyOnce:
         #: Where each partition's part of it began: the rewind point.
         self._first: dict[PartitionKey, int] = {}
         self._opened_at: float | None = None
+        #: Why the open transaction must be aborted (produce() refused to add to it), if it must.
+        self._doomed: str | None = None
         #: Records the broker refused for reasons of their own: dead-lettered when they come back.
         self._refused: dict[tuple[str, int, int], tuple[str, str]] = {}
         # Fences any earlier producer with our transactional.id and aborts its open transaction.
@@ -97,17 +101,29 @@ class ExactlyOnce:
         if self._refused:
             results = [self._instead(r) for r in results]
         for (topic, partition), (first, last, group) in by_partition(results, consumed).items():
+            # Recorded before sending: an abort rewinds to `first` whatever happens next.
+            self._first.setdefault((topic, partition), first)
+            self._next[(topic, partition)] = last + 1
+            if self._doomed is not None:
+                continue  # the transaction is aborted at the next service(): nothing more in it
             count = self._outputs.count(group)
             chunk = Chunk(topic, partition, first, last, count, tally(group))
             if group:
-                self._outputs.send(group, chunk)
+                try:
+                    self._outputs.send(group, chunk)
+                except ProduceRefused as exc:
+                    if not exc.abortable:
+                        raise
+                    self._doomed = str(exc)
+                    continue
             self._tallies.append(chunk.payload)
             self._produced += count
-            self._first.setdefault((topic, partition), first)
-            self._next[(topic, partition)] = last + 1
 
     def service(self, owned: Set[PartitionKey]) -> list[Tally]:
         self._outputs.poll(0)
+        if self._doomed is not None:
+            self._abort(owned, self._doomed)
+            return []
         if self._opened_at is None or self._monotonic() - self._opened_at < self._interval:
             return []
         return self._commit(owned)
@@ -146,6 +162,9 @@ class ExactlyOnce:
         offsets = [
             TopicPartition(t, p, o) for (t, p), o in sorted(self._next.items()) if (t, p) in owned
         ]
+        if self._doomed is not None:
+            self._abort(owned, self._doomed)
+            return []
         with self._watchdog.guard("flush", CALL_TIMEOUT + OVERRUN_GRACE):
             self._producer.flush(CALL_TIMEOUT)  # every delivery report of the transaction is in
         if self._outputs.retrying:
@@ -181,6 +200,7 @@ class ExactlyOnce:
         self._next.clear()
         self._first.clear()
         self._opened_at = None
+        self._doomed = None
 
     def _abort(self, owned: Set[PartitionKey], why: str) -> None:
         """Abort the open transaction and rewind each owned partition to where its part began.
@@ -222,11 +242,13 @@ class ExactlyOnce:
                 # An abortable error may also say "retriable": the transaction must go first.
                 abortable = error.txn_requires_abort()
                 if abortable or not error.retriable() or self._monotonic() >= deadline:
-                    raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
+                    detail = _fatal(error, self._transactional_id)
+                    raise KafkaClientError(f"{name}: {detail}") from exc
                 self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
 
 
-def _fatal(error: KafkaError) -> str:
+def _fatal(error: KafkaError, transactional_id: str | None) -> str:
     if error.code() in kafka_errors.FENCING:
         return f"fenced by a newer instance of this worker: {kafka_errors.describe(error)}"
-    return kafka_errors.describe(error)
+    missing = kafka_errors.not_authorized(error, transactional_id=transactional_id)
+    return missing or kafka_errors.describe(error)

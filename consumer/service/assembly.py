@@ -224,7 +224,15 @@ def build_delivery(
     """The Delivery of the configured guarantee: the one place that looks at the mode."""
     if settings.processing_guarantee == config.EXACTLY_ONCE:
         interval = settings.transaction_interval_ms / 1000
-        return ExactlyOnce(consumer, producer, outputs, warnings, metrics, interval)
+        return ExactlyOnce(
+            consumer,
+            producer,
+            outputs,
+            warnings,
+            metrics,
+            interval,
+            transactional_id=client_conf.transactional_id(settings),
+        )
     return AtLeastOnce(consumer, outputs, faults, metrics)
 
 

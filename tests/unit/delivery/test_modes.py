@@ -349,3 +349,34 @@ class TestExactlyOnce:
         [done] = delivery.service(OWNED)
         assert dict(done.dead_letters) == {"output_too_large": 1}
         assert [m.topic() for m in producer.sent] == [SETTINGS.dlq_topic]
+
+    def test_a_produce_refused_because_the_transaction_failed_aborts_and_rewinds(self) -> None:
+        """produce() raises _STATE once the open transaction hit an abortable error (e.g. a
+        broker restart): the transaction is aborted at the next turn and re-read from its start,
+        the worker goes on, and nothing of it counts."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, c, metrics = self.make(producer, clock)
+        delivery.submit(decided(5, 6))
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError._STATE, "Operation not valid in state AbortableError"
+        )
+        delivery.submit(decided(7, 8))  # raises nothing: the transaction is doomed
+        assert delivery.service(OWNED) == []  # at once, not after the interval
+        assert producer.calls[-1] == "abort"
+        assert positions(list(c.seek.call_args.args)) == [("in", 0, 5)]
+        assert metrics.transactions.labels("aborted")._value.get() == 1
+        del producer.refuse_at_once[SETTINGS.approved_topic]
+        delivery.submit(decided(5, 6, 7, 8))
+        clock.t += 1
+        [done] = delivery.service(OWNED)
+        assert done.decisions.total() == 4
+        assert [positions(o) for o in producer.committed_offsets] == [[("in", 0, 9)]]
+
+    def test_a_produce_refused_for_good_stops_the_worker_with_one_line(self) -> None:
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, _c, _m = self.make(producer, clock)
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
+        with pytest.raises(DeliveryError, match="not authorized: Write on topic"):
+            delivery.submit(decided(1))
