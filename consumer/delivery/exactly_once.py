@@ -48,7 +48,7 @@ RETRY_FOR = 120.0
 SEND_OFFSETS_TIMEOUT = 5.0
 #: How far past it the watchdog lets send_offsets_to_transaction run. The idle-connection limit
 #: (client_conf.EOS_CONNECTIONS_MAX_IDLE_MS) usually frees librdkafka's coordinator lookup within
-#: ~6 s of a broker restart, but not always (1 of 6 recovery-test runs); a call still blocked 2 s
+#: ~6 s of a broker restart, but not always (3 of 8 recovery-test runs); a call still blocked 2 s
 #: past its timeout is stuck in a way nothing in this process ends, and exiting at 7 s keeps the
 #: whole stall, restart included, under 15 s (a 60 s bound let partitions stand still 52-63 s).
 SEND_OFFSETS_GRACE = 2.0
