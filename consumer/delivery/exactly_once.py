@@ -29,7 +29,7 @@ from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.clients import ProduceRefused
+from consumer.kafka.clients import ProduceRefused, flush_at_exit
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
 
@@ -42,6 +42,16 @@ CALL_TIMEOUT = 30.0
 OVERRUN_GRACE = 30.0
 #: How long a retriable transactional call (init, begin, abort) is repeated before giving up.
 RETRY_FOR = 120.0
+#: send_offsets_to_transaction's own timeout. A healthy call takes milliseconds; when the group
+#: coordinator moves or is loading, librdkafka retries within this bound and then fails the call
+#: as abortable, and the transaction is aborted and redone (a tenth of a second of work).
+SEND_OFFSETS_TIMEOUT = 5.0
+#: How far past it the watchdog lets send_offsets_to_transaction run. The idle-connection limit
+#: (client_conf.EOS_CONNECTIONS_MAX_IDLE_MS) usually frees librdkafka's coordinator lookup within
+#: ~6 s of a broker restart, but not always (3 of 8 recovery-test runs); a call still blocked 2 s
+#: past its timeout is stuck in a way nothing in this process ends, and exiting at 7 s keeps the
+#: whole stall, restart included, under 15 s (a 60 s bound let partitions stand still 52-63 s).
+SEND_OFFSETS_GRACE = 2.0
 
 
 class ExactlyOnce:
@@ -139,7 +149,7 @@ class ExactlyOnce:
         return self._commit(owned) if self._opened_at is not None else []
 
     def close(self) -> None:
-        self._producer.flush(5)
+        flush_at_exit(self._producer, 5)
 
     def _instead(self, result: Result) -> Result:
         r = result.record
@@ -161,15 +171,16 @@ class ExactlyOnce:
             self._abort(owned, "an output was refused or not delivered")
             return []
         metadata = self._consumer.consumer_group_metadata()
-        steps: list[tuple[str, Callable[[float], object]]] = [
-            ("commit_transaction", self._producer.commit_transaction)
+        steps: list[tuple[str, Callable[[float], object], float, float]] = [
+            ("commit_transaction", self._producer.commit_transaction, CALL_TIMEOUT, OVERRUN_GRACE)
         ]
         if offsets:
             send = functools.partial(self._producer.send_offsets_to_transaction, offsets, metadata)
-            steps.insert(0, ("send_offsets_to_transaction", send))
-        for name, step in steps:
+            name = "send_offsets_to_transaction"
+            steps.insert(0, (name, send, SEND_OFFSETS_TIMEOUT, SEND_OFFSETS_GRACE))
+        for name, step, timeout, grace in steps:
             try:
-                self._call(step, name)
+                self._call(step, name, timeout, grace)
             except KafkaClientError as exc:
                 cause = exc.__cause__
                 error = cause.args[0] if isinstance(cause, KafkaException) else None
@@ -210,14 +221,21 @@ class ExactlyOnce:
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
-    def _call(self, call: Callable[[float], object], name: str) -> None:
+    def _call(
+        self,
+        call: Callable[[float], object],
+        name: str,
+        timeout: float = CALL_TIMEOUT,
+        grace: float = OVERRUN_GRACE,
+    ) -> None:
         """A transactional call, repeated while its error is retriable (a broker restarting);
-        fencing and fatal errors stop the worker with one line."""
+        fencing and fatal errors stop the worker with one line. The watchdog ends the process
+        when one call runs `grace` past its `timeout`."""
         deadline = self._monotonic() + RETRY_FOR
         while True:
             try:
-                with self._watchdog.guard(name, CALL_TIMEOUT + OVERRUN_GRACE):
-                    call(CALL_TIMEOUT)
+                with self._watchdog.guard(name, timeout + grace):
+                    call(timeout)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]

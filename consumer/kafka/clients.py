@@ -39,6 +39,7 @@ __all__ = [
     "build_producer",
     "build_replay_consumer",
     "create_topics",
+    "flush_at_exit",
     "our_topics",
     "produce_waiting",
 ]
