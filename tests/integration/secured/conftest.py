@@ -36,11 +36,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from consumer import config
 from consumer.config.settings import Settings
 from consumer.kafka.clients import create_topics
-from tests.integration.conftest import KAFKA_LOCAL, ROOT
+from tests.integration.conftest import KAFKA_LOCAL, ROOT, TEST_PORT
 from tests.waiting import wait_until
 
-#: Its own port (and +1 for the controller), beside the plain test broker's.
-SECURE_PORT = int(os.environ.get("IMPORT_CLOSURE_TEST_SECURE_KAFKA_PORT", "39096"))
+#: Its own port (and +1 for the controller), beside the plain test broker's (+0/+1), the recovery
+#: tests' default-settings broker (+4/+5) and the cluster (+10 to +15).
+SECURE_PORT = int(os.environ.get("IMPORT_CLOSURE_TEST_SECURE_KAFKA_PORT", str(TEST_PORT + 2)))
 OPERATIONS_MD = ROOT / "docs" / "operations.md"
 
 
