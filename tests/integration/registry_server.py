@@ -1,8 +1,10 @@
 """The real schema registry of the integration tests: deploy/registry-local (Apicurio Registry).
 
-One per session, on the Kafka test port + 6 (IMPORT_CLOSURE_TEST_REGISTRY_PORT overrides; +1 to +5
-and +10 up are other test brokers and controllers), with
-basic auth and roles on, so every test that uses it also runs the authenticated path.
+One per session, with basic auth and roles on, so every test that uses it also runs the
+authenticated path. Its port is the Kafka test port - 10000 + 6 (29098 by default;
+IMPORT_CLOSURE_TEST_REGISTRY_PORT overrides): below Linux's ephemeral range (32768-60999), because
+the outage test stops it for seconds and a client connection given its port as a source port
+meanwhile would keep it from listening again (seen once: "Port 39298 seems to be in use").
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class RealRegistry:
 
 
 def session_registry(kafka_port: int) -> RealRegistry:
-    port = int(os.environ.get("IMPORT_CLOSURE_TEST_REGISTRY_PORT", str(kafka_port + 6)))
+    port = int(os.environ.get("IMPORT_CLOSURE_TEST_REGISTRY_PORT", str(kafka_port - 10_000 + 6)))
     password, reader_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     registry = RealRegistry(port, password, reader_password)
     registry.env = {
