@@ -1,8 +1,10 @@
-"""A tiny in-process stand-in for the Confluent Schema Registry REST API, for tests.
+"""A tiny in-process stand-in for the Confluent Schema Registry REST API, for unit tests.
 
 It answers GET /schemas/ids/{id} and POST /subjects/{subject}/versions, records what it was asked,
-and can fail on purpose: id FAILING_ID always answers 500, and `failures_left` makes the next
-GETs answer 500 (a registry that is briefly unavailable).
+and can fail on purpose: id FAILING_ID always answers 500, `failures_left` makes the next GETs
+answer 500 (a registry that is briefly unavailable), and `refuse_with` answers every request with
+that status and an empty body, as Apicurio answers 401 and 403. The integration tests use the real
+registry (deploy/registry-local); these faults on demand are what it cannot produce.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Registry:
     url: str = ""
     #: The next this-many GETs of a schema answer 500.
     failures_left: int = 0
+    #: When set, every request answers this status with an empty body.
+    refuse_with: int | None = None
 
     def gets(self, schema_id: int) -> int:
         return self.requests.count(("GET", f"/schemas/ids/{schema_id}"))
@@ -51,10 +55,20 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _refused(self) -> bool:
+            if registry.refuse_with is None:
+                return False
+            self.send_response(registry.refuse_with)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             registry.requests.append(("GET", path))
             registry.authorizations.append(self.headers.get("Authorization"))
+            if self._refused():
+                return
             match = re.fullmatch(r"/schemas/ids/(\d+)", path)
             if match is None:
                 self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
@@ -75,6 +89,8 @@ def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
             registry.requests.append(("POST", path))
             registry.authorizations.append(self.headers.get("Authorization"))
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self._refused():
+                return
             match = re.fullmatch(r"/subjects/([^/]+)/versions", path)
             if match is None:
                 self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -205,13 +205,24 @@ _REGISTRY_NUMBERS = (
 )
 
 
+#: The client's own retries, kept short: the worker retries a held batch every second and start-up
+#: every few seconds, so a registry that answers again is used within seconds. The client's
+#: defaults (3 retries, waits up to 1, 2, 4 s) added up to 7 s to each of our attempts.
+REGISTRY_DEFAULTS: Final[Mapping[str, Any]] = {
+    "max.retries": 2,
+    "retries.wait.ms": 200,
+    "retries.max.wait.ms": 1000,
+    "timeout": 5,  # seconds per HTTP request (httpx's default, said here)
+}
+
+
 def registry_conf(settings: Settings) -> dict[str, Any]:
     """confluent-kafka's SchemaRegistryClient config; one clear error for a non-numeric number.
 
     Credentials in the url (`http://user:secret@host`) move to `basic.auth.user.info`: the HTTP
     library logs every request URL, and the client sends the same auth to each url of a list.
     """
-    conf: dict[str, Any] = dict(settings.schema_registry)
+    conf: dict[str, Any] = {**REGISTRY_DEFAULTS, **settings.schema_registry}
     if "url" in conf:
         conf["url"], user_info = _split_userinfo(str(conf["url"]))
         if user_info is not None:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import OAuthTokenError, SchemaRegistryError
@@ -31,6 +32,8 @@ except ImportError:  # releases before that module imported httpx directly
 
 #: Failures before any answer came back: DNS, refused or reset connections, timeouts, TLS, OAuth.
 _UNREACHABLE: Final[tuple[type[Exception], ...]] = (_httpx.TransportError, OAuthTokenError)
+_UNAUTHORISED: Final = 401
+_FORBIDDEN: Final = 403
 _NOT_FOUND: Final = 404
 _SERVER_ERROR: Final = 500
 _DECISION_FILE: Final = "ListingDecision.avsc"
@@ -46,6 +49,7 @@ class RegistrySchemaSource:
 
     def __init__(self, conf: Mapping[str, Any]) -> None:
         self._client = SchemaRegistryClient(dict(conf))
+        self._where = _without_userinfo(str(conf.get("url", "")))
         self._schemas: dict[int, ParsedSchema] = {}
         self._invalid: dict[int, str] = {}
 
@@ -62,7 +66,11 @@ class RegistrySchemaSource:
             if exc.http_status_code == _NOT_FOUND:
                 msg = f"schema id {schema_id} is not in the registry ({exc.error_message})"
                 raise DecodeError("unknown_schema_id", msg) from exc
-            msg = f"schema registry could not serve id {schema_id}: {exc}"
+            # 401/403 too: a fixed credential or grant heals without a restart, like an outage.
+            what = f"fetching schema id {schema_id}"
+            msg = _refusal(exc, what, self._where) or (
+                f"schema registry could not serve id {schema_id}: {_described(exc)}"
+            )
             raise SchemaSourceUnavailable(msg) from exc
         except _UNREACHABLE as exc:
             msg = f"schema registry unreachable fetching id {schema_id}: {exc}"
@@ -92,7 +100,11 @@ class RegistrySchemaSource:
         try:
             schema_id = self._client.register_schema(subject, schema)
         except SchemaRegistryError as exc:
-            msg = f"schema registry refused ListingDecision under subject {subject!r}: {exc}"
+            what = f"registering ListingDecision under subject {subject!r}"
+            msg = _refusal(exc, what, self._where) or (
+                f"schema registry refused ListingDecision under subject {subject!r}: "
+                f"{_described(exc)}"
+            )
             if exc.http_status_code >= _SERVER_ERROR:
                 raise SchemaSourceUnavailable(msg) from exc
             raise ConfigError(msg) from exc
@@ -101,6 +113,31 @@ class RegistrySchemaSource:
             raise SchemaSourceUnavailable(msg) from exc
         log.info("decision schema registered", extra={"subject": subject, "schema_id": schema_id})
         return int(schema_id)
+
+
+def _refusal(exc: SchemaRegistryError, what: str, where: str) -> str | None:
+    """Our wording for 401 and 403, which registries (Apicurio) answer with an empty body."""
+    if exc.http_status_code == _UNAUTHORISED:
+        return f"schema registry refused our credentials (HTTP 401) at {where}, {what}"
+    if exc.http_status_code == _FORBIDDEN:
+        return f"schema registry: not authorised (HTTP 403) at {where}, {what}"
+    return None
+
+
+def _described(exc: SchemaRegistryError) -> str:
+    """The registry's own message, or the status alone when its body was not a JSON error."""
+    if exc.error_code == -1:  # the client's mark for a body it could not read as JSON
+        return f"HTTP {exc.http_status_code} without an error message"
+    return f"{exc.error_message} (HTTP {exc.http_status_code}, error code {exc.error_code})"
+
+
+def _without_userinfo(urls: str) -> str:
+    """The registry url(s) for a message: never the `user:password@` part."""
+    clean = []
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        clean.append(urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
+    return ",".join(clean)
 
 
 def _not_avro(schema: Any) -> str | None:

@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 #: librdkafka statistics feed readiness (broker connection state); every few seconds is plenty.
 STATS_INTERVAL_MS = 5000
-#: Waits between attempts to reach the schema registry at start (seconds): doubling, capped.
-REGISTRY_BACKOFF = (1.0, 30.0)
+#: Waits between attempts to reach the schema registry at start (seconds): doubling, capped low
+#: so that decisions flow within seconds of the registry answering again, however long it was away.
+REGISTRY_BACKOFF = (1.0, 4.0)
 
 
 class Job(Protocol):
@@ -194,12 +195,13 @@ def build_codec(
     except (TypeError, ValueError) as exc:  # what SchemaRegistryClient raises for a bad setting
         msg = f"schema registry settings: {exc}"
         raise ConfigError(msg) from exc
-    subject = f"{settings.approved_topic}-value"
     delay, longest = REGISTRY_BACKOFF
     stop = stop or threading.Event()
     while True:
         try:
-            decision_id = source.register_decision_schema(subject)
+            # Every subject, the first one's id for framing: one schema's content has one id.
+            ids = [source.register_decision_schema(s) for s in decision_subjects(settings)]
+            decision_id = ids[0]
         except SchemaSourceUnavailable as exc:
             why = f"waiting for the schema registry: {exc}"
             on_wait(why)
@@ -210,6 +212,14 @@ def build_codec(
             continue
         on_wait(None)
         return AvroCodec(source, decision_schema_id=decision_id)
+
+
+def decision_subjects(settings: Settings) -> list[str]:
+    """The subject (TopicNameStrategy) of each topic decisions go to, each once, in order."""
+    topics = [settings.approved_topic, settings.rejected_topic]
+    if settings.shadow_topic is not None:
+        topics.append(settings.shadow_topic)
+    return [f"{topic}-value" for topic in dict.fromkeys(topics)]
 
 
 def build_delivery(

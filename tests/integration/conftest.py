@@ -19,6 +19,7 @@ from consumer import config
 from consumer.config.settings import Settings
 from consumer.kafka.client_conf import ClientConf, plain_consumer_conf
 from consumer.kafka.clients import create_topics
+from tests.integration.registry_server import RealRegistry, session_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"
@@ -233,3 +234,15 @@ def start_command(
     worker = WorkerProcess(process, port, log_path)
     _STARTED.append(worker)
     return worker
+
+
+@pytest.fixture(scope="session")
+def real_registry() -> Iterator[RealRegistry]:
+    """deploy/registry-local (Apicurio Registry) started once, fresh, with basic auth; stopped after."""
+    registry = session_registry(TEST_PORT)
+    registry.reset()
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()

@@ -150,6 +150,8 @@ class TestStartUp:
         status, detail = readiness(worker)
         assert status == 503
         assert "schema registry" in detail, detail
+        # The stand-in only has to appear on the port, in milliseconds; the real registry's outage,
+        # restart and recovery time are test_schema_registry's (a restart here would cost seconds).
         with running_registry({}, port=port):
             assert finish(worker, 120) == 0, worker.logs()[-3000:]
         assert len(drain(topics.client_conf(), s.approved_topic)) == 100

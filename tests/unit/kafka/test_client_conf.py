@@ -97,8 +97,21 @@ class TestRegistryConf:
         assert client_conf.registry_conf(settings) == {
             "url": "http://sr:8081",
             "max.retries": 0,
+            "retries.wait.ms": 200,
+            "retries.max.wait.ms": 1000,
             "timeout": 2.5,
         }
+
+    def test_client_retries_are_short_unless_configured(self) -> None:
+        """The client's own retries wait at most 0.2 s + 0.4 s, so a returning registry is seen fast."""
+        settings = config.load(env={"IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": "http://sr:8081"})
+        conf = client_conf.registry_conf(settings)
+        assert (conf["max.retries"], conf["retries.wait.ms"], conf["retries.max.wait.ms"]) == (
+            2,
+            200,
+            1000,
+        )
+        assert conf["timeout"] == 5
 
     def test_non_numeric_number_is_a_config_error(self) -> None:
         """A typo in a numeric registry setting names the setting."""

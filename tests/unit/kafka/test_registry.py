@@ -137,6 +137,49 @@ class TestRegisterDecisionSchema:
             source.register_decision_schema("listing-decisions-value")
 
 
+class TestRefusals:
+    """Apicurio answers 401 and 403 with an empty body; the client alone would print b''."""
+
+    @pytest.mark.parametrize(
+        ("status", "wording"),
+        [
+            (401, "schema registry refused our credentials (HTTP 401) at "),
+            (403, "schema registry: not authorised (HTTP 403) at "),
+        ],
+        ids=["401", "403"],
+    )
+    def test_registering_names_the_refusal_and_the_registry(
+        self, registry: Registry, status: int, wording: str
+    ) -> None:
+        """One line in our words with the url, never the user-info part or the client's b''."""
+        registry.refuse_with = status
+        source = _source(registry.url.replace("http://", "http://svc:s3cret@"))
+        with pytest.raises(ConfigError) as info:
+            source.register_decision_schema("listing-decisions-value")
+        expected = f"{wording}{registry.url}, registering ListingDecision under subject"
+        assert str(info.value).startswith(expected), str(info.value)
+        assert "b''" not in str(info.value)
+        assert "s3cret" not in str(info.value)
+        assert "svc" not in str(info.value)
+
+    @pytest.mark.parametrize("status", [401, 403], ids=["401", "403"])
+    def test_fetching_a_schema_refused_is_unavailable(
+        self, registry: Registry, status: int
+    ) -> None:
+        """A refusal mid-run holds the batch (a fixed grant heals it), worded like at start."""
+        registry.refuse_with = status
+        with pytest.raises(
+            SchemaSourceUnavailable, match=rf"\(HTTP {status}\) at .*, fetching schema id 1$"
+        ):
+            _source(registry.url).writer_schema(LISTING_ID)
+
+    def test_an_error_without_a_json_body_says_so(self, registry: Registry) -> None:
+        """Any other status with an unreadable body is named by its number alone."""
+        registry.refuse_with = 502
+        with pytest.raises(SchemaSourceUnavailable, match="HTTP 502 without an error message"):
+            _source(registry.url).writer_schema(LISTING_ID)
+
+
 class TestCredentials:
     def test_credentials_in_the_url_are_sent_but_never_logged(self, registry: Registry) -> None:
         """With user:secret@ in the url, requests authenticate and no log line holds the secret."""

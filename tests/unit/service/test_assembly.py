@@ -20,11 +20,12 @@ from consumer.errors import ConfigError, KafkaClientError
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer
 from consumer.kafka.source import Source
-from consumer.service.assembly import assemble
+from consumer.service.assembly import assemble, build_codec, decision_subjects
 from consumer.service.worker import PolicyUpdates, Worker
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
+from tests.registry_standin import running_registry
 
 #: Nothing listens on port 1 of the loopback address: the producer never reaches a broker.
 SETTINGS = config.load(
@@ -151,3 +152,43 @@ class TestServing:
         assert ran.registry.get_sample_value("process_cpu_seconds_total") is not None
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
             pass
+
+
+class TestDecisionSubjects:
+    @pytest.mark.parametrize(
+        ("env", "subjects"),
+        [
+            ({}, ["listing-decisions-value"]),
+            (
+                {"IMPORT_CLOSURE_APPROVED_TOPIC": "ok", "IMPORT_CLOSURE_REJECTED_TOPIC": "no"},
+                ["ok-value", "no-value"],
+            ),
+            (
+                {
+                    "IMPORT_CLOSURE_SHADOW_POLICY": "bundled:id-akar-import-closure",
+                    "IMPORT_CLOSURE_SHADOW_TOPIC": "sh",
+                },
+                ["listing-decisions-value", "sh-value"],
+            ),
+        ],
+        ids=["one-topic-one-subject", "approved-and-rejected", "with-shadow-topic"],
+    )
+    def test_every_decision_topic_has_its_subject_once(
+        self, env: dict[str, str], subjects: list[str]
+    ) -> None:
+        """Consumers look a topic's schema up by `<topic>-value`; the same topic registers once."""
+        assert decision_subjects(config.load(env=env)) == subjects
+
+
+class TestBuildCodec:
+    def test_registers_the_decision_schema_under_each_decision_subject_at_start(self) -> None:
+        """Approved and rejected topics differ: both subjects get ListingDecision, in that order."""
+        with running_registry({}) as registry:
+            env = {
+                "IMPORT_CLOSURE_SCHEMA_REGISTRY_URL": registry.url,
+                "IMPORT_CLOSURE_APPROVED_TOPIC": "ok",
+                "IMPORT_CLOSURE_REJECTED_TOPIC": "no",
+            }
+            codec = build_codec(config.load(env=env))
+        assert [subject for subject, _ in registry.registered] == ["ok-value", "no-value"]
+        assert isinstance(codec, AvroCodec)
