@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from consumer.config.settings import AT_LEAST_ONCE, EXACTLY_ONCE
 from consumer.kafka.sample_producer import produce_samples
@@ -288,12 +289,21 @@ def flowed_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
 
 def produced_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
     """True once `seconds` worth of input more arrived on every group's input topic."""
+    before = [wait_until(partial(input_total, g), 30, "the input's end offsets") for g in groups]
+    return lambda: all(
+        (input_total(g) or 0) >= b + RATE * seconds for g, b in zip(groups, before, strict=True)
+    )
 
-    def total(g: Group) -> int:
-        return sum(end_offsets(g.topics.client_conf(), g.topics.settings.input_topic).values())
 
-    before = [total(g) for g in groups]
-    return lambda: all(total(g) >= b + RATE * seconds for g, b in zip(groups, before, strict=True))
+def input_total(group: Group) -> int | None:
+    """Records on the group's input topic; None while a new leader's high watermark is not yet
+    known (OFFSET_NOT_AVAILABLE right after a leader change)."""
+    try:
+        return sum(
+            end_offsets(group.topics.client_conf(), group.topics.settings.input_topic).values()
+        )
+    except KafkaException:
+        return None
 
 
 def not_the_controller(cluster: Cluster) -> int:
