@@ -289,7 +289,9 @@ def flowed_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
 
 def produced_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
     """True once `seconds` worth of input more arrived on every group's input topic."""
-    before = [wait_until(partial(input_total, g), 30, "the input's end offsets") for g in groups]
+    before = [
+        wait_until(partial(input_total, g), 30, "the input's end offsets") or 0 for g in groups
+    ]
     return lambda: all(
         (input_total(g) or 0) >= b + RATE * seconds for g, b in zip(groups, before, strict=True)
     )
