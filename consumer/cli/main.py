@@ -18,6 +18,7 @@ from types import FrameType
 
 from consumer import __version__, config
 from consumer.cli import (
+    acls,
     check,
     config_command,
     diff,
@@ -48,6 +49,7 @@ _ADD_PARSERS = (
     diff.add_parser,
     replay.add_parser,
     config_command.add_parser,
+    acls.add_parser,
 )
 
 
@@ -116,6 +118,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, libraries=settings.log_libraries)
     if args.command == "config":
         return config_command.handle(settings)
+    if args.command == "acls":
+        return acls.handle(settings, args)
     if args.command == "topics":
         return topics.handle(settings, args)
     if args.command == "produce-sample":

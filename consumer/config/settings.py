@@ -413,5 +413,9 @@ def _check_shadow(settings: Settings) -> None:
 
 def replay_settings(settings: Settings, run: str) -> Settings:
     """Settings of `replay --name RUN`: its own group `<group_id>.replay.<RUN>`, so the live
-    group's offsets never move, and with it its own transactional.id in exactly-once."""
-    return dataclasses.replace(settings, group_id=f"{settings.group_id}.replay.{run}")
+    group's offsets never move, and with it its own transactional.id in exactly-once: always the
+    derived `<group_id>.replay.<RUN>-<worker_id>`, as a configured one is the live worker's, which
+    a replay would fence."""
+    return dataclasses.replace(
+        settings, group_id=f"{settings.group_id}.replay.{run}", transactional_id=None
+    )

@@ -29,6 +29,7 @@ from consumer.delivery.outputs import Outputs
 from consumer.delivery.watchdog import Watchdog
 from consumer.errors import KafkaClientError
 from consumer.kafka import error_kinds as kafka_errors
+from consumer.kafka.clients import ProduceRefused, flush_at_exit
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
 
@@ -41,6 +42,16 @@ CALL_TIMEOUT = 30.0
 OVERRUN_GRACE = 30.0
 #: How long a retriable transactional call (init, begin, abort) is repeated before giving up.
 RETRY_FOR = 120.0
+#: send_offsets_to_transaction's own timeout. A healthy call takes milliseconds; when the group
+#: coordinator moves or is loading, librdkafka retries within this bound and then fails the call
+#: as abortable, and the transaction is aborted and redone (a tenth of a second of work).
+SEND_OFFSETS_TIMEOUT = 5.0
+#: How far past it the watchdog lets send_offsets_to_transaction run. The idle-connection limit
+#: (client_conf.EOS_CONNECTIONS_MAX_IDLE_MS) usually frees librdkafka's coordinator lookup within
+#: ~6 s of a broker restart, but not always (3 of 8 recovery-test runs); a call still blocked 2 s
+#: past its timeout is stuck in a way nothing in this process ends, and exiting at 7 s keeps the
+#: whole stall, restart included, under 15 s (a 60 s bound let partitions stand still 52-63 s).
+SEND_OFFSETS_GRACE = 2.0
 
 
 class ExactlyOnce:
@@ -56,8 +67,10 @@ class ExactlyOnce:
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
         watchdog: Watchdog | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self._watchdog = watchdog or Watchdog()
+        self._transactional_id = transactional_id  # named when its ACL is missing
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
@@ -72,6 +85,8 @@ class ExactlyOnce:
         #: Where each partition's part of it began: the rewind point.
         self._first: dict[PartitionKey, int] = {}
         self._opened_at: float | None = None
+        #: Why the open transaction must be aborted (produce() refused to add to it), if it must.
+        self._doomed: str | None = None
         #: Records the broker refused for reasons of their own: dead-lettered when they come back.
         self._refused: dict[tuple[str, int, int], tuple[str, str]] = {}
         # Fences any earlier producer with our transactional.id and aborts its open transaction.
@@ -86,17 +101,29 @@ class ExactlyOnce:
         if self._refused:
             results = [self._instead(r) for r in results]
         for (topic, partition), (first, last, group) in by_partition(results, consumed).items():
+            # Recorded before sending: an abort rewinds to `first` whatever happens next.
+            self._first.setdefault((topic, partition), first)
+            self._next[(topic, partition)] = last + 1
+            if self._doomed is not None:
+                continue  # the transaction is aborted at the next service(): nothing more in it
             count = self._outputs.count(group)
             chunk = Chunk(topic, partition, first, last, count, tally(group))
             if group:
-                self._outputs.send(group, chunk)
+                try:
+                    self._outputs.send(group, chunk)
+                except ProduceRefused as exc:
+                    if not exc.abortable:
+                        raise
+                    self._doomed = str(exc)
+                    continue
             self._tallies.append(chunk.payload)
             self._produced += count
-            self._first.setdefault((topic, partition), first)
-            self._next[(topic, partition)] = last + 1
 
     def service(self, owned: Set[PartitionKey]) -> list[Tally]:
         self._outputs.poll(0)
+        if self._doomed is not None:
+            self._abort(owned, self._doomed)
+            return []
         if self._opened_at is None or self._monotonic() - self._opened_at < self._interval:
             return []
         return self._commit(owned)
@@ -122,7 +149,7 @@ class ExactlyOnce:
         return self._commit(owned) if self._opened_at is not None else []
 
     def close(self) -> None:
-        self._producer.flush(5)
+        flush_at_exit(self._producer, 5)
 
     def _instead(self, result: Result) -> Result:
         r = result.record
@@ -135,21 +162,25 @@ class ExactlyOnce:
         offsets = [
             TopicPartition(t, p, o) for (t, p), o in sorted(self._next.items()) if (t, p) in owned
         ]
+        if self._doomed is not None:
+            self._abort(owned, self._doomed)
+            return []
         with self._watchdog.guard("flush", CALL_TIMEOUT + OVERRUN_GRACE):
             self._producer.flush(CALL_TIMEOUT)  # every delivery report of the transaction is in
         if self._outputs.retrying:
             self._abort(owned, "an output was refused or not delivered")
             return []
         metadata = self._consumer.consumer_group_metadata()
-        steps: list[tuple[str, Callable[[float], object]]] = [
-            ("commit_transaction", self._producer.commit_transaction)
+        steps: list[tuple[str, Callable[[float], object], float, float]] = [
+            ("commit_transaction", self._producer.commit_transaction, CALL_TIMEOUT, OVERRUN_GRACE)
         ]
         if offsets:
             send = functools.partial(self._producer.send_offsets_to_transaction, offsets, metadata)
-            steps.insert(0, ("send_offsets_to_transaction", send))
-        for name, step in steps:
+            name = "send_offsets_to_transaction"
+            steps.insert(0, (name, send, SEND_OFFSETS_TIMEOUT, SEND_OFFSETS_GRACE))
+        for name, step, timeout, grace in steps:
             try:
-                self._call(step, name)
+                self._call(step, name, timeout, grace)
             except KafkaClientError as exc:
                 cause = exc.__cause__
                 error = cause.args[0] if isinstance(cause, KafkaException) else None
@@ -169,6 +200,7 @@ class ExactlyOnce:
         self._next.clear()
         self._first.clear()
         self._opened_at = None
+        self._doomed = None
 
     def _abort(self, owned: Set[PartitionKey], why: str) -> None:
         """Abort the open transaction and rewind each owned partition to where its part began.
@@ -189,25 +221,34 @@ class ExactlyOnce:
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
-    def _call(self, call: Callable[[float], object], name: str) -> None:
+    def _call(
+        self,
+        call: Callable[[float], object],
+        name: str,
+        timeout: float = CALL_TIMEOUT,
+        grace: float = OVERRUN_GRACE,
+    ) -> None:
         """A transactional call, repeated while its error is retriable (a broker restarting);
-        fencing and fatal errors stop the worker with one line."""
+        fencing and fatal errors stop the worker with one line. The watchdog ends the process
+        when one call runs `grace` past its `timeout`."""
         deadline = self._monotonic() + RETRY_FOR
         while True:
             try:
-                with self._watchdog.guard(name, CALL_TIMEOUT + OVERRUN_GRACE):
-                    call(CALL_TIMEOUT)
+                with self._watchdog.guard(name, timeout + grace):
+                    call(timeout)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 # An abortable error may also say "retriable": the transaction must go first.
                 abortable = error.txn_requires_abort()
                 if abortable or not error.retriable() or self._monotonic() >= deadline:
-                    raise KafkaClientError(f"{name}: {_fatal(error)}") from exc
+                    detail = _fatal(error, self._transactional_id)
+                    raise KafkaClientError(f"{name}: {detail}") from exc
                 self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
 
 
-def _fatal(error: KafkaError) -> str:
+def _fatal(error: KafkaError, transactional_id: str | None) -> str:
     if error.code() in kafka_errors.FENCING:
         return f"fenced by a newer instance of this worker: {kafka_errors.describe(error)}"
-    return kafka_errors.describe(error)
+    missing = kafka_errors.not_authorized(error, transactional_id=transactional_id)
+    return missing or kafka_errors.describe(error)

@@ -32,7 +32,7 @@ from consumer.core.records import Headers, PartitionKey, RawRecord
 from consumer.delivery.ledger import Chunk
 from consumer.errors import DeliveryError
 from consumer.kafka import error_kinds as kafka_errors
-from consumer.kafka.clients import DeliveryCallback, produce_waiting
+from consumer.kafka.clients import DeliveryCallback, ProduceRefused, produce_waiting
 from consumer.kafka.faults import Faults
 from consumer.telemetry.throttle import Warnings
 
@@ -157,12 +157,11 @@ class Outputs:
         """produce(); (dead-letter code, detail) when librdkafka refuses this record at once."""
         try:
             produce_waiting(self._producer, topic, value, key, headers, on_delivery)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            code = kafka_errors.per_message_code(error)
+        except ProduceRefused as exc:
+            code = kafka_errors.per_message_code(exc.error)
             if code is None:
                 raise
-            return code, kafka_errors.describe(error)
+            return code, kafka_errors.describe(exc.error)
         return None
 
     def resend_failed(self, owned: Container[PartitionKey]) -> None:
@@ -192,10 +191,24 @@ class Outputs:
 
     def poll(self, timeout: float) -> None:
         """Serve delivery reports (which acknowledge chunks) for up to `timeout` seconds."""
-        self._producer.poll(timeout)
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            raise self._fatal(exc.args[0]) from exc
 
     def flush(self, timeout: float) -> None:
-        self._producer.flush(timeout)
+        try:
+            self._producer.flush(timeout)
+        except KafkaException as exc:
+            raise self._fatal(exc.args[0]) from exc
+
+    def _fatal(self, error: KafkaError) -> DeliveryError:
+        """poll() and flush() raise a fatal producer error. The idempotent producer's one that
+        needs naming: no producer id (CLUSTER_AUTHORIZATION_FAILED) without Write on some topic,
+        so none on the decision topic, the one every run writes."""
+        if error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+            return ProduceRefused(self._settings.approved_topic, error)
+        return DeliveryError(f"fatal Kafka producer error: {kafka_errors.describe(error)}")
 
     def take_refused(self) -> list[tuple[RawRecord, str, str]]:
         """Records the broker refused for reasons of their own, to be dead-lettered (and forgotten here)."""
@@ -240,9 +253,7 @@ class Outputs:
                 retry.append((chunk, message))  # the transaction fails to commit and is redone
             else:
                 faults.record(
-                    DeliveryError(
-                        f"{message.topic()}: broker refused output: {kafka_errors.describe(error)}"
-                    )
+                    DeliveryError(kafka_errors.refused_output(str(message.topic()), error))
                 )
 
         return delivered

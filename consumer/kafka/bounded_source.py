@@ -39,9 +39,10 @@ class BoundedSource:
         *,
         gate: Callable[[int], int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        group: str | None = None,
     ) -> None:
         self._group = GroupSource(
-            consumer, bounds.topic, health, warnings, on_eof=self._end_of_partition
+            consumer, bounds.topic, health, warnings, on_eof=self._end_of_partition, group=group
         )
         self._bounds = bounds
         self._gate = gate

@@ -63,8 +63,8 @@ class ClientCallbacks:
         code = error.code()
         if code in kafka_errors.CONNECTION:
             self._health.broker_up = False
-        if code in kafka_errors.AUTHENTICATION:
-            self._health.client_problem = f"authentication failed: {kafka_errors.describe(error)}"
+        if (problem := kafka_errors.connection_problem(error)) is not None:
+            self._health.client_problem = problem
         if kafka_errors.stops_worker(error):
             msg = f"fatal Kafka client error: {kafka_errors.describe(error)}"
             self._faults.record(KafkaClientError(msg))

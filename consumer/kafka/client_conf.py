@@ -43,9 +43,17 @@ _CONSUMER_OWNED: dict[str, dict[str, Any]] = {
         "enable.partition.eof": False,
     },
 }
+#: librdkafka backs off reconnecting up to 10 s by default, so after a broker restart a client
+#: could sit up to 10 s before trying it again: at-least-once partitions stood still 11.7 s after
+#: the broker was back, 6.9-7.4 s with at most 1 s (tests/integration/recovery). One attempt per
+#: second per broker while one is down costs nothing.
+_RECONNECT = {"reconnect.backoff.max.ms": 1000}
 _CONSUMER_DEFAULTS = {
-    # KIP-848: incremental, broker-driven rebalances (Kafka 4 and librdkafka >= 2.10).
-    "group.protocol": "consumer",
+    # The classic protocol, because its session timeout is the client's to choose: under KIP-848
+    # ("consumer") it is the broker's (45 s by default, no lower than its 45 s minimum), and a
+    # SIGKILLed or cut-off worker held its partitions that long (docs/operations.md, "When a
+    # worker dies"). Rebalances stay incremental with cooperative-sticky (CLASSIC_GROUP below).
+    "group.protocol": "classic",
     # A new group starts at the beginning: no listing created before the first deploy is skipped.
     "auto.offset.reset": "earliest",
     # How often stored (acknowledged) offsets are committed in the background.
@@ -64,6 +72,22 @@ _CONSUMER_DEFAULTS = {
     # With a queue that small, librdkafka's default 1 s back-off once it is full capped every
     # reader at ~18,000 events/s and put p50 latency at 650 ms; 10 ms: floor 275,000/s, p50 21 ms.
     "fetch.queue.backoff.ms": 10,
+    # See _RECONNECT.
+    **_RECONNECT,
+}
+#: Defaults for `group.protocol=classic` (ours), below the user's settings like the others.
+CLASSIC_GROUP = {
+    # Only the partitions that move stop during a rebalance; the others keep flowing.
+    "partition.assignment.strategy": "cooperative-sticky",
+    # A worker that stops heartbeating (SIGKILL, OOM kill, node loss) is out of the group after
+    # 6 s, the brokers' default floor (group.min.session.timeout.ms), and its partitions move:
+    # measured 5.8-6.2 s from SIGKILL to the next decision on them (43.9 s under KIP-848;
+    # tests/integration/recovery). librdkafka heartbeats from its own thread, so a busy Python
+    # loop cannot make it miss one.
+    "session.timeout.ms": 6000,
+    # Six heartbeats per session: a lost one or two never expire a live member, and the others
+    # hear of a rebalance within a second.
+    "heartbeat.interval.ms": 1000,
 }
 _PRODUCER_OWNED: dict[str, dict[str, Any]] = {
     AT_LEAST_ONCE: {
@@ -78,6 +102,14 @@ _PRODUCER_OWNED: dict[str, dict[str, Any]] = {
         "acks": "all",
     },
 }
+#: exactly-once: librdkafka's send_offsets_to_transaction() can wait forever for a broker state
+#: change after a restart: its group-coordinator lookup holds on to a broker object that a
+#: metadata reply without brokers (a KRaft node starting up) decommissioned, and its own timeout
+#: is never checked (librdkafka #5511, #5456). Any connection closing or opening re-runs that
+#: lookup; with nothing produced while the call blocks, an idle limit closes one within 3-5 s
+#: (librdkafka subtracts up to 2 s of jitter). Measured after a broker restart: 51.8 and 62.9 s
+#: of stall without it (the watchdog), 8.6 s with it. An idle worker reconnects when input returns.
+EOS_CONNECTIONS_MAX_IDLE_MS = 5000
 #: exactly-once: a transaction left open by a killed worker blocks read_committed readers of its
 #: partitions until the coordinator times it out (a restart with the same transactional.id ends it at
 #: once); 30 s leaves a loaded machine room, as a transaction normally lasts ~100 ms.
@@ -92,6 +124,7 @@ _PRODUCER_DEFAULTS = {
     # librdkafka's default is 1 GiB of queued output; dead letters copy whole input values.
     # 8 MiB is ~25,000 decisions, far more than linger lets pile up.
     "queue.buffering.max.kbytes": 8192,
+    **_RECONNECT,
 }
 
 
@@ -110,7 +143,7 @@ def consumer_conf(settings: Settings, **overrides: Any) -> ClientConf:
         settings.kafka,
     )
     if base.get("group.protocol") == "classic":
-        base.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        base = _merge(CLASSIC_GROUP, base)
     return _merge(base, _dotted(overrides), _CONSUMER_OWNED[settings.processing_guarantee])
 
 
@@ -130,6 +163,7 @@ def producer_conf(settings: Settings, **overrides: Any) -> ClientConf:
     owned = dict(_PRODUCER_OWNED[mode])
     if mode == EXACTLY_ONCE:
         defaults["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+        defaults["connections.max.idle.ms"] = EOS_CONNECTIONS_MAX_IDLE_MS
         owned["transactional.id"] = transactional_id(settings)
     base = _merge(defaults, {"client.id": settings.worker_id}, common)
     conf = _merge(base, _dotted(overrides), owned)

@@ -21,13 +21,15 @@ from confluent_kafka.cimpl import (
 
 from consumer.config.settings import Settings
 from consumer.core.records import Headers
-from consumer.errors import BrokerUnavailable, ConfigError
+from consumer.errors import BrokerUnavailable, ConfigError, DeliveryError, KafkaClientError
 from consumer.kafka import client_conf
+from consumer.kafka import error_kinds as kafka_errors
 
 __all__ = [
     "BROKER_TIMEOUT",
     "Consumer",
     "DeliveryCallback",
+    "ProduceRefused",
     "Producer",
     "QuietClientLog",
     "TopicResult",
@@ -37,6 +39,7 @@ __all__ = [
     "build_producer",
     "build_replay_consumer",
     "create_topics",
+    "flush_at_exit",
     "our_topics",
     "produce_waiting",
 ]
@@ -173,6 +176,9 @@ def _created(name: str, future: Any, conf: client_conf.ClientConf, deadline: flo
         if error.code() in _UNREACHABLE:
             msg = f"creating topic {name}: no answer from the broker at {where} ({error.str()})"
             raise BrokerUnavailable(msg) from exc
+        missing = kafka_errors.not_authorized(error, topic=name, topic_operation="Create")
+        if missing is not None:  # the deployment's to fix, as for the worker: exit 1
+            raise KafkaClientError(f"cannot create topic {name}: {missing}") from exc
         msg = f"cannot create topic {name}: {error.str()}"
         raise ConfigError(msg) from exc
     return TopicResult(name, True, "created")
@@ -216,6 +222,24 @@ def _build(cls: type[_Client], conf: client_conf.ClientConf) -> _Client:
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
+class ProduceRefused(DeliveryError):
+    """produce() refused a record at once (librdkafka knows the topic is unauthorized or
+    missing, the producer is fatal, or its transaction must be aborted first); `error` says which."""
+
+    def __init__(self, topic: str, error: KafkaError) -> None:
+        super().__init__(kafka_errors.refused_output(topic, error))
+        self.topic = topic
+        self.error = error
+
+    @property
+    def abortable(self) -> bool:
+        """The open transaction failed; aborting it lets the same records be produced again."""
+        error = self.error
+        return not error.fatal() and (
+            error.txn_requires_abort() or error.code() == KafkaError._STATE
+        )
+
+
 def produce_waiting(
     producer: Producer,
     topic: str,
@@ -227,6 +251,7 @@ def produce_waiting(
     """produce(), and while the local queue is full serve delivery reports until there is room.
 
     confluent-kafka's examples only report BufferError; we may not drop anything, so we wait.
+    Any other refusal raises ProduceRefused, which names the topic.
     """
     # produce() takes a list or a dict of headers, not a tuple
     as_list: list[tuple[str, str | bytes | None]] = list(headers)
@@ -241,3 +266,14 @@ def produce_waiting(
             return
         except BufferError:
             producer.poll(0.1)
+        except KafkaException as exc:
+            raise ProduceRefused(topic, exc.args[0]) from exc
+
+
+def flush_at_exit(producer: Producer, timeout: float) -> None:
+    """flush() on the way out. A producer in a fatal state (e.g. its transactional id refused)
+    raises instead: the error that put it there is the one being reported, not this one."""
+    try:
+        producer.flush(timeout)
+    except KafkaException:
+        log.debug("flush of a failed producer failed", exc_info=True)

@@ -60,6 +60,54 @@ def stops_worker(error: KafkaError) -> bool:
     return error.fatal() or code in AUTHORIZATION or code in FENCING
 
 
+def not_authorized(
+    error: KafkaError,
+    *,
+    topic: str | None = None,
+    topic_operation: str = "Read",
+    group: str | None = None,
+    transactional_id: str | None = None,
+) -> str | None:
+    """`not authorized: Write on topic T (TOPIC_AUTHORIZATION_FAILED)`: the ACL an authorization
+    error says is missing, from what the failing call used; None for any other error.
+
+    Resource types and operations are spelt as in the ACL table of docs/operations.md. An
+    idempotent producer without Write on any topic is refused its producer id with
+    CLUSTER_AUTHORIZATION_FAILED (KIP-679): what it lacks is Write on the topic it writes.
+    """
+    code = error.code()
+    needed = None
+    if code == KafkaError.TOPIC_AUTHORIZATION_FAILED and topic:
+        needed = f"{topic_operation} on topic {topic}"
+    elif code == KafkaError.GROUP_AUTHORIZATION_FAILED and group:
+        needed = f"Read on group {group}"
+    elif code == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED and transactional_id:
+        needed = f"Write on transactional-id {transactional_id}"
+    elif code == KafkaError.CLUSTER_AUTHORIZATION_FAILED and topic and topic_operation == "Write":
+        needed = f"Write on topic {topic}"
+    return None if needed is None else f"not authorized: {needed} ({error.name()})"
+
+
 def describe(error: KafkaError) -> str:
     """`TOPIC_AUTHORIZATION_FAILED: Broker: Topic authorization failed`, for one log line."""
     return f"{error.name()}: {error.str()}"
+
+
+def connection_problem(error: KafkaError) -> str | None:
+    """What readiness and a failed start say for an error that keeps us from talking to Kafka at
+    all: a TLS failure (e.g. an untrusted CA) or refused credentials; None for anything else."""
+    code = error.code()
+    if code == KafkaError._SSL:
+        return f"TLS handshake with the broker failed: {describe(error)}"
+    if code in AUTHENTICATION:
+        return f"authentication failed: {describe(error)}"
+    return None
+
+
+def refused_output(topic: str, error: KafkaError) -> str:
+    """One line for output the broker refuses for good, naming the topic, and the ACL to grant
+    when it is an authorization failure."""
+    missing = not_authorized(error, topic=topic, topic_operation="Write")
+    if missing is not None:
+        return f"{topic}: {missing}: {error.str()}"
+    return f"{topic}: broker refused output: {describe(error)}"

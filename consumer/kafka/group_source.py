@@ -8,6 +8,7 @@ report, or skip). So the loop is tested against a fake of the Source protocol (k
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -23,6 +24,8 @@ from consumer.telemetry.throttle import Warnings
 
 log = logging.getLogger(__name__)
 
+#: Seconds check_topic tries to read the input topic's metadata before the loop starts anyway.
+METADATA_WAIT = 10.0
 #: Messages asked of consume() per call, and the bytes after which a batch is cut short.
 CHUNK = 32
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -46,20 +49,37 @@ class GroupSource:
         warnings: Warnings,
         *,
         on_eof: EndOfPartition | None = None,
+        group: str | None = None,
     ) -> None:
         self._consumer = consumer
         self._topic = topic
+        self._group_id = group  # named in the line a missing group ACL stops the worker with
         self._health = health
         self._warnings = warnings
         self._on_eof = on_eof
 
     def check_topic(self) -> None:
-        """A missing input topic is a setting error: say so at start instead of idling silently."""
-        try:
-            metadata = self._consumer.list_topics(self._topic, timeout=10)
-        except KafkaException as exc:
-            log.warning("cannot read topic metadata yet; continuing", extra={"detail": str(exc)})
-            return
+        """A missing input topic is a setting error: say so at start instead of idling silently.
+
+        Asked one second at a time: between two tries the client's callbacks are served, so a
+        refused password or an untrusted CA is said at once, not after a metadata timeout.
+        """
+        deadline = time.monotonic() + METADATA_WAIT
+        while True:
+            try:
+                metadata = self._consumer.list_topics(self._topic, timeout=1)
+                break
+            except KafkaException as exc:
+                self._consumer.poll(0)  # error callbacks and librdkafka's lines: why it failed
+                if (problem := self._health.client_problem) is not None:
+                    log.error("cannot connect to Kafka; retrying", extra={"cause": problem})
+                    return
+                if time.monotonic() >= deadline:
+                    detail = str(exc.args[0].str() if exc.args else exc)
+                    log.warning(
+                        "cannot read topic metadata yet; continuing", extra={"detail": detail}
+                    )
+                    return
         found = metadata.topics.get(self._topic)
         missing = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
         if found is not None and found.error is not None and found.error.code() in missing:
@@ -115,10 +135,12 @@ class GroupSource:
             return
         if kafka_errors.stops_worker(error):
             where = f"{topic}: " if topic else ""
-            msg = f"{where}cannot consume: {kafka_errors.describe(error)}"
+            # A heartbeat's TOPIC_AUTHORIZATION_FAILED names no topic: it is the subscribed one.
+            missing = kafka_errors.not_authorized(error, topic=self._topic, group=self._group_id)
+            msg = f"{where}cannot consume: {missing or kafka_errors.describe(error)}"
             raise KafkaClientError(msg)
-        if error.code() in kafka_errors.AUTHENTICATION:
-            self._health.client_problem = f"authentication failed: {kafka_errors.describe(error)}"
+        if (problem := kafka_errors.connection_problem(error)) is not None:
+            self._health.client_problem = problem
         report(self._warnings, logging.WARNING, "consume error", error)
 
     def pause(self, keys: Iterable[PartitionKey]) -> None:

@@ -17,6 +17,12 @@ from consumer.kafka.ranges import Bounds
 
 log = logging.getLogger(__name__)
 
+#: Not errors of the read: end of a partition, and the placeholder group's coordinator lookup.
+#: confluent-kafka's Consumer needs a group.id and librdkafka then looks up its coordinator even
+#: though assign() never uses it; without Describe on that group the lookup fails with
+#: GROUP_AUTHORIZATION_FAILED, which must not stop a reader that needs only Read on the topic.
+_NOT_OURS = frozenset({KafkaError._PARTITION_EOF, KafkaError.GROUP_AUTHORIZATION_FAILED})
+
 
 class RangeReader:
     """Reads a Bounds with assign(): no group join, no commit, so no group's offsets move."""
@@ -40,7 +46,7 @@ class RangeReader:
             for m in messages:
                 err = m.error()
                 if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
+                    if err.code() not in _NOT_OURS:
                         _consume_error(err, topic)
                     continue
                 p, offset = cast(int, m.partition()), cast(int, m.offset())

@@ -13,7 +13,8 @@ from typing import Final
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from consumer.errors import BrokerUnavailable, ConfigError
+from consumer.errors import BrokerUnavailable, ConfigError, KafkaClientError
+from consumer.kafka import error_kinds as kafka_errors
 
 #: Seconds to wait for metadata, watermarks, committed offsets and offsets_for_times answers.
 METADATA_TIMEOUT: Final = 15.0
@@ -68,6 +69,11 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
     except KafkaException as exc:
         raise BrokerUnavailable(f"cannot read metadata of {topic}: {exc.args[0].str()}") from exc
     found = metadata.topics.get(topic)
+    if found is not None and found.error is not None:
+        # Without Describe the broker hides whether the topic exists: say what is missing.
+        missing = kafka_errors.not_authorized(found.error, topic=topic)
+        if missing is not None:
+            raise KafkaClientError(missing)
     if found is None or found.error is not None or not found.partitions:
         detail = "does not exist" if found is None or not found.partitions else found.error.str()
         raise ConfigError(f"topic {topic!r} {detail}")

@@ -6,14 +6,15 @@ import random
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.codec import AvroCodec
 from consumer.config.settings import Settings
 from consumer.core.records import Headers
 from consumer.core.sample import SampleSpec, generate, malformed
-from consumer.errors import BrokerUnavailable, DeliveryError
+from consumer.errors import BrokerUnavailable, DeliveryError, KafkaClientError
 from consumer.kafka import client_conf
+from consumer.kafka import error_kinds as kafka_errors
 from consumer.kafka.clients import BROKER_TIMEOUT, QuietClientLog, broker_metadata, produce_waiting
 
 
@@ -56,6 +57,7 @@ def produce_samples(
     producer = Producer(conf)
     # Without this, messages for a broker that is not there wait in the queue until flush().
     broker_metadata(producer, conf, timeout)
+    _check_authorized(producer, topic, timeout)
     started = time.monotonic()
     bad = 0
     listings = generate(seed, spec)
@@ -83,6 +85,19 @@ def produce_samples(
         msg = f"{topic}: producing samples failed: {failures[0]}"
         raise DeliveryError(msg)
     return Produced(count, bad, time.monotonic() - started)
+
+
+def _check_authorized(producer: Producer, topic: str, timeout: float) -> None:
+    """Say now when the topic is not ours to write: producing would end in a fatal idempotence
+    error (no producer id without Write on some topic) that names no topic."""
+    try:
+        found = producer.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException:
+        return  # the broker just answered; the first produce reports what this would have
+    if found is not None and found.error is not None:
+        missing = kafka_errors.not_authorized(found.error, topic=topic, topic_operation="Write")
+        if missing is not None:
+            raise KafkaClientError(f"{topic}: cannot produce: {missing}")
 
 
 def _pace(started: float, sent: int, rate: float) -> None:

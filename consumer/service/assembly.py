@@ -34,7 +34,7 @@ from consumer.delivery.outputs import DEFAULT_MAX_MESSAGE_BYTES, Outputs
 from consumer.errors import ConfigError, SchemaSourceUnavailable
 from consumer.kafka import client_conf
 from consumer.kafka.callbacks import ClientCallbacks
-from consumer.kafka.clients import Consumer, Producer, build_producer
+from consumer.kafka.clients import Consumer, Producer, build_producer, flush_at_exit
 from consumer.kafka.faults import Faults
 from consumer.kafka.registry import RegistrySchemaSource
 from consumer.kafka.source import Source
@@ -162,7 +162,7 @@ def _run_on_clients(
             running = True
             return job.run(worker)
         finally:
-            producer.flush(5)
+            flush_at_exit(producer, 5)
     finally:
         if not running:
             consumer.close()
@@ -224,7 +224,15 @@ def build_delivery(
     """The Delivery of the configured guarantee: the one place that looks at the mode."""
     if settings.processing_guarantee == config.EXACTLY_ONCE:
         interval = settings.transaction_interval_ms / 1000
-        return ExactlyOnce(consumer, producer, outputs, warnings, metrics, interval)
+        return ExactlyOnce(
+            consumer,
+            producer,
+            outputs,
+            warnings,
+            metrics,
+            interval,
+            transactional_id=client_conf.transactional_id(settings),
+        )
     return AtLeastOnce(consumer, outputs, faults, metrics)
 
 

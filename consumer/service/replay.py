@@ -101,7 +101,9 @@ class _Replay:
         )
         bucket = self._bucket
         gate = None if bucket is None else bucket.available
-        return BoundedSource(consumer, self._bounds, health, warnings, gate=gate)
+        return BoundedSource(
+            consumer, self._bounds, health, warnings, gate=gate, group=self.settings.group_id
+        )
 
     def decider(self, codec: AvroCodec) -> ReplayDecider:
         options = self._options

@@ -84,7 +84,9 @@ class _Run:
         )
 
     def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
-        return GroupSource(consumer, self.settings.input_topic, health, warnings)
+        return GroupSource(
+            consumer, self.settings.input_topic, health, warnings, group=self.settings.group_id
+        )
 
     def decider(self, codec: AvroCodec) -> Decider:
         assert self._policies is not None  # prepare came first

@@ -19,7 +19,7 @@ from consumer.core.pipeline import DeadLettered, Decider, Tally
 from consumer.core.records import PartitionKey, RawRecord
 from consumer.core.summary import RunSummary
 from consumer.delivery import Delivery, spans
-from consumer.errors import SchemaSourceUnavailable
+from consumer.errors import KafkaClientError, SchemaSourceUnavailable
 from consumer.kafka.faults import Faults
 from consumer.kafka.messages import partition_names
 from consumer.kafka.source import JOIN_GRACE, Source
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: Back-off while the schema registry is unreachable (seconds).
 REGISTRY_RETRY_DELAY = 1.0
+#: How long a bounded run (--until-idle) goes on while Kafka refuses its credentials or TLS
+#: before it fails: long enough for a broker that is still loading its SCRAM users.
+CONNECT_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,11 @@ class Worker:
             while not self._stop.is_set():
                 self._turn()
                 if until_idle is not None and self._idle_for(until_idle):
+                    self._ensure_joined()
                     log.info("input idle, stopping", extra={"idle_seconds": until_idle})
                     break
                 if self._source.done() and self._delivery.idle():  # a bounded source (replay)
+                    self._ensure_joined()
                     log.info("input read to its end, stopping")
                     break
             self._shutdown()
@@ -221,10 +226,32 @@ class Worker:
         to wait for (more workers than partitions).
         """
         now = self._clock.monotonic()
-        if not self._ever_assigned and now - self.summary.started < max(seconds, JOIN_GRACE):
-            return False
+        if not self._ever_assigned:
+            waited = now - self.summary.started
+            if self._health.client_problem is not None and waited >= max(seconds, CONNECT_GRACE):
+                return True  # refused credentials or TLS: _ensure_joined says so and fails
+            if waited < max(seconds, JOIN_GRACE):
+                return False
         quiet = now - self._last_input >= seconds
         return quiet and not self._held and self._delivery.idle()
+
+    def _ensure_joined(self) -> None:
+        """A bounded run that never joined its group did none of its work: that must not end like
+        success (exit 0 after "input idle"), but with the reason, e.g. a refused password."""
+        health = self._health
+        if self._ever_assigned or (health.joined and health.client_problem is None):
+            return
+        bootstrap = self._settings.kafka.get("bootstrap.servers", "<no bootstrap.servers>")
+        if health.client_problem is not None:
+            cause = health.client_problem
+        elif not health.broker_up:
+            cause = "no broker answered"
+        else:
+            cause = "the group coordinator did not take this member in"
+        msg = (
+            f"stopped without ever joining group {self._settings.group_id} at {bootstrap}: {cause}"
+        )
+        raise KafkaClientError(msg)
 
     def _shutdown(self) -> None:
         """Stop fetching, make in-flight work durable, within the shutdown timeout."""

@@ -80,7 +80,9 @@ def open_range(settings: Settings, spec: RangeSpec) -> RangeReader:
     conf = client_conf.plain_consumer_conf(
         settings,
         **{
-            # assign() only: this id is never joined and nothing is committed under it.
+            # assign() only: this id is never joined and nothing is committed under it, so no
+            # ACL on it is needed (RangeReader ignores its failed coordinator lookup). The client
+            # refuses to build a consumer without one.
             "group.id": f"{settings.group_id}.export",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

@@ -131,6 +131,13 @@ class TestDockerfile:
     def test_does_not_write_bytecode_on_a_read_only_root(self) -> None:
         assert any("PYTHONDONTWRITEBYTECODE=1" in env for env in FINAL.all("ENV"))
 
+    def test_labels_the_base_it_was_built_on(self) -> None:
+        """An ARG declared before the first FROM is empty inside a stage unless declared again:
+        without the second ARG the base.name label was blank."""
+        assert "PYTHON_IMAGE" in FINAL.all("ARG")
+        labels = " ".join(FINAL.all("LABEL"))
+        assert 'org.opencontainers.image.base.name="${PYTHON_IMAGE}"' in labels
+
     def test_carries_oci_labels(self) -> None:
         labels = " ".join(FINAL.all("LABEL"))
         for key in ("title", "description", "version", "revision", "created"):

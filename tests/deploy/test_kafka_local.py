@@ -60,6 +60,14 @@ class TestClusterArguments:
         assert "ports collide" in err
         assert not (tmp_path / "data" / "nodes").exists()
 
+    def test_the_secured_profile_is_a_single_broker(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KAFKA_LOCAL_SECURITY", "sasl_ssl")
+        code, err = refusal(tmp_path / "data", "start", "--nodes", "3")
+        assert code == 2
+        assert "runs a single broker; a cluster is plaintext only" in err
+
     def test_a_node_the_cluster_does_not_have_is_refused(self, tmp_path: Path) -> None:
         data = tmp_path / "data"
         data.mkdir()

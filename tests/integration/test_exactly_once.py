@@ -133,7 +133,7 @@ def kill_scenario(
     """Two workers share 6 partitions; one is SIGKILLed `kills` times mid-stream and restarted.
 
     The input arrives at `rate` for count/rate seconds (a minute), so every kill and take-over
-    (each waits out the dead member's 10 s session) happens while there is input to decide.
+    (each waits out the dead member's 6 s session) happens while there is input to decide.
     """
     topics = make_topics(broker, partitions=PARTITIONS)
     s = topics.settings

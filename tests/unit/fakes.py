@@ -17,9 +17,14 @@ class FakeProducer:
         self.limits: dict[str, int] = {}
         self.refuse = refuse or (lambda _topic, _value: None)
         self.sent: list[Message] = []
+        #: Errors produce() raises at once for a topic (librdkafka knows it unauthorized, or the
+        #: transaction must be aborted first), until removed.
+        self.refuse_at_once: dict[str, KafkaError] = {}
         self._reports: list[tuple[Callable[..., None], KafkaError | None, Message]] = []
 
     def produce(self, topic, value=None, key=None, headers=None, on_delivery=None) -> None:
+        if (at_once := self.refuse_at_once.get(topic)) is not None:
+            raise KafkaException(at_once)
         size = len(value or b"") + len(key or b"") + sum(len(k) + len(v or b"") for k, v in headers)
         if size > self.limits.get(topic, self.max_bytes):
             raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))

@@ -11,10 +11,10 @@ Which node dies is chosen, not left to where leaders happened to land, so each t
 one failure: the victim is never the active KRaft controller (a crash of that node adds the
 quorum's failover, about 3 s, to the 9 s the new controller waits before fencing the broker;
 see docs/operations.md), and group id and transactional ids are picked so that only the
-coordinator under test lives on it. A dead group coordinator is not among them: librdkafka 2.16
-drops a broker that leaves the metadata and then waits for it as coordinator for good (#5511),
-so `send_offsets_to_transaction` hangs until the watchdog ends the worker (60 s) and its
-replacement waits out the dead member's session (45 s); that is the worker side's to bound.
+coordinators under test live on it. When the group coordinator dies, librdkafka 2.16 drops the
+broker once it leaves the metadata and may wait for it as coordinator for good (#5511):
+`send_offsets_to_transaction` then hangs until the worker's bounds free it (see
+docs/operations.md, "Exactly-once after a broker restart").
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class Plan:
     """Where the failure lands: the node that dies, and which coordinators live on it."""
 
     victim: int | None = None
-    #: Kept False by the tests: see the module docstring (#5511).
     group_coordinator_on_victim: bool = False
     transaction_coordinator_on_victim: bool = False
     #: The outputs' replicas (replication 2, min.insync.replicas 2); None: 3 replicas.
@@ -383,14 +382,17 @@ class TestBrokerFailures:
         )
         check("input partition leader SIGKILLed", results)
 
-    def test_transaction_coordinator_killed(self, cluster: Cluster, tmp_path: Path) -> None:
-        """SIGKILL of the transaction coordinator of both workers' transactional ids."""
-        plan = Plan(victim=not_the_controller(cluster), transaction_coordinator_on_victim=True)
-        assert plan.victim is not None
-        results = run_with_fault(
-            cluster, tmp_path, (EXACTLY_ONCE,), kill_and_return(plan.victim), plan
+    def test_coordinators_killed(self, cluster: Cluster, tmp_path: Path) -> None:
+        """SIGKILL of the node that coordinates both workers' transactions and the group (which
+        takes the transactions' offsets): librdkafka #5511's case, bounded by the worker."""
+        victim = not_the_controller(cluster)
+        plan = Plan(
+            victim, group_coordinator_on_victim=True, transaction_coordinator_on_victim=True
         )
-        check("transaction coordinator SIGKILLed", results, eos_stall=COORDINATOR_LOSS_STALL)
+        results = run_with_fault(cluster, tmp_path, (EXACTLY_ONCE,), kill_and_return(victim), plan)
+        check(
+            "transaction and group coordinator SIGKILLed", results, eos_stall=COORDINATOR_LOSS_STALL
+        )
 
     def test_rolling_restart(self, cluster: Cluster, tmp_path: Path) -> None:
         """All three nodes restarted one after another, each waited for before the next."""

@@ -20,6 +20,7 @@ COMMANDS = [
     "diff",
     "replay",
     "config",
+    "acls",
 ]
 
 

@@ -169,3 +169,15 @@ class TestTestVariables:
         """IMPORT_CLOSURE_TEST_* belong to the test suite; a worker started by it must accept them."""
         settings = config.load(env={"IMPORT_CLOSURE_TEST_BOOTSTRAP": "x:1"})
         assert settings.kafka["bootstrap.servers"] == "127.0.0.1:9092"
+
+
+class TestReplaySettings:
+    def test_a_replay_has_its_own_group_and_transactional_id(self) -> None:
+        """A configured transactional_id is the live worker's: a replay using it would fence it."""
+        live = config.load(
+            env={"IMPORT_CLOSURE_GROUP_ID": "g", "IMPORT_CLOSURE_TRANSACTIONAL_ID": "g-pod-0"}
+        )
+        replay = config.replay_settings(live, "r1")
+        assert replay.group_id == "g.replay.r1"
+        assert client_conf.transactional_id(live) == "g-pod-0"
+        assert client_conf.transactional_id(replay) == f"g.replay.r1-{live.worker_id}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
 from consumer import config
@@ -16,8 +18,15 @@ from consumer.codec import AvroCodec
 from consumer.core.pipeline import Decider, Result
 from consumer.core.records import RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
-from consumer.delivery.exactly_once import ExactlyOnce
+from consumer.delivery.exactly_once import (
+    CALL_TIMEOUT,
+    OVERRUN_GRACE,
+    SEND_OFFSETS_GRACE,
+    SEND_OFFSETS_TIMEOUT,
+    ExactlyOnce,
+)
 from consumer.delivery.outputs import Outputs
+from consumer.delivery.watchdog import Watchdog
 from consumer.errors import DeliveryError, KafkaClientError
 from consumer.kafka.faults import Faults
 from consumer.policy import bundled_policy_text, compile_policy, load_policy
@@ -175,12 +184,86 @@ class TestAtLeastOnce:
         c.store_offsets.assert_not_called()
 
 
+class RecordingWatchdog(Watchdog):
+    """Records each guarded call's name and bound instead of timing it."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda _message: None)
+        self.bounds: list[tuple[str, float]] = []
+
+    @contextmanager
+    def guard(self, what: str, seconds: float) -> Iterator[None]:
+        self.bounds.append((what, seconds))
+        yield
+
+
+class TimeoutRecordingProducer(FakeTransactionalProducer):
+    """Also records the timeout each transactional call was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: dict[str, float] = {}
+
+    def send_offsets_to_transaction(self, offsets, metadata, timeout: float) -> None:
+        self.timeouts["send_offsets"] = timeout
+        super().send_offsets_to_transaction(offsets, metadata, timeout)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.timeouts["commit"] = timeout
+        super().commit_transaction(timeout)
+
+
 class TestExactlyOnce:
-    def make(self, producer: FakeTransactionalProducer, clock: Clock, c: Any = None):
+    def make(
+        self,
+        producer: FakeTransactionalProducer,
+        clock: Clock,
+        c: Any = None,
+        watchdog: Watchdog | None = None,
+    ):
         outputs, _faults, warnings, metrics = parts(producer, transactional=True)
         c = c or consumer()
-        delivery = ExactlyOnce(c, producer, outputs, warnings, metrics, 0.1, clock)  # type: ignore[arg-type]
+        delivery = ExactlyOnce(c, producer, outputs, warnings, metrics, 0.1, clock, watchdog)  # type: ignore[arg-type]
         return delivery, c, metrics
+
+    def test_send_offsets_has_a_short_bound_of_its_own(self) -> None:
+        """send_offsets_to_transaction gets 5 s and the watchdog 7 s, not the minute the other
+        calls get: a restart beats waiting on librdkafka's coordinator-lookup hang."""
+        producer, clock, watchdog = TimeoutRecordingProducer(), Clock(), RecordingWatchdog()
+        delivery, _c, _m = self.make(producer, clock, watchdog=watchdog)
+        delivery.submit(decided(1))
+        clock.t += 1
+        assert len(delivery.service(OWNED)) == 1
+        assert producer.timeouts == {"send_offsets": SEND_OFFSETS_TIMEOUT, "commit": CALL_TIMEOUT}
+        assert dict(watchdog.bounds)["send_offsets_to_transaction"] == 7.0
+        assert SEND_OFFSETS_TIMEOUT + SEND_OFFSETS_GRACE < CALL_TIMEOUT + OVERRUN_GRACE
+        assert dict(watchdog.bounds)["commit_transaction"] == CALL_TIMEOUT + OVERRUN_GRACE
+
+    def test_close_of_a_fenced_producer_raises_nothing_more(self) -> None:
+        """A producer fenced during a long outage raises on flush; the worker already stops with
+        that error's one line, so closing must not add a traceback."""
+
+        class Fenced(FakeTransactionalProducer):
+            def flush(self, _timeout: float = 0) -> int:
+                raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+        delivery, _c, _m = self.make(Fenced(), Clock())
+        delivery.close()
+
+    def test_send_offsets_timing_out_aborts_and_rewinds(self) -> None:
+        """librdkafka's own timeout of send_offsets is abortable: the transaction is redone from
+        where it began, in the same process."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, c, metrics = self.make(producer, clock)
+        delivery.submit(decided(7, 8))
+        producer.fail["send_offsets"] = KafkaError(
+            KafkaError._TIMED_OUT, "timed out", txn_requires_abort=True, retriable=True
+        )
+        clock.t += 1
+        assert delivery.service(OWNED) == []
+        assert producer.calls[-2:] == ["send_offsets", "abort"]
+        assert positions(list(c.seek.call_args.args)) == [("in", 0, 7)]
+        assert metrics.transactions.labels("aborted")._value.get() == 1
 
     def test_batches_commit_together_with_their_offsets_after_the_interval(self) -> None:
         """One transaction spans batches until transaction_interval_ms; offsets go inside it."""
@@ -266,3 +349,34 @@ class TestExactlyOnce:
         [done] = delivery.service(OWNED)
         assert dict(done.dead_letters) == {"output_too_large": 1}
         assert [m.topic() for m in producer.sent] == [SETTINGS.dlq_topic]
+
+    def test_a_produce_refused_because_the_transaction_failed_aborts_and_rewinds(self) -> None:
+        """produce() raises _STATE once the open transaction hit an abortable error (e.g. a
+        broker restart): the transaction is aborted at the next turn and re-read from its start,
+        the worker goes on, and nothing of it counts."""
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, c, metrics = self.make(producer, clock)
+        delivery.submit(decided(5, 6))
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError._STATE, "Operation not valid in state AbortableError"
+        )
+        delivery.submit(decided(7, 8))  # raises nothing: the transaction is doomed
+        assert delivery.service(OWNED) == []  # at once, not after the interval
+        assert producer.calls[-1] == "abort"
+        assert positions(list(c.seek.call_args.args)) == [("in", 0, 5)]
+        assert metrics.transactions.labels("aborted")._value.get() == 1
+        del producer.refuse_at_once[SETTINGS.approved_topic]
+        delivery.submit(decided(5, 6, 7, 8))
+        clock.t += 1
+        [done] = delivery.service(OWNED)
+        assert done.decisions.total() == 4
+        assert [positions(o) for o in producer.committed_offsets] == [[("in", 0, 9)]]
+
+    def test_a_produce_refused_for_good_stops_the_worker_with_one_line(self) -> None:
+        producer, clock = FakeTransactionalProducer(), Clock()
+        delivery, _c, _m = self.make(producer, clock)
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
+        with pytest.raises(DeliveryError, match="not authorized: Write on topic"):
+            delivery.submit(decided(1))

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from consumer import config
 from consumer.codec import AvroCodec
@@ -165,6 +165,25 @@ class TestOversizedDeadLetters:
         assert isinstance(faults.first, DeliveryError)
         assert "TOPIC_AUTHORIZATION_FAILED" in str(faults.first)
 
+    def test_a_write_refused_at_once_stops_the_worker_with_one_line_naming_the_topic(self) -> None:
+        """librdkafka already knows the topic is unauthorized and produce() raises: the same
+        one-line refusal as an asynchronous one, naming the topic and the ACL, not a traceback."""
+        producer = FakeProducer()
+        producer.refuse_at_once[SETTINGS.approved_topic] = KafkaError(
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
+        with pytest.raises(DeliveryError) as refused:
+            run(producer, results(good_value()))
+        topic = SETTINGS.approved_topic
+        assert str(refused.value).startswith(
+            f"{topic}: not authorized: Write on topic {topic} (TOPIC_AUTHORIZATION_FAILED)"
+        )
+
+    def test_an_asynchronous_authorization_failure_names_the_acl_too(self) -> None:
+        refuse = lambda _t, _v: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)  # noqa: E731
+        _chunk, faults = run(FakeProducer(refuse=refuse), results(good_value()))
+        assert f"not authorized: Write on topic {SETTINGS.approved_topic}" in str(faults.first)
+
     def test_retriable_failures_are_sent_again(self) -> None:
         """A timed-out or retriable delivery is re-produced, never dropped or dead-lettered."""
         failures = [KafkaError(KafkaError._MSG_TIMED_OUT)]
@@ -231,3 +250,36 @@ class TestShadowOutputs:
         assert chunk.done
         assert faults.first is None
         assert [m.topic() for m in producer.sent] == [SETTINGS.rejected_topic]
+
+
+class _FatalProducer(FakeProducer):
+    """confluent-kafka's poll() and flush() raise the producer's fatal error."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def poll(self, _timeout: float = 0) -> int:
+        raise KafkaException(KafkaError(self.code, fatal=True))
+
+    def flush(self, _timeout: float = 0) -> int:
+        raise KafkaException(KafkaError(self.code, fatal=True))
+
+
+class TestFatalProducerErrors:
+    def test_no_producer_id_names_write_on_the_decision_topic(self) -> None:
+        """Without Write on any topic the idempotent producer is refused its id with
+        CLUSTER_AUTHORIZATION_FAILED: one line naming the ACL, not a traceback."""
+        producer = _FatalProducer(KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+        outputs = Outputs(producer, SETTINGS, Faults(), Warnings())  # type: ignore[arg-type]
+        topic = SETTINGS.approved_topic
+        for serve in (outputs.poll, outputs.flush):
+            with pytest.raises(
+                DeliveryError, match=f"^{topic}: not authorized: Write on topic {topic} "
+            ):
+                serve(0)
+
+    def test_any_other_fatal_error_is_one_line_too(self) -> None:
+        outputs = Outputs(_FatalProducer(KafkaError._FATAL), SETTINGS, Faults(), Warnings())  # type: ignore[arg-type]
+        with pytest.raises(DeliveryError, match=r"^fatal Kafka producer error: _FATAL"):
+            outputs.poll(0)

@@ -82,6 +82,16 @@ class TestReadiness:
         events.on_stats(stats(broker_state="UP"))
         assert health.ready() == (True, "ok")
 
+    def test_a_tls_failure_is_named_as_tls_not_as_an_unreachable_broker(self) -> None:
+        """An untrusted CA fails the handshake: readiness says TLS, and the worker keeps trying."""
+        parts = Parts()
+        parts.health.joined = True
+        parts.callbacks.on_error(KafkaError(KafkaError._SSL, "certificate verify failed"))
+        ok, detail = parts.health.ready()
+        assert not ok
+        assert detail.startswith("TLS handshake with the broker failed: _SSL")
+        assert parts.faults.first is None
+
     @pytest.mark.parametrize(
         "code",
         [KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED],

@@ -40,6 +40,41 @@ class TestClientConfigs:
             == "cooperative-sticky"
         )
 
+    def test_classic_protocol_with_a_six_second_session_by_default(self) -> None:
+        """A dead worker is out of the group after 6 s whatever the broker's KIP-848 settings."""
+        conf = client_conf.consumer_conf(config.load(env={}))
+        assert conf["group.protocol"] == "classic"
+        assert conf["session.timeout.ms"] == 6000
+        assert conf["heartbeat.interval.ms"] == 1000
+        assert conf["partition.assignment.strategy"] == "cooperative-sticky"
+
+    def test_own_session_timeout_wins_over_the_classic_default(self) -> None:
+        """A cluster with a higher group.min.session.timeout.ms sets its own."""
+        settings = config.load(env={"IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000"})
+        assert client_conf.consumer_conf(settings)["session.timeout.ms"] == "10000"
+
+    def test_kip_848_chosen_gets_no_client_session_keys(self) -> None:
+        """librdkafka refuses session.timeout.ms under group.protocol=consumer: none is added."""
+        settings = config.load(env={"IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "consumer"})
+        conf = client_conf.consumer_conf(settings)
+        assert not {"session.timeout.ms", "heartbeat.interval.ms"} & conf.keys()
+        assert "partition.assignment.strategy" not in conf
+
+    def test_clients_retry_a_broker_at_least_every_second(self) -> None:
+        """After a broker restart no client waits librdkafka's 10 s back-off to reconnect."""
+        settings = config.load(env={})
+        assert client_conf.consumer_conf(settings)["reconnect.backoff.max.ms"] == 1000
+        assert client_conf.producer_conf(settings)["reconnect.backoff.max.ms"] == 1000
+
+    def test_exactly_once_producer_closes_idle_connections(self) -> None:
+        """The idle limit that frees librdkafka's stuck coordinator lookup is the transactional
+        producer's alone, and a user's value wins."""
+        eos = {"IMPORT_CLOSURE_PROCESSING_GUARANTEE": "exactly-once"}
+        assert client_conf.producer_conf(config.load(env=eos))["connections.max.idle.ms"] == 5000
+        assert "connections.max.idle.ms" not in client_conf.producer_conf(config.load(env={}))
+        own = {**eos, "IMPORT_CLOSURE_KAFKA_CONNECTIONS_MAX_IDLE_MS": "60000"}
+        assert client_conf.producer_conf(config.load(env=own))["connections.max.idle.ms"] == "60000"
+
     def test_overrides_accept_underscores_and_keep_callback_names(self) -> None:
         """Tests and tools pass overrides as keywords; callbacks keep their librdkafka names."""
         settings = config.load(env={})
@@ -156,7 +191,10 @@ class TestValidateClientConf:
                 'kafka (consumer): Invalid value for configuration property "fetch.min.bytes"',
             ),
             (
-                {"IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000"},
+                {
+                    "IMPORT_CLOSURE_KAFKA_GROUP_PROTOCOL": "consumer",
+                    "IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000",
+                },
                 "kafka (consumer): `session.timeout.ms` is not supported for "
                 "`group.protocol=consumer` or share consumer. It is defined broker side",
             ),

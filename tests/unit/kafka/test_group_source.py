@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumer.core.records import PartitionKey
-from consumer.errors import KafkaClientError, RebalanceError
+from consumer.errors import ConfigError, KafkaClientError, RebalanceError
 from consumer.kafka.group_source import GroupSource
 from consumer.telemetry.health import Health
 from consumer.telemetry.throttle import Warnings
@@ -91,6 +92,21 @@ class TestPoll:
         with pytest.raises(KafkaClientError, match="in: cannot consume"):
             group.poll(100, 0.1)
 
+    def test_a_missing_read_acl_is_named_with_its_resource(self) -> None:
+        """A heartbeat's TOPIC_AUTHORIZATION_FAILED names no topic: the subscribed one lacks Read."""
+        group, consumer = source(group="g1")
+        consumer.consume.return_value = [
+            Message(error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+        ]
+        with pytest.raises(
+            KafkaClientError,
+            match=r"^cannot consume: not authorized: Read on topic in \(TOPIC_AUTHORIZATION_FAILED\)$",
+        ):
+            group.poll(100, 0.1)
+        consumer.consume.return_value = [failure(KafkaError.GROUP_AUTHORIZATION_FAILED)]
+        with pytest.raises(KafkaClientError, match=r"not authorized: Read on group g1 "):
+            group.poll(100, 0.1)
+
     def test_other_consume_errors_are_logged_and_skipped(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -135,3 +151,32 @@ class TestPartitions:
         """The live loop ends on a signal or --until-idle, never because its input ended."""
         group, _consumer = source()
         assert not group.done()
+
+
+class TestStartCheck:
+    def test_a_refused_password_is_said_after_one_try_not_after_the_metadata_wait(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The error callback that names the cause runs inside poll: the check serves it between
+        one-second tries, so the first line says authentication, not "metadata not yet"."""
+        group, consumer = source()
+        health = group._health
+        consumer.list_topics.side_effect = KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+        def serve_callbacks(_timeout: float) -> None:
+            health.client_problem = "authentication failed: _AUTHENTICATION: SASL error"
+
+        consumer.poll.side_effect = serve_callbacks
+        with caplog.at_level(logging.WARNING):
+            group.check_topic()
+        assert consumer.list_topics.call_count == 1
+        [line] = caplog.records
+        assert line.getMessage() == "cannot connect to Kafka; retrying"
+        assert line.cause.startswith("authentication failed")  # type: ignore[attr-defined]
+
+    def test_a_missing_input_topic_is_a_setting_error(self) -> None:
+        group, consumer = source()
+        missing = SimpleNamespace(error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+        consumer.list_topics.return_value = SimpleNamespace(topics={TOPIC: missing})
+        with pytest.raises(ConfigError, match="input topic 'in' does not exist"):
+            group.check_topic()

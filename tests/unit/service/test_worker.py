@@ -15,10 +15,10 @@ from consumer.core.records import PartitionKey, RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.errors import DeliveryError, KafkaClientError, SchemaSourceUnavailable
 from consumer.kafka.faults import Faults
-from consumer.kafka.source import Source
+from consumer.kafka.source import JOIN_GRACE, Source
 from consumer.policy import CompiledPolicy
 from consumer.service.policy_watch import Policies
-from consumer.service.worker import REGISTRY_RETRY_DELAY, Telemetry, Worker
+from consumer.service.worker import CONNECT_GRACE, REGISTRY_RETRY_DELAY, Telemetry, Worker
 from consumer.telemetry.health import Health
 from consumer.telemetry.metrics import Metrics
 from consumer.telemetry.throttle import Warnings
@@ -251,6 +251,44 @@ class TestIdle:
         assert not loop.worker._idle_for(3)
         loop.delivery.idle.return_value = True
         assert loop.worker._idle_for(3)
+
+    def test_a_run_that_never_joined_fails_naming_the_cause_instead_of_idling_out(self) -> None:
+        """`run --until-idle` against a wrong password used to end "input idle", exit 0, having
+        decided nothing: a job runner read that as success."""
+        loop = Loop()
+        loop.delivery.idle.return_value = True
+        loop.health.client_problem = "authentication failed: _AUTHENTICATION: SASL error"
+        loop.clock.t += CONNECT_GRACE - 1
+        assert not loop.worker._idle_for(3)  # credentials get a moment (users still loading)
+        loop.clock.t += 1
+        assert loop.worker._idle_for(3)
+        with pytest.raises(KafkaClientError) as failed:
+            loop.worker._ensure_joined()
+        assert str(failed.value) == (
+            f"stopped without ever joining group {SETTINGS.group_id} at "
+            f"{SETTINGS.kafka['bootstrap.servers']}: "
+            "authentication failed: _AUTHENTICATION: SASL error"
+        )
+
+    def test_no_broker_at_all_fails_after_the_join_grace(self) -> None:
+        loop = Loop()
+        loop.delivery.idle.return_value = True
+        loop.health.broker_up = False
+        loop.clock.t += JOIN_GRACE - 1
+        assert not loop.worker._idle_for(3)
+        loop.clock.t += 1
+        assert loop.worker._idle_for(3)
+        with pytest.raises(KafkaClientError, match=r": no broker answered$"):
+            loop.worker._ensure_joined()
+
+    def test_a_member_that_joined_without_partitions_ends_normally(self) -> None:
+        """More replicas than partitions: joined, nothing assigned, nothing to do: exit 0."""
+        loop = Loop()
+        loop.delivery.idle.return_value = True
+        loop.health.joined = True
+        loop.clock.t += JOIN_GRACE
+        assert loop.worker._idle_for(3)
+        loop.worker._ensure_joined()  # no error
 
     def test_a_bounded_source_stops_the_loop_once_done_and_delivered(self) -> None:
         """A replay's source read to its end ends the run, but only when all work is durable."""
