@@ -70,6 +70,12 @@ WORKERS = 2
 #: #5511: on a cluster, a dead group coordinator is dropped from metadata and
 #: `send_offsets_to_transaction` waits for it for good); the worker then exits to be restarted.
 HANG = "did not return within"
+#: librdkafka's line when a member's group session expires. With the classic protocol's 6 s
+#: session (consumer/kafka/client_conf.py), an at-least-once member's offset commits to a
+#: coordinator whose __consumer_offsets partition still counts the dead broker in sync wait for
+#: acks until the broker is fenced (9-11 s); the heartbeats queued behind them on the same
+#: connection starve, every member loses its partitions and rejoins (duplicates, ~17 s).
+SESSION_LOST = "Consumer group session timed out"
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,8 @@ class Result:
     tally: Tally
     #: The last log line of each worker that exited and was started again.
     exits: list[str]
+    #: A worker's group session expired (SESSION_LOST in its log).
+    session_lost: bool = False
 
     @property
     def hung(self) -> bool:
@@ -222,7 +230,14 @@ def run_with_fault(
             group.stop.set()
         codes = stop_workers([w for g in groups for w in g.workers])
     assert codes == [0] * len(codes), "\n".join(w.logs()[-2000:] for g in groups for w in g.workers)
-    return {g.guarantee: Result(tally(g.topics, hold_until=hold_until), g.exits()) for g in groups}
+    return {
+        g.guarantee: Result(
+            tally(g.topics, hold_until=hold_until),
+            g.exits(),
+            any(SESSION_LOST in w.logs() for w in g.workers + g.fallen),
+        )
+        for g in groups
+    }
 
 
 def stop_workers(workers: list[WorkerProcess]) -> list[int | str]:
@@ -277,6 +292,9 @@ def check(
     if stalled and all(r.hung for _, r in stalled):
         rows = "; ".join(f"{g}: {r.tally.row()}, {r.exits}" for g, r in stalled)
         pytest.xfail(f"send_offsets_to_transaction hung (librdkafka #5511/#5456): {rows}")
+    if stalled and all(g == AT_LEAST_ONCE and r.session_lost for g, r in stalled):
+        rows = "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
+        pytest.xfail(f"the 6 s group session expired behind blocked offset commits: {rows}")
     assert not stalled, "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
 
 
