@@ -44,6 +44,17 @@ def wait_until(predicate: Callable[[], T], seconds: float, what: str, interval: 
         time.sleep(min(interval, deadline.remaining))
 
 
+def wait_at_most(predicate: Callable[[], object], seconds: float, interval: float = 0.1) -> bool:
+    """Poll `predicate` until it is truthy (True) or `seconds` have passed (False): for waits
+    whose running out is an outcome the test measures, not a failure."""
+    deadline = Deadline(seconds, "")
+    while not predicate():
+        if deadline.remaining <= 0:
+            return False
+        time.sleep(min(interval, deadline.remaining))
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     topic: str
@@ -52,6 +63,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
+    timestamp_ms: int | None = None
 
 
 def drain(conf: ClientConf, topic: str, seconds: float = 60.0) -> list[Record]:
@@ -84,7 +96,15 @@ def drain(conf: ClientConf, topic: str, seconds: float = 60.0) -> list[Record]:
                 at_eof.discard(raw.partition)
                 headers = {k: v for k, v in raw.headers if v is not None}
                 records.append(
-                    Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers)
+                    Record(
+                        raw.topic,
+                        raw.partition,
+                        raw.offset,
+                        raw.key,
+                        raw.value,
+                        headers,
+                        raw.timestamp_ms,
+                    )
                 )
         return records
     finally:

@@ -34,9 +34,9 @@ class Broker:
     managed: bool
     env: dict[str, str] = field(default_factory=dict)
 
-    def _verb(self, verb: str) -> None:
+    def _verb(self, verb: str, *args: str) -> None:
         result = subprocess.run(
-            [str(KAFKA_LOCAL), verb],
+            [str(KAFKA_LOCAL), verb, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -44,7 +44,8 @@ class Broker:
             check=False,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"kafka-local {verb} failed:\n{result.stdout}\n{result.stderr}")
+            command = " ".join((verb, *args))
+            raise RuntimeError(f"kafka-local {command} failed:\n{result.stdout}\n{result.stderr}")
 
     def start(self) -> None:
         self._verb("start")
@@ -115,8 +116,15 @@ class Topics:
 
 
 def make_topics(broker: Broker, partitions: int = 3) -> Topics:
+    settings = topic_settings(broker, partitions)
+    create_topics(settings)
+    return Topics(settings)
+
+
+def topic_settings(broker: Broker, partitions: int = 3) -> Settings:
+    """Settings naming fresh uuid topics and group on `broker`; nothing is created."""
     tag = uuid.uuid4().hex[:10]
-    settings = replace(
+    return replace(
         config.load(env={"IMPORT_CLOSURE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}),
         group_id=f"ic-test-{tag}",
         input_topic=f"listing-created-{tag}",
@@ -125,8 +133,6 @@ def make_topics(broker: Broker, partitions: int = 3) -> Topics:
         dlq_topic=f"listing-created-{tag}.dlq",
         topic_partitions=partitions,
     )
-    create_topics(settings)
-    return Topics(settings)
 
 
 @pytest.fixture
@@ -210,10 +216,10 @@ def start_command(
     topics: Topics, tmp_path: Path, command: str, *args: str, **env: str
 ) -> WorkerProcess:
     """`import-closure COMMAND` (run, replay) as start_worker starts `run`: its own worker id and
-    HTTP port, stderr to a log file, stdout in `output` after `finish`; killed after the test if
-    left running."""
-    port = free_port()
-    log_path = tmp_path / f"worker-{port}.log"
+    HTTP port (IMPORT_CLOSURE_HTTP_PORT in `env`, or a free one), stderr to a log file, stdout in
+    `output` after `finish`; killed after the test if left running."""
+    port = int(env.pop("IMPORT_CLOSURE_HTTP_PORT", 0)) or free_port()
+    log_path = tmp_path / f"worker-{port}-{len(_STARTED)}.log"
     full_env = {
         **os.environ,
         **topics.env,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,6 +22,7 @@ from consumer.core.sample import SampleSpec
 from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
 from tests.integration.scrape import events_done, value
+from tests.integration.tally import outputs_by_input
 from tests.waiting import all_committed, drain, wait_until
 
 pytestmark = pytest.mark.integration
@@ -81,21 +81,6 @@ def holds_all(worker: WorkerProcess) -> bool:
 
 def holds_partitions(worker: WorkerProcess) -> bool:
     return assigned(worker) > 0
-
-
-def outputs_by_input(topics: Topics) -> tuple[int, int]:
-    """(outputs, distinct inputs) over decisions and dead letters, read with read_committed."""
-    s = topics.settings
-    conf = topics.client_conf(isolation_level="read_committed")
-    codec = AvroCodec()
-    keys: Counter[tuple[int, int]] = Counter()
-    for r in drain(conf, s.approved_topic, seconds=120):
-        source = codec.decode_decision(r.value).source
-        assert source is not None
-        keys[(source.partition, source.offset)] += 1
-    for r in drain(conf, s.dlq_topic, seconds=120):
-        keys[(int(r.headers["ic.source.partition"]), int(r.headers["ic.source.offset"]))] += 1
-    return sum(keys.values()), len(keys)
 
 
 def failover_seconds(topics: Topics, partitions: set[int], killed_at: float) -> float | None:

@@ -21,7 +21,8 @@ from consumer.core.sample import SampleSpec
 from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import Broker, Topics, WorkerProcess, make_topics, start_worker
 from tests.integration.recovery.stalls import Stall, decision_times, longest_stall
-from tests.integration.test_exactly_once import done, outputs_by_input, skipped_markers
+from tests.integration.tally import outputs_by_input
+from tests.integration.test_exactly_once import done, skipped_markers
 from tests.waiting import all_committed, wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,8 @@ from consumer.core.sample import SampleSpec
 from consumer.kafka.sample_producer import produce_samples
 from tests.integration.conftest import Broker, WorkerProcess, make_topics, start_worker
 from tests.integration.recovery.stalls import decision_times, longest_stall
-from tests.integration.test_exactly_once import assigned, done, outputs_by_input
+from tests.integration.tally import outputs_by_input
+from tests.integration.test_exactly_once import assigned, done
 from tests.waiting import all_committed, wait_until
 
 pytestmark = pytest.mark.integration
