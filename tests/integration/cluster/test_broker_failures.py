@@ -60,6 +60,10 @@ MAX_STALL = 15.0
 #: before the coordinators' partitions move; the open transaction's commit takes the rest. The
 #: bound fails on a regression; docs/operations.md states the gap.
 COORDINATOR_LOSS_STALL = 20.0
+#: Stalls past 15 s with a known cause, not yet removed: librdkafka's send_offsets hang (the
+#: watchdog's exit and restart) and, in at-least-once, the 6 s group session expiring while a dead
+#: broker's offset-commit replicas are not yet fenced (9-11 s): measured 16.0-17.1 s.
+KNOWN_GAP_STALL = 20.0
 #: Exactly-once below min ISR for longer than transaction.timeout.ms (30 s): the coordinator
 #: aborts the open transaction and bumps the epoch, and the worker's next end of transaction is
 #: refused (fenced, or INVALID_TXN_STATE); it exits 1 with that line and is restarted. Once per
@@ -271,8 +275,7 @@ def check(
 ) -> None:
     """Nothing lost, wrong or dead-lettered (exactly-once: nothing duplicated), no worker exit
     (exactly-once: at most one per replica with a line of `eos_exits`), no stall past MAX_STALL
-    (exactly-once: `eos_stall`). A stall that comes from the librdkafka hang is an xfail naming
-    it: the worker side (the watchdog's bound) is what brings that one under 15 s."""
+    (exactly-once: `eos_stall`), except for the known gaps, bounded by KNOWN_GAP_STALL."""
     for guarantee, r in results.items():
         print(f"| {failure} | {guarantee} | {r.tally.row()} | worker exits: {len(r.exits)} |")
     stalled = []
@@ -289,13 +292,16 @@ def check(
         bound = eos_stall if guarantee == EXACTLY_ONCE else MAX_STALL
         if t.longest_stall > bound:
             stalled.append((guarantee, r))
-    if stalled and all(r.hung for _, r in stalled):
-        rows = "; ".join(f"{g}: {r.tally.row()}, {r.exits}" for g, r in stalled)
-        pytest.xfail(f"send_offsets_to_transaction hung (librdkafka #5511/#5456): {rows}")
-    if stalled and all(g == AT_LEAST_ONCE and r.session_lost for g, r in stalled):
-        rows = "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
-        pytest.xfail(f"the 6 s group session expired behind blocked offset commits: {rows}")
-    assert not stalled, "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
+    # The two known causes of a stall past 15 s (issue 19 stays open for them) are still bounded:
+    # a regression past KNOWN_GAP_STALL fails, and any other cause fails at MAX_STALL.
+    unexplained_stalls = [
+        (g, r) for g, r in stalled if not (r.hung or (g == AT_LEAST_ONCE and r.session_lost))
+    ]
+    assert not unexplained_stalls, "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
+    for g, r in stalled:
+        cause = "send_offsets hang" if r.hung else "6 s session expired behind offset commits"
+        print(f"known gap ({cause}): {g}: {r.tally.row()}")
+        assert r.tally.longest_stall <= KNOWN_GAP_STALL, f"{g} ({cause}): {r.tally.row()}"
 
 
 def flowed_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
