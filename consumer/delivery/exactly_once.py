@@ -112,9 +112,12 @@ class ExactlyOnce:
                 try:
                     self._outputs.send(group, chunk)
                 except ProduceRefused as exc:
+                    # Either way nothing of this transaction may commit: its offsets now cover
+                    # this chunk, whose output was refused (closing the consumer revokes the
+                    # partitions, and revoke commits an open transaction unless it is doomed).
+                    self._doomed = str(exc)
                     if not exc.abortable:
                         raise
-                    self._doomed = str(exc)
                     continue
             self._tallies.append(chunk.payload)
             self._produced += count
