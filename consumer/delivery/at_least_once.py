@@ -29,12 +29,13 @@ class AtLeastOnce:
 
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: Callable[[], Consumer],
         outputs: Outputs,
         faults: Faults,
         metrics: Metrics,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        #: The current consumer: a new one after a fenced membership (kafka/membership.py).
         self._consumer = consumer
         self._outputs = outputs
         self._faults = faults
@@ -95,7 +96,7 @@ class AtLeastOnce:
         offsets, finished = self._ledger.pop_done()
         mine = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in owned]
         if mine:
-            self._consumer.store_offsets(offsets=mine)
+            self._consumer().store_offsets(offsets=mine)
         return offsets, [chunk.payload for chunk in finished]
 
     def _drain(
@@ -117,9 +118,9 @@ class AtLeastOnce:
         try:
             if offsets:
                 tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-                self._consumer.commit(offsets=tps, asynchronous=False)
+                self._consumer().commit(offsets=tps, asynchronous=False)
             else:
-                self._consumer.commit(asynchronous=False)
+                self._consumer().commit(asynchronous=False)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.code() != KafkaError._NO_OFFSET:

@@ -59,7 +59,7 @@ class ExactlyOnce:
 
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: Callable[[], Consumer],
         producer: Producer,
         outputs: Outputs,
         warnings: Warnings,
@@ -71,6 +71,7 @@ class ExactlyOnce:
     ) -> None:
         self._watchdog = watchdog or Watchdog()
         self._transactional_id = transactional_id  # named when its ACL is missing
+        #: The current consumer: a new one after a fenced membership (kafka/membership.py).
         self._consumer = consumer
         self._producer = producer
         self._outputs = outputs
@@ -173,7 +174,7 @@ class ExactlyOnce:
         if self._outputs.retrying:
             self._abort(owned, "an output was refused or not delivered")
             return []
-        metadata = self._consumer.consumer_group_metadata()
+        metadata = self._consumer().consumer_group_metadata()
         steps: list[tuple[str, Callable[[float], object], float, float]] = [
             ("commit_transaction", self._producer.commit_transaction, CALL_TIMEOUT, OVERRUN_GRACE)
         ]
@@ -222,7 +223,7 @@ class ExactlyOnce:
         self._metrics.transactions.labels("aborted").inc()
         self._warnings.warn("transaction aborted, rewinding to the last commit", why)
         for (topic, partition), offset in sorted(rewind.items()):
-            self._consumer.seek(TopicPartition(topic, partition, offset))
+            self._consumer().seek(TopicPartition(topic, partition, offset))
 
     def _call(
         self,

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from confluent_kafka import Consumer
-
 from consumer.core.records import PartitionKey, RawRecord
 from consumer.kafka.group_source import GroupSource
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.ranges import METADATA_TIMEOUT, Bounds
 from consumer.kafka.source import JOIN_GRACE, Rebalanced
 from consumer.telemetry.health import Health
@@ -32,7 +31,7 @@ class BoundedSource:
 
     def __init__(
         self,
-        consumer: Consumer,
+        member: GroupMember,
         bounds: Bounds,
         health: Health,
         warnings: Warnings,
@@ -42,7 +41,7 @@ class BoundedSource:
         group: str | None = None,
     ) -> None:
         self._group = GroupSource(
-            consumer, bounds.topic, health, warnings, on_eof=self._end_of_partition, group=group
+            member, bounds.topic, health, warnings, on_eof=self._end_of_partition, group=group
         )
         self._bounds = bounds
         self._gate = gate

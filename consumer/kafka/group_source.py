@@ -17,6 +17,7 @@ from consumer.core.records import PartitionKey, RawRecord
 from consumer.errors import ConfigError, KafkaClientError, RebalanceError
 from consumer.kafka import error_kinds as kafka_errors
 from consumer.kafka.callbacks import report
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.messages import partition_keys, raw_record, topic_partitions
 from consumer.kafka.source import Rebalanced
 from consumer.telemetry.health import Health
@@ -38,12 +39,14 @@ class GroupSource:
     """The group subscription to the input topic, as the worker's loop uses it.
 
     `on_eof`, when given, hears partition-EOF events (a bounded read asks for them); without
-    it they are reported like any other consume error.
+    it they are reported like any other consume error. When librdkafka ends the membership for
+    good (a fatal FENCED_INSTANCE_ID: the static member's session expired), the member's next
+    consumer is subscribed in its place (kafka/membership.py).
     """
 
     def __init__(
         self,
-        consumer: Consumer,
+        member: GroupMember,
         topic: str,
         health: Health,
         warnings: Warnings,
@@ -51,7 +54,9 @@ class GroupSource:
         on_eof: EndOfPartition | None = None,
         group: str | None = None,
     ) -> None:
-        self._consumer = consumer
+        self._member = member
+        self._consumer = member.current()
+        self._callbacks: dict[str, _ClientRebalance] = {}
         self._topic = topic
         self._group_id = group  # named in the line a missing group ACL stops the worker with
         self._health = health
@@ -90,12 +95,12 @@ class GroupSource:
             raise ConfigError(msg)
 
     def subscribe(self, on_assign: Rebalanced, on_revoke: Rebalanced, on_lost: Rebalanced) -> None:
-        self._consumer.subscribe(
-            [self._topic],
-            on_assign=_rebalance_boundary("on_assign", on_assign),
-            on_revoke=_rebalance_boundary("on_revoke", on_revoke),
-            on_lost=_rebalance_boundary("on_lost", on_lost),
-        )
+        self._callbacks = {
+            "on_assign": _rebalance_boundary("on_assign", on_assign),
+            "on_revoke": _rebalance_boundary("on_revoke", on_revoke),
+            "on_lost": _rebalance_boundary("on_lost", on_lost),
+        }
+        self._consumer.subscribe([self._topic], **self._callbacks)
 
     def poll(self, batch_size: int, timeout: float) -> list[RawRecord]:
         """Up to `batch_size` records and about MAX_BATCH_BYTES; errors no message can get past
@@ -113,6 +118,9 @@ class GroupSource:
             messages = self._consumer.consume(num_messages=want, timeout=wait)
             for m in messages:
                 err = m.error()
+                if err is not None and err.code() == KafkaError._FATAL:
+                    self._rejoin(err)
+                    return []  # all from the fenced consumer, whose partitions were lost
                 if err is not None:
                     self._consume_error(err, m)
                     continue
@@ -125,6 +133,24 @@ class GroupSource:
         if records:
             self._health.broker_up = True  # a fetch arrived: a broker answered
         return records
+
+    def _rejoin(self, error: KafkaError) -> None:
+        """A fatal consumer error ends this group membership: librdkafka has already called
+        on_lost for its partitions. Join again with a new consumer under the same instance id,
+        unless that keeps happening (then two replicas share a worker id: stop)."""
+        detail = kafka_errors.describe(error)
+        if not self._member.may_rejoin():
+            msg = (
+                f"cannot consume: {detail} (fenced again and again: does another replica use "
+                f"this worker id?)"
+            )
+            raise KafkaClientError(msg)
+        log.warning(
+            "group membership lost; rejoining with a new consumer", extra={"detail": detail}
+        )
+        self._consumer = self._member.rejoin()
+        if self._callbacks:
+            self._consumer.subscribe([self._topic], **self._callbacks)
 
     def _consume_error(self, error: KafkaError, message: Message) -> None:
         topic = message.topic()
@@ -174,6 +200,12 @@ class GroupSource:
         return False
 
     def close(self) -> None:
+        """Leave the group, then close. A static member's close() does not leave (KIP-345), and
+        its partitions would wait out the session (6 s); unsubscribe() does leave: 0.8 s."""
+        try:
+            self._consumer.unsubscribe()
+        except (KafkaException, RuntimeError) as exc:  # a fenced or closed consumer
+            log.debug("unsubscribe before close failed", extra={"detail": str(exc)})
         self._consumer.close()
 
 

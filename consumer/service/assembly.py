@@ -36,6 +36,7 @@ from consumer.kafka import client_conf
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, Producer, build_producer, flush_at_exit
 from consumer.kafka.faults import Faults
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.registry import RegistrySchemaSource
 from consumer.kafka.source import Source
 from consumer.service.allocator import pin_mmap_threshold
@@ -71,8 +72,8 @@ class Job(Protocol):
     def consumer(self, callbacks: ClientCallbacks) -> Consumer:
         """The input's consumer, given the client callbacks it should have."""
 
-    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
-        """The worker's input, reading with `consumer`."""
+    def source(self, member: GroupMember, health: Health, warnings: Warnings) -> Source:
+        """The worker's input, reading with the member's consumer."""
 
     def decider(self, codec: AvroCodec) -> Decider:
         """What decides each batch, and so which headers the outputs carry."""
@@ -133,12 +134,12 @@ def _run_on_clients(
     settings = job.settings
     faults, warnings = Faults(), Warnings()
     callbacks = ClientCallbacks(health, metrics, faults, warnings)
-    consumer = job.consumer(callbacks)
+    member = GroupMember(lambda: job.consumer(callbacks))
     running = False  # once the worker runs, its source closes the consumer
     try:
         producer = build_producer(settings, **callbacks.clients())
         try:
-            source = job.source(consumer, health, warnings)
+            source = job.source(member, health, warnings)
             codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
             if codec is None:
                 return None
@@ -153,7 +154,7 @@ def _run_on_clients(
             worker = Worker(
                 settings,
                 source,
-                build_delivery(settings, consumer, producer, outputs, faults, warnings, metrics),
+                build_delivery(settings, member, producer, outputs, faults, warnings, metrics),
                 job.decider(codec),
                 Telemetry(metrics, health, warnings),
                 faults,
@@ -166,7 +167,7 @@ def _run_on_clients(
             flush_at_exit(producer, 5)
     finally:
         if not running:
-            consumer.close()
+            member.current().close()
 
 
 def new_registry() -> CollectorRegistry:
@@ -224,7 +225,7 @@ def decision_subjects(settings: Settings) -> list[str]:
 
 def build_delivery(
     settings: Settings,
-    consumer: Consumer,
+    member: GroupMember,
     producer: Producer,
     outputs: Outputs,
     faults: Faults,
@@ -235,7 +236,7 @@ def build_delivery(
     if settings.processing_guarantee == config.EXACTLY_ONCE:
         interval = settings.transaction_interval_ms / 1000
         return ExactlyOnce(
-            consumer,
+            member.current,
             producer,
             outputs,
             warnings,
@@ -243,7 +244,7 @@ def build_delivery(
             interval,
             transactional_id=client_conf.transactional_id(settings),
         )
-    return AtLeastOnce(consumer, outputs, faults, metrics)
+    return AtLeastOnce(member.current, outputs, faults, metrics)
 
 
 def max_message_bytes(settings: Settings) -> int:

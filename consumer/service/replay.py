@@ -25,6 +25,7 @@ from consumer.errors import ConfigError
 from consumer.kafka.bounded_source import BoundedSource
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, build_replay_consumer
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.ranges import Bounds, plan_range
 from consumer.kafka.source import Source
 from consumer.policy.enforced import Enforced
@@ -93,16 +94,19 @@ class _Replay:
     def consumer(self, callbacks: ClientCallbacks) -> Consumer:
         return build_replay_consumer(self.settings, **callbacks.clients())
 
-    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
+    def source(self, member: GroupMember, health: Health, warnings: Warnings) -> Source:
         options = self._options
         self.started = time.monotonic()
         self._bounds = plan_range(
-            consumer, self.settings.input_topic, from_ms=options.from_ms, to_ms=options.to_ms
+            member.current(),
+            self.settings.input_topic,
+            from_ms=options.from_ms,
+            to_ms=options.to_ms,
         )
         bucket = self._bucket
         gate = None if bucket is None else bucket.available
         return BoundedSource(
-            consumer, self._bounds, health, warnings, gate=gate, group=self.settings.group_id
+            member, self._bounds, health, warnings, gate=gate, group=self.settings.group_id
         )
 
     def decider(self, codec: AvroCodec) -> ReplayDecider:

@@ -19,6 +19,7 @@ from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer, build_consumer, build_lag_consumer, create_topics
 from consumer.kafka.group_source import GroupSource
 from consumer.kafka.lag import GroupOffsetsReader
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.source import Source
 from consumer.service.assembly import STATS_INTERVAL_MS, assemble
 from consumer.service.lag_monitor import LagMonitor
@@ -83,9 +84,9 @@ class _Run:
             **{"statistics.interval.ms": STATS_INTERVAL_MS},
         )
 
-    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
+    def source(self, member: GroupMember, health: Health, warnings: Warnings) -> Source:
         return GroupSource(
-            consumer, self.settings.input_topic, health, warnings, group=self.settings.group_id
+            member, self.settings.input_topic, health, warnings, group=self.settings.group_id
         )
 
     def decider(self, codec: AvroCodec) -> Decider:

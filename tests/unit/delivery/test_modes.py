@@ -95,7 +95,9 @@ class TestAtLeastOnce:
     def make(self, producer: FakeProducer, clock: Clock | None = None) -> tuple[AtLeastOnce, Any]:
         outputs, faults, _warnings, metrics = parts(producer)
         c = consumer()
-        return AtLeastOnce(c, outputs, faults, metrics, monotonic=clock or time.monotonic), c
+        return AtLeastOnce(
+            lambda: c, outputs, faults, metrics, monotonic=clock or time.monotonic
+        ), c
 
     def test_offsets_are_stored_only_after_acknowledgement(self) -> None:
         """Nothing is stored while outputs are in flight; then the next offset to read is."""
@@ -166,7 +168,7 @@ class TestAtLeastOnce:
         producer = NeverAcknowledges(clock)
         outputs, faults, _warnings, metrics = parts(producer)
         c = consumer()
-        delivery = AtLeastOnce(c, outputs, faults, metrics, monotonic=clock)
+        delivery = AtLeastOnce(lambda: c, outputs, faults, metrics, monotonic=clock)
         delivery.submit(decided(3))
         faults.record(DeliveryError("out: broker refused output"))
         with pytest.raises(DeliveryError, match="refused output"):
@@ -223,7 +225,9 @@ class TestExactlyOnce:
     ):
         outputs, _faults, warnings, metrics = parts(producer, transactional=True)
         c = c or consumer()
-        delivery = ExactlyOnce(c, producer, outputs, warnings, metrics, 0.1, clock, watchdog)  # type: ignore[arg-type]
+        delivery = ExactlyOnce(
+            lambda: c, producer, outputs, warnings, metrics, 0.1, clock, watchdog
+        )  # type: ignore[arg-type]
         return delivery, c, metrics
 
     def test_send_offsets_has_a_short_bound_of_its_own(self) -> None:

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from consumer.errors import RebalanceError
 from consumer.kafka.bounded_source import BoundedSource
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.ranges import Bounds
 from consumer.kafka.source import JOIN_GRACE
 from consumer.telemetry.health import Health
@@ -38,7 +39,7 @@ def assigned_source(
     kwargs = {} if monotonic is None else {"monotonic": monotonic}
     health = Health(stall_timeout=60)
     bounds = Bounds(TOPIC, ranges)
-    source = BoundedSource(consumer, bounds, health, Warnings(), **kwargs)
+    source = BoundedSource(GroupMember(lambda: consumer), bounds, health, Warnings(), **kwargs)
     noop = lambda _keys: None  # noqa: E731
     source.subscribe(noop, noop, noop)
     on_assign = consumer.subscribe.call_args.kwargs["on_assign"]
@@ -92,7 +93,9 @@ class TestBoundedSource:
             TopicPartition(TOPIC, 1, -1001),
         ]
         bounds = Bounds(TOPIC, {0: (2, 10), 1: (3, 10)})
-        source = BoundedSource(consumer, bounds, Health(stall_timeout=60), Warnings())
+        source = BoundedSource(
+            GroupMember(lambda: consumer), bounds, Health(stall_timeout=60), Warnings()
+        )
         source.subscribe(lambda _k: None, lambda _k: None, lambda _k: None)
         on_assign = consumer.subscribe.call_args.kwargs["on_assign"]
         on_assign(consumer, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
@@ -117,7 +120,9 @@ class TestBoundedSource:
         """The bounded source wraps the group source, and so its rebalance error handling."""
         consumer = create_autospec(Consumer, instance=True, spec_set=True)
         bounds = Bounds(TOPIC, {0: (0, 10)})
-        source = BoundedSource(consumer, bounds, Health(stall_timeout=60), Warnings())
+        source = BoundedSource(
+            GroupMember(lambda: consumer), bounds, Health(stall_timeout=60), Warnings()
+        )
 
         def fails(_keys: object) -> None:
             raise ValueError("boom")

@@ -48,6 +48,15 @@ class TestClientConfigs:
         assert conf["heartbeat.interval.ms"] == 1000
         assert conf["partition.assignment.strategy"] == "cooperative-sticky"
 
+    def test_the_worker_is_a_static_member_named_by_its_worker_id(self) -> None:
+        """A member whose session expired while its coordinator moved rejoins as itself and gets
+        its partitions back at once; a replay's one-run group is not static (its close leaves)."""
+        settings = config.load(env={"IMPORT_CLOSURE_WORKER_ID": "worker-0"})
+        assert client_conf.consumer_conf(settings)["group.instance.id"] == "worker-0"
+        assert "group.instance.id" not in client_conf.replay_consumer_conf(settings)
+        own = config.load(env={"IMPORT_CLOSURE_KAFKA_GROUP_INSTANCE_ID": "pod-3"})
+        assert client_conf.consumer_conf(own)["group.instance.id"] == "pod-3"
+
     def test_own_session_timeout_wins_over_the_classic_default(self) -> None:
         """A cluster with a higher group.min.session.timeout.ms sets its own."""
         settings = config.load(env={"IMPORT_CLOSURE_KAFKA_SESSION_TIMEOUT_MS": "10000"})

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.core.records import PartitionKey
 from consumer.errors import ConfigError, KafkaClientError, RebalanceError
 from consumer.kafka.group_source import GroupSource
+from consumer.kafka.membership import MAX_REJOINS, REJOIN_WINDOW, GroupMember
 from consumer.telemetry.health import Health
 from consumer.telemetry.throttle import Warnings
 
@@ -22,7 +23,7 @@ TOPIC = "in"
 def source(**kwargs: Any) -> tuple[GroupSource, Any]:
     consumer = create_autospec(Consumer, instance=True, spec_set=True)
     health = Health(stall_timeout=60)
-    group = GroupSource(consumer, TOPIC, health, Warnings(), **kwargs)
+    group = GroupSource(GroupMember(lambda: consumer), TOPIC, health, Warnings(), **kwargs)
     return group, consumer
 
 
@@ -180,3 +181,67 @@ class TestStartCheck:
         consumer.list_topics.return_value = SimpleNamespace(topics={TOPIC: missing})
         with pytest.raises(ConfigError, match="input topic 'in' does not exist"):
             group.check_topic()
+
+
+def fenced() -> Message:
+    """What consume() hands out once librdkafka raised a fatal error: a static member's session
+    expired (FENCED_INSTANCE_ID), and this consumer can never consume again."""
+    return Message(error=KafkaError(KafkaError._FATAL, "Static consumer fenced", fatal=True))
+
+
+class TestMembershipLost:
+    def make(self) -> tuple[GroupSource, list[Any]]:
+        built: list[Any] = []
+
+        def build() -> Any:
+            built.append(create_autospec(Consumer, instance=True, spec_set=True))
+            return built[-1]
+
+        clock = SimpleNamespace(now=0.0)
+        member = GroupMember(build, monotonic=lambda: clock.now)
+        group = GroupSource(member, TOPIC, Health(stall_timeout=60), Warnings())
+        group.subscribe(lambda keys: None, lambda keys: None, lambda keys: None)
+        self.clock = clock
+        return group, built
+
+    def test_a_fenced_consumer_is_replaced_and_the_new_one_subscribed_alike(self) -> None:
+        """The worker keeps running: the next consumer joins under the same instance id, with the
+        same rebalance callbacks; what came with the fatal error is dropped (its partitions were
+        lost), and the old consumer is closed."""
+        group, built = self.make()
+        first = built[0]
+        first.consume.return_value = [record(0, 1), fenced(), record(0, 2)]
+        assert group.poll(100, 0.1) == []
+        assert len(built) == 2
+        first.close.assert_called_once_with()
+        second = built[1]
+        assert second.subscribe.call_args.args == ([TOPIC],)
+        assert second.subscribe.call_args.kwargs == first.subscribe.call_args.kwargs
+        second.consume.return_value = [record(3, 5)]
+        assert [r.offset for r in group.poll(100, 0.1)] == [5]
+        assert first.consume.call_count == 1
+
+    def test_fenced_again_and_again_stops_the_worker(self) -> None:
+        """Two live replicas with one worker id would fence each other for ever: the fourth
+        fencing within five minutes stops the worker with one line instead."""
+        group, built = self.make()
+        for _ in range(MAX_REJOINS):
+            built[-1].consume.return_value = [fenced()]
+            group.poll(100, 0.1)
+            self.clock.now += 10
+        assert len(built) == MAX_REJOINS + 1
+        built[-1].consume.return_value = [fenced()]
+        with pytest.raises(KafkaClientError, match="another replica use this worker id"):
+            group.poll(100, 0.1)
+        self.clock.now += REJOIN_WINDOW
+        group.poll(100, 0.1)  # long after: a rejoin again
+        assert len(built) == MAX_REJOINS + 2
+
+
+class TestClose:
+    def test_it_leaves_the_group_before_closing(self) -> None:
+        """A static member's close() does not leave the group (KIP-345): unsubscribe() first, so
+        a stopped worker's partitions move at once instead of after the session."""
+        group, consumer = source()
+        group.close()
+        assert [c[0] for c in consumer.method_calls] == ["unsubscribe", "close"]

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer
 
 from consumer.kafka.bounded_source import BoundedSource
 from consumer.kafka.group_source import GroupSource
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.ranges import Bounds
 from consumer.kafka.source import Source
 from consumer.telemetry.health import Health
@@ -18,13 +19,15 @@ from consumer.telemetry.throttle import Warnings
 
 def group_source() -> GroupSource:
     consumer = create_autospec(Consumer, instance=True, spec_set=True)
-    return GroupSource(consumer, "in", Health(stall_timeout=60), Warnings())
+    return GroupSource(GroupMember(lambda: consumer), "in", Health(stall_timeout=60), Warnings())
 
 
 def bounded_source() -> BoundedSource:
     consumer = create_autospec(Consumer, instance=True, spec_set=True)
     bounds = Bounds("in", {0: (0, 10)})
-    return BoundedSource(consumer, bounds, Health(stall_timeout=60), Warnings())
+    return BoundedSource(
+        GroupMember(lambda: consumer), bounds, Health(stall_timeout=60), Warnings()
+    )
 
 
 class TestConformance:

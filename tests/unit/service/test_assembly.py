@@ -19,6 +19,7 @@ from consumer.core.summary import RunSummary
 from consumer.errors import ConfigError, KafkaClientError
 from consumer.kafka.callbacks import ClientCallbacks
 from consumer.kafka.clients import Consumer
+from consumer.kafka.membership import GroupMember
 from consumer.kafka.source import Source
 from consumer.service.assembly import assemble, build_codec, decision_subjects
 from consumer.service.worker import PolicyUpdates, Worker
@@ -65,9 +66,9 @@ class RecordingJob:
         client: Consumer = self.client
         return client
 
-    def source(self, consumer: Consumer, health: Health, warnings: Warnings) -> Source:
+    def source(self, member: GroupMember, health: Health, warnings: Warnings) -> Source:
         self._step("source")
-        assert consumer is self.client
+        assert member.current() is self.client
         source: Source = self.input
         return source
 
