@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
 
@@ -52,6 +53,18 @@ SEND_OFFSETS_TIMEOUT = 5.0
 #: past its timeout is stuck in a way nothing in this process ends, and exiting at 7 s keeps the
 #: whole stall, restart included, under 15 s (a 60 s bound let partitions stand still 52-63 s).
 SEND_OFFSETS_GRACE = 2.0
+#: A commit or abort that took longer than this waited for a coordinator that moved (a broker
+#: lost or restarting). librdkafka can then keep the dead broker as the group coordinator of
+#: the next send_offsets_to_transaction, which hangs (#5511): on a cluster, after the node
+#: coordinating the transactions and the group was SIGKILLed, a worker's commit waited 10 s for
+#: the move and its next send_offsets hung until the watchdog (15.1 s of stall). So after such a
+#: call the producer is replaced by a new one (same transactional.id, so init_transactions fences
+#: the old one), whose coordinator lookups start afresh: about 0.1 s, never inside a transaction.
+SLOW_CALL = 2.0
+#: Renewals allowed within RENEW_WINDOW seconds; past that the coordinators are not moving but
+#: failing, and a renewal would only hide it.
+MAX_RENEWALS = 3
+RENEW_WINDOW = 300.0
 
 
 class ExactlyOnce:
@@ -68,8 +81,12 @@ class ExactlyOnce:
         monotonic: Callable[[], float] = time.monotonic,
         watchdog: Watchdog | None = None,
         transactional_id: str | None = None,
+        renew: Callable[[], Producer] | None = None,
     ) -> None:
+        """`renew` builds a producer like `producer` (same transactional.id): see SLOW_CALL."""
         self._watchdog = watchdog or Watchdog()
+        self._renew_with = renew
+        self._renewed_at: list[float] = []
         self._transactional_id = transactional_id  # named when its ACL is missing
         #: The current consumer: a new one after a fenced membership (kafka/membership.py).
         self._consumer = consumer
@@ -195,7 +212,9 @@ class ExactlyOnce:
         done = self._tallies
         self._reset()
         self._metrics.transactions.labels("committed").inc()
-        self._metrics.transaction_duration.observe(self._monotonic() - started)
+        took = self._monotonic() - started
+        self._metrics.transaction_duration.observe(took)
+        self._renew_after(took, "commit")
         return done
 
     def _reset(self) -> None:
@@ -213,6 +232,7 @@ class ExactlyOnce:
         the broker (which may be the reason for the abort).
         """
         rewind = {key: offset for key, offset in self._first.items() if key in owned}
+        started = self._monotonic()
         self._call(self._producer.abort_transaction, "abort_transaction")
         self._producer.flush(
             CALL_TIMEOUT
@@ -224,6 +244,26 @@ class ExactlyOnce:
         self._warnings.warn("transaction aborted, rewinding to the last commit", why)
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer().seek(TopicPartition(topic, partition, offset))
+        self._renew_after(self._monotonic() - started, "abort")
+
+    def _renew_after(self, took: float, what: str) -> None:
+        """Replace the producer after a call that waited for a moved coordinator (SLOW_CALL)."""
+        if took <= SLOW_CALL or self._renew_with is None:
+            return
+        now = self._monotonic()
+        self._renewed_at = [t for t in self._renewed_at if now - t < RENEW_WINDOW]
+        if len(self._renewed_at) >= MAX_RENEWALS:
+            return
+        self._renewed_at.append(now)
+        log.warning(
+            "transactional producer renewed",
+            extra={"detail": f"the {what} took {took:.1f}s: a coordinator moved"},
+        )
+        old, self._producer = self._producer, self._renew_with()
+        self._outputs.use(self._producer)
+        retire(old)
+        del old
+        self._call(self._producer.init_transactions, "init_transactions")
 
     def _call(
         self,
@@ -249,6 +289,14 @@ class ExactlyOnce:
                     detail = _fatal(error, self._transactional_id)
                     raise KafkaClientError(f"{name}: {detail}") from exc
                 self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
+
+
+def retire(producer: Producer) -> None:
+    """Let a replaced producer go on a thread of its own: librdkafka's destroy may wait for the
+    very coordinator request it was replaced for."""
+    holder = [producer]
+    del producer
+    threading.Thread(target=holder.clear, name="retired-producer", daemon=True).start()
 
 
 def _fatal(error: KafkaError, transactional_id: str | None) -> str:

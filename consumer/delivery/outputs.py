@@ -81,6 +81,11 @@ class Outputs:
         self._retry: list[tuple[Chunk[Tally], Message]] = []
         self._reroute: list[_Reroute] = []
 
+    def use(self, producer: Producer) -> None:
+        """Produce with `producer` from now on (exactly-once renews its producer, see
+        delivery/exactly_once.py SLOW_CALL); called between transactions, nothing in flight."""
+        self._producer = producer
+
     @staticmethod
     def count(group: Sequence[Result]) -> int:
         """How many records `send` produces for `group`: one per result, plus shadow decisions."""

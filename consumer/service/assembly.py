@@ -137,7 +137,11 @@ def _run_on_clients(
     member = GroupMember(lambda: job.consumer(callbacks))
     running = False  # once the worker runs, its source closes the consumer
     try:
-        producer = build_producer(settings, **callbacks.clients())
+
+        def new_producer() -> Producer:
+            return build_producer(settings, **callbacks.clients())
+
+        producer = new_producer()
         try:
             source = job.source(member, health, warnings)
             codec = build_codec(settings, stop, lambda why: setattr(health, "waiting_for", why))
@@ -154,7 +158,9 @@ def _run_on_clients(
             worker = Worker(
                 settings,
                 source,
-                build_delivery(settings, member, producer, outputs, faults, warnings, metrics),
+                build_delivery(
+                    settings, member, producer, outputs, faults, warnings, metrics, new_producer
+                ),
                 job.decider(codec),
                 Telemetry(metrics, health, warnings),
                 faults,
@@ -231,8 +237,10 @@ def build_delivery(
     faults: Faults,
     warnings: Warnings,
     metrics: Metrics,
+    new_producer: Callable[[], Producer] | None = None,
 ) -> Delivery:
-    """The Delivery of the configured guarantee: the one place that looks at the mode."""
+    """The Delivery of the configured guarantee: the one place that looks at the mode.
+    `new_producer` builds another producer like `producer` (exactly-once renews its own)."""
     if settings.processing_guarantee == config.EXACTLY_ONCE:
         interval = settings.transaction_interval_ms / 1000
         return ExactlyOnce(
@@ -243,6 +251,7 @@ def build_delivery(
             metrics,
             interval,
             transactional_id=client_conf.transactional_id(settings),
+            renew=new_producer,
         )
     return AtLeastOnce(member.current, outputs, faults, metrics)
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 from unittest.mock import create_autospec
 
 import pytest
@@ -20,9 +20,12 @@ from consumer.core.records import RawRecord
 from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.delivery.exactly_once import (
     CALL_TIMEOUT,
+    MAX_RENEWALS,
     OVERRUN_GRACE,
+    RENEW_WINDOW,
     SEND_OFFSETS_GRACE,
     SEND_OFFSETS_TIMEOUT,
+    SLOW_CALL,
     ExactlyOnce,
 )
 from consumer.delivery.outputs import Outputs
@@ -225,9 +228,8 @@ class TestExactlyOnce:
     ):
         outputs, _faults, warnings, metrics = parts(producer, transactional=True)
         c = c or consumer()
-        delivery = ExactlyOnce(
-            lambda: c, producer, outputs, warnings, metrics, 0.1, clock, watchdog
-        )  # type: ignore[arg-type]
+        fake: Any = producer
+        delivery = ExactlyOnce(lambda: c, fake, outputs, warnings, metrics, 0.1, clock, watchdog)
         return delivery, c, metrics
 
     def test_send_offsets_has_a_short_bound_of_its_own(self) -> None:
@@ -404,3 +406,67 @@ class TestExactlyOnce:
         assert producer.calls[-1] == "abort"
         assert producer.committed_offsets == []
         assert metrics.transactions.labels("committed")._value.get() == 0
+
+
+class SlowCommits(FakeTransactionalProducer):
+    """A commit that waits `seconds` on the clock: its coordinator moved meanwhile."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.clock.t += self.seconds
+        super().commit_transaction(timeout)
+
+
+class TestProducerRenewal:
+    """After a commit or abort that waited for a moved coordinator, a new producer (same
+    transactional.id) takes over: the old one's coordinator lookup could hang (librdkafka #5511)."""
+
+    def make(self, clock: Clock, commit_takes: float):
+        built: list[FakeTransactionalProducer] = []
+
+        def renew() -> Any:
+            built.append(SlowCommits(clock, commit_takes))
+            return built[-1]
+
+        first = SlowCommits(clock, commit_takes)
+        outputs, _faults, warnings, metrics = parts(first, transactional=True)
+        c, fake = consumer(), cast(Any, first)
+        delivery = ExactlyOnce(lambda: c, fake, outputs, warnings, metrics, 0.1, clock, renew=renew)
+        return delivery, first, built
+
+    def commit_one(self, delivery: ExactlyOnce, clock: Clock, offset: int) -> None:
+        delivery.submit(decided(offset))
+        clock.t += 1
+        assert len(delivery.service(OWNED)) == 1
+
+    def test_a_slow_commit_hands_the_next_transaction_to_a_new_producer(self) -> None:
+        clock = Clock()
+        delivery, first, built = self.make(clock, SLOW_CALL + 1)
+        self.commit_one(delivery, clock, 0)
+        assert len(built) == 1
+        assert built[0].calls == ["init"]  # fences the old one: nothing of it can commit now
+        self.commit_one(delivery, clock, 1)
+        assert first.calls == ["init", "begin", "send_offsets", "commit"]
+        assert built[1].calls == ["init"]
+        assert built[0].calls == ["init", "begin", "send_offsets", "commit"]
+        assert len(first.sent) == 1
+        assert len(built[0].sent) == 1  # the second decision, through the new producer
+
+    def test_a_quick_commit_keeps_the_producer(self) -> None:
+        clock = Clock()
+        delivery, _first, built = self.make(clock, SLOW_CALL / 2)
+        self.commit_one(delivery, clock, 0)
+        assert built == []
+
+    def test_renewals_are_bounded_so_a_failing_cluster_is_not_hidden(self) -> None:
+        clock = Clock()
+        delivery, _first, built = self.make(clock, SLOW_CALL + 1)
+        for offset in range(MAX_RENEWALS + 2):
+            self.commit_one(delivery, clock, offset)
+        assert len(built) == MAX_RENEWALS
+        clock.t += RENEW_WINDOW
+        self.commit_one(delivery, clock, 99)
+        assert len(built) == MAX_RENEWALS + 1
