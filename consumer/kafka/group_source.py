@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 #: Seconds check_topic tries to read the input topic's metadata before the loop starts anyway.
 METADATA_WAIT = 10.0
+#: How long an assignment waits for the group's committed offsets (each try, and in all). A
+#: transaction a dead worker left open holds them until its timeout (30 s, then the broker's
+#: sweep, up to 10 s more); longer than that, the worker stops and is restarted.
+COMMITTED_TRY = 10.0
+COMMITTED_WAIT = 60.0
 #: Messages asked of consume() per call, and the bytes after which a batch is cut short.
 CHUNK = 32
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -42,6 +47,12 @@ class GroupSource:
     it they are reported like any other consume error. When librdkafka ends the membership for
     good (a fatal FENCED_INSTANCE_ID: the static member's session expired), the member's next
     consumer is subscribed in its place (kafka/membership.py).
+
+    `from_committed`: each assigned partition starts at the offset the group committed, read
+    here, never where this consumer last fetched. librdkafka resumed a partition that was lost
+    and came straight back to the same consumer (a static member rejoining) after the records it
+    had fetched before the loss, which the loop had dropped with the loss: a cluster test lost
+    72 exactly-once inputs that way.
     """
 
     def __init__(
@@ -53,7 +64,9 @@ class GroupSource:
         *,
         on_eof: EndOfPartition | None = None,
         group: str | None = None,
+        from_committed: bool = False,
     ) -> None:
+        self._from_committed = from_committed
         self._member = member
         self._consumer = member.current()
         self._callbacks: dict[str, _ClientRebalance] = {}
@@ -95,6 +108,13 @@ class GroupSource:
             raise ConfigError(msg)
 
     def subscribe(self, on_assign: Rebalanced, on_revoke: Rebalanced, on_lost: Rebalanced) -> None:
+        if self._from_committed:
+            loop_assign = on_assign
+
+            def on_assign(keys: list[PartitionKey]) -> None:
+                self.assign_at(self._committed_starts(keys))
+                loop_assign(keys)
+
         self._callbacks = {
             "on_assign": _rebalance_boundary("on_assign", on_assign),
             "on_revoke": _rebalance_boundary("on_revoke", on_revoke),
@@ -188,6 +208,23 @@ class GroupSource:
         """The group's committed offset of each partition; negative where it has none."""
         found = self._consumer.committed(topic_partitions(keys), timeout=timeout)
         return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def _committed_starts(self, keys: list[PartitionKey]) -> dict[PartitionKey, int]:
+        """The group's committed offset of each key (OFFSET_INVALID where there is none, so
+        auto.offset.reset applies), asked COMMITTED_TRY seconds at a time for COMMITTED_WAIT."""
+        deadline = time.monotonic() + COMMITTED_WAIT
+        while True:
+            try:
+                return self.committed(keys, COMMITTED_TRY)
+            except KafkaException as exc:
+                detail = kafka_errors.describe(exc.args[0])
+                if time.monotonic() >= deadline:
+                    msg = f"cannot read the group's committed offsets: {detail}"
+                    raise KafkaClientError(msg) from exc
+                self._warnings.warn("committed offsets not readable yet; retrying", detail)
+                time.sleep(
+                    0.2
+                )  # an error that came at once (no coordinator) is not asked in a spin
 
     def assign_at(self, offsets: Mapping[PartitionKey, int]) -> None:
         """Inside on_assign: take the newly assigned partitions, each from the offset given."""

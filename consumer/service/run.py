@@ -86,7 +86,12 @@ class _Run:
 
     def source(self, member: GroupMember, health: Health, warnings: Warnings) -> Source:
         return GroupSource(
-            member, self.settings.input_topic, health, warnings, group=self.settings.group_id
+            member,
+            self.settings.input_topic,
+            health,
+            warnings,
+            group=self.settings.group_id,
+            from_committed=True,
         )
 
     def decider(self, codec: AvroCodec) -> Decider:

@@ -245,3 +245,41 @@ class TestClose:
         group, consumer = source()
         group.close()
         assert [c[0] for c in consumer.method_calls] == ["unsubscribe", "close"]
+
+
+class TestStartFromCommitted:
+    def test_an_assigned_partition_starts_at_the_groups_committed_offset(self) -> None:
+        """Never where this consumer last fetched: a partition lost and given straight back
+        resumed after records the loop had dropped with the loss (72 inputs lost)."""
+        group, consumer = source(from_committed=True)
+        heard: list[list[PartitionKey]] = []
+        group.subscribe(heard.append, lambda keys: None, lambda keys: None)
+        consumer.committed.return_value = [
+            TopicPartition(TOPIC, 2, 150),
+            TopicPartition(TOPIC, 4, -1001),
+        ]
+        client_callback(consumer, "on_assign")(
+            consumer, [TopicPartition(TOPIC, 2), TopicPartition(TOPIC, 4)]
+        )
+        (assigned,) = consumer.incremental_assign.call_args.args
+        assert [(tp.partition, tp.offset) for tp in assigned] == [(2, 150), (4, -1001)]
+        assert heard == [[(TOPIC, 2), (TOPIC, 4)]]
+
+    def test_unreadable_committed_offsets_are_asked_again(self) -> None:
+        group, consumer = source(from_committed=True)
+        group.subscribe(lambda keys: None, lambda keys: None, lambda keys: None)
+        consumer.committed.side_effect = [
+            KafkaException(KafkaError(KafkaError._TIMED_OUT)),
+            [TopicPartition(TOPIC, 0, 7)],
+        ]
+        client_callback(consumer, "on_assign")(consumer, [TopicPartition(TOPIC, 0)])
+        (assigned,) = consumer.incremental_assign.call_args.args
+        assert [(tp.partition, tp.offset) for tp in assigned] == [(0, 7)]
+
+    def test_without_it_librdkafka_chooses(self) -> None:
+        """A bounded replay assigns its own starts (bounded_source.py)."""
+        group, consumer = source()
+        group.subscribe(lambda keys: None, lambda keys: None, lambda keys: None)
+        client_callback(consumer, "on_assign")(consumer, [TopicPartition(TOPIC, 0)])
+        consumer.committed.assert_not_called()
+        consumer.incremental_assign.assert_not_called()
