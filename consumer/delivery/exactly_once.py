@@ -275,11 +275,15 @@ class ExactlyOnce:
         """A transactional call, repeated while its error is retriable (a broker restarting);
         fencing and fatal errors stop the worker with one line. The watchdog ends the process
         when one call runs `grace` past its `timeout`."""
-        deadline = self._monotonic() + RETRY_FOR
+        started = self._monotonic()
+        deadline = started + RETRY_FOR
         while True:
             try:
                 with self._watchdog.guard(name, timeout + grace):
                     call(timeout)
+                if (took := self._monotonic() - started) > SLOW_CALL:
+                    # Where a broker failure's stall goes: waiting for which coordinator.
+                    self._warnings.warn(f"{name} was slow", f"{took:.1f}s")
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
