@@ -53,6 +53,13 @@ SEND_OFFSETS_TIMEOUT = 5.0
 #: past its timeout is stuck in a way nothing in this process ends, and exiting at 7 s keeps the
 #: whole stall, restart included, under 15 s (a 60 s bound let partitions stand still 52-63 s).
 SEND_OFFSETS_GRACE = 2.0
+#: How far past its timeout send_offsets_to_transaction may still be running before the worker
+#: gives its producer up in-process (below the watchdog's SEND_OFFSETS_GRACE): the call runs on a
+#: thread of its own, and a new producer with the same transactional.id fences the stuck one and
+#: aborts its transaction; the consumer rewinds to the last commit. About 0.3 s instead of the
+#: watchdog's exit and a restart. Bounded by MAX_RENEWALS like any renewal; past that, the call
+#: runs as before and the watchdog is the last resort.
+STUCK_AFTER = 1.0
 #: A commit or abort that took longer than this waited for a coordinator that moved (a broker
 #: lost or restarting). librdkafka can then keep the dead broker as the group coordinator of
 #: the next send_offsets_to_transaction, which hangs (#5511): on a cluster, after the node
@@ -196,12 +203,19 @@ class ExactlyOnce:
             ("commit_transaction", self._producer.commit_transaction, CALL_TIMEOUT, OVERRUN_GRACE)
         ]
         if offsets:
-            send = functools.partial(self._producer.send_offsets_to_transaction, offsets, metadata)
+            send: Callable[[float], object] = functools.partial(
+                self._producer.send_offsets_to_transaction, offsets, metadata
+            )
+            if self._may_renew():
+                send = _on_own_thread(send, STUCK_AFTER)
             name = "send_offsets_to_transaction"
             steps.insert(0, (name, send, SEND_OFFSETS_TIMEOUT, SEND_OFFSETS_GRACE))
         for name, step, timeout, grace in steps:
             try:
                 self._call(step, name, timeout, grace)
+            except _Stuck as stuck:
+                self._give_up_producer(owned, f"{name} still blocked {stuck.seconds:.0f}s in")
+                return []
             except KafkaClientError as exc:
                 cause = exc.__cause__
                 error = cause.args[0] if isinstance(cause, KafkaException) else None
@@ -246,22 +260,38 @@ class ExactlyOnce:
             self._consumer().seek(TopicPartition(topic, partition, offset))
         self._renew_after(self._monotonic() - started, "abort")
 
+    def _give_up_producer(self, owned: Set[PartitionKey], why: str) -> None:
+        """The stuck call's thread keeps the old producer (freed if the call ever returns); a new
+        one fences it, which aborts the open transaction; then rewind like _abort."""
+        rewind = {key: offset for key, offset in self._first.items() if key in owned}
+        self._outputs.take_refused()  # the abandoned producer's; its transaction is aborted
+        self._reset()
+        self._metrics.transactions.labels("aborted").inc()
+        self._renew(why, retire_old=False)
+        for (topic, partition), offset in sorted(rewind.items()):
+            self._consumer().seek(TopicPartition(topic, partition, offset))
+
     def _renew_after(self, took: float, what: str) -> None:
         """Replace the producer after a call that waited for a moved coordinator (SLOW_CALL)."""
-        if took <= SLOW_CALL or self._renew_with is None:
-            return
+        if took > SLOW_CALL and self._may_renew():
+            self._renew(f"the {what} took {took:.1f}s: a coordinator moved", retire_old=True)
+
+    def _may_renew(self) -> bool:
+        if self._renew_with is None:
+            return False
         now = self._monotonic()
         self._renewed_at = [t for t in self._renewed_at if now - t < RENEW_WINDOW]
-        if len(self._renewed_at) >= MAX_RENEWALS:
-            return
-        self._renewed_at.append(now)
-        log.warning(
-            "transactional producer renewed",
-            extra={"detail": f"the {what} took {took:.1f}s: a coordinator moved"},
-        )
+        return len(self._renewed_at) < MAX_RENEWALS
+
+    def _renew(self, why: str, *, retire_old: bool) -> None:
+        """A new producer, same transactional.id: its init_transactions fences the old one."""
+        assert self._renew_with is not None  # _may_renew said so
+        self._renewed_at.append(self._monotonic())
+        log.warning("transactional producer renewed", extra={"detail": why})
         old, self._producer = self._producer, self._renew_with()
         self._outputs.use(self._producer)
-        retire(old)
+        if retire_old:
+            retire(old)
         del old
         self._call(self._producer.init_transactions, "init_transactions")
 
@@ -293,6 +323,41 @@ class ExactlyOnce:
                     detail = _fatal(error, self._transactional_id)
                     raise KafkaClientError(f"{name}: {detail}") from exc
                 self._warnings.warn(f"{name} failed, retrying", kafka_errors.describe(error))
+
+
+class _Stuck(Exception):
+    """A call still running `seconds` after it was started, on the thread it was left on."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"still running after {seconds:.1f}s")
+        self.seconds = seconds
+
+
+def _on_own_thread(call: Callable[[float], object], past: float) -> Callable[[float], object]:
+    """`call(timeout)` on a daemon thread: its result or exception, or _Stuck when it has not
+    returned `past` seconds after its timeout (confluent-kafka releases the GIL while it waits)."""
+
+    def bounded(timeout: float) -> object:
+        outcome: list[object] = []
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(call(timeout))
+            except Exception as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="transactional-call", daemon=True).start()
+        if not done.wait(timeout + past):
+            raise _Stuck(timeout + past)
+        if failure:
+            raise failure[0]
+        return outcome[0] if outcome else None
+
+    return bounded
 
 
 def retire(producer: Producer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from consumer import config
 from consumer.codec import AvroCodec
 from consumer.core.pipeline import Decider, Result
 from consumer.core.records import RawRecord
+from consumer.delivery import exactly_once
 from consumer.delivery.at_least_once import AtLeastOnce
 from consumer.delivery.exactly_once import (
     CALL_TIMEOUT,
@@ -470,3 +472,53 @@ class TestProducerRenewal:
         clock.t += RENEW_WINDOW
         self.commit_one(delivery, clock, 99)
         assert len(built) == MAX_RENEWALS + 1
+
+
+class BlocksInSendOffsets(FakeTransactionalProducer):
+    """librdkafka #5511: send_offsets_to_transaction waits for a coordinator that is gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def send_offsets_to_transaction(self, offsets, metadata, timeout: float) -> None:
+        self.calls.append("send_offsets")
+        self.release.wait(10)
+
+
+class TestStuckSendOffsets:
+    def test_a_stuck_call_is_left_behind_and_a_new_producer_takes_over(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No exit, no restart: the stuck producer is fenced by a new one (which aborts its
+        transaction) and the consumer rewinds to where the transaction began."""
+        monkeypatch.setattr(exactly_once, "SEND_OFFSETS_TIMEOUT", 0.05)
+        monkeypatch.setattr(exactly_once, "STUCK_AFTER", 0.05)
+        clock, stuck = Clock(), BlocksInSendOffsets()
+        built: list[FakeTransactionalProducer] = []
+
+        def renew() -> Any:
+            built.append(FakeTransactionalProducer())
+            return built[-1]
+
+        outputs, _faults, warnings, metrics = parts(stuck, transactional=True)
+        c, fake = consumer(), cast(Any, stuck)
+        watchdog = RecordingWatchdog()
+        delivery = ExactlyOnce(
+            lambda: c, fake, outputs, warnings, metrics, 0.1, clock, watchdog, renew=renew
+        )
+        try:
+            delivery.submit(decided(5, 6))
+            clock.t += 1
+            assert delivery.service(OWNED) == []
+            assert stuck.calls == ["init", "begin", "send_offsets"]  # never committed
+            assert [p.calls for p in built] == [["init"]]
+            (seek,) = c.seek.call_args_list
+            assert (seek.args[0].partition, seek.args[0].offset) == (TP0[1], 5)
+            assert delivery.idle()
+            delivery.submit(decided(5, 6))
+            clock.t += 1
+            assert len(delivery.service(OWNED)) == 1
+            assert built[0].calls == ["init", "begin", "send_offsets", "commit"]
+        finally:
+            stuck.release.set()
