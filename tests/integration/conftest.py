@@ -20,6 +20,7 @@ from consumer.config.settings import Settings
 from consumer.kafka.client_conf import ClientConf, plain_consumer_conf
 from consumer.kafka.clients import create_topics
 from tests.integration.registry_server import RealRegistry, session_registry
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"
@@ -167,7 +168,18 @@ class WorkerProcess:
         return parsed
 
     def finish(self, seconds: float = 90, *, terminate: bool = False) -> int:
-        """Wait for the exit code (after SIGTERM if `terminate`); kill and fail on timeout."""
+        """Wait for the exit code (after SIGTERM if `terminate`); kill and fail on timeout.
+
+        A worker started a moment ago (restarted after it fell) gets its SIGTERM only once it
+        logged its first line: before, its signal handlers are not installed yet, and SIGTERM
+        would end the process with -15 instead of the worker's own exit code (seen in CI)."""
+        if terminate and self.process.poll() is None:
+            wait_until(
+                lambda: self.process.poll() is not None or self.log_path.stat().st_size > 0,
+                30,
+                "the worker's first log line",
+                interval=0.1,
+            )
         if terminate and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
