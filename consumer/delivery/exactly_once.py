@@ -60,13 +60,15 @@ SEND_OFFSETS_GRACE = 2.0
 #: watchdog's exit and a restart. Bounded by MAX_RENEWALS like any renewal; past that, the call
 #: runs as before and the watchdog is the last resort.
 STUCK_AFTER = 1.0
-#: A commit or abort that took longer than this waited for a coordinator that moved (a broker
-#: lost or restarting). librdkafka can then keep the dead broker as the group coordinator of
+#: A flush, commit or abort that took longer than this waited for a coordinator that moved (a
+#: broker lost or restarting). librdkafka can then keep the dead broker as the group coordinator of
 #: the next send_offsets_to_transaction, which hangs (#5511): on a cluster, after the node
 #: coordinating the transactions and the group was SIGKILLed, a worker's commit waited 10 s for
 #: the move and its next send_offsets hung until the watchdog (15.1 s of stall). So after such a
 #: call the producer is replaced by a new one (same transactional.id, so init_transactions fences
-#: the old one), whose coordinator lookups start afresh: about 0.1 s, never inside a transaction.
+#: the old one), whose coordinator lookups start afresh: about 0.1 s. After a slow commit or abort
+#: that is between transactions; after a slow flush the transaction is given up with the old
+#: producer (fenced, so aborted) and redone from the last commit, before send_offsets can hang.
 SLOW_CALL = 2.0
 #: Renewals allowed within RENEW_WINDOW seconds; past that the coordinators are not moving but
 #: failing, and a renewal would only hide it.
@@ -197,6 +199,12 @@ class ExactlyOnce:
             self._producer.flush(CALL_TIMEOUT)  # every delivery report of the transaction is in
         if self._outputs.retrying:
             self._abort(owned, "an output was refused or not delivered")
+            return []
+        if (took := self._monotonic() - started) > SLOW_CALL and self._may_renew():
+            # The outputs waited for a moved coordinator or leader: send_offsets_to_transaction
+            # on this producer is where #5511 would hang next. Redo the transaction (its part of
+            # a second of input) on a new producer instead.
+            self._give_up_producer(owned, f"the flush took {took:.1f}s: a coordinator moved")
             return []
         metadata = self._consumer().consumer_group_metadata()
         steps: list[tuple[str, Callable[[float], object], float, float]] = [

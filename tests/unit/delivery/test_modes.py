@@ -522,3 +522,40 @@ class TestStuckSendOffsets:
             assert built[0].calls == ["init", "begin", "send_offsets", "commit"]
         finally:
             stuck.release.set()
+
+
+class SlowFlush(FakeTransactionalProducer):
+    """Outputs that waited `seconds` for their acknowledgements: a coordinator or leader moved."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def flush(self, timeout: float = 0) -> int:
+        self.clock.t += self.seconds
+        return super().flush(timeout)
+
+
+class TestSlowFlush:
+    def test_a_transaction_whose_outputs_waited_is_redone_on_a_new_producer(self) -> None:
+        """send_offsets_to_transaction is never called on a producer that just waited for a
+        moved coordinator: the new producer fences the old one (aborting its transaction) and
+        the consumer rewinds to where the transaction began."""
+        clock = Clock()
+        slow = SlowFlush(clock, SLOW_CALL + 1)
+        built: list[FakeTransactionalProducer] = []
+
+        def renew() -> Any:
+            built.append(FakeTransactionalProducer())
+            return built[-1]
+
+        outputs, _faults, warnings, metrics = parts(slow, transactional=True)
+        c, fake = consumer(), cast(Any, slow)
+        delivery = ExactlyOnce(lambda: c, fake, outputs, warnings, metrics, 0.1, clock, renew=renew)
+        delivery.submit(decided(3, 4))
+        clock.t += 1
+        assert delivery.service(OWNED) == []
+        assert slow.calls == ["init", "begin"]
+        assert [p.calls for p in built] == [["init"]]
+        (seek,) = c.seek.call_args_list
+        assert (seek.args[0].partition, seek.args[0].offset) == (TP0[1], 3)
