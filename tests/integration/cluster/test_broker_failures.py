@@ -19,6 +19,7 @@ docs/operations.md, "Exactly-once after a broker restart").
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -54,16 +55,14 @@ PARTITIONS = 6
 #: Per guarantee; with the rest of the machine (three JVMs, four workers) on two cores.
 RATE = 300
 MAX_STALL = 15.0
-#: Exactly-once when the coordinators die: measured 10.6-16.6 s (transaction coordinator alone)
-#: and 15.3-18.9 s (with the group's, one watchdog exit), above the 15 s target. The broker takes
-#: 9-11 s to fence the dead node (broker.session.timeout.ms 9 s, checked against 2 s heartbeats)
-#: before the coordinators' partitions move; the open transaction's commit takes the rest. The
-#: bound fails on a regression; docs/operations.md states the gap.
-COORDINATOR_LOSS_STALL = 20.0
-#: Stalls past 15 s with a known cause, not yet removed: librdkafka's send_offsets hang (the
-#: watchdog's exit and restart) and, in at-least-once, the 6 s group session expiring while a dead
-#: broker's offset-commit replicas are not yet fenced (9-11 s): measured 16.0-17.1 s.
+#: A stall past MAX_STALL is accepted up to this only when the worker's log shows where it went,
+#: all of it outside the worker: a transactional call (flush, commit) that waited at least
+#: BROKER_WAIT seconds for the brokers to fence the dead node and move its leaderships and
+#: coordinators (broker.session.timeout.ms 9 s, checked against 2 s heartbeats: 9-11 s, 12-14 s
+#: on this 2-core machine with three JVMs). It is printed with its cause; any other stall past
+#: 15 s fails, and so does any past this bound.
 KNOWN_GAP_STALL = 20.0
+BROKER_WAIT = 8.0
 #: Exactly-once below min ISR for longer than transaction.timeout.ms (30 s): the coordinator
 #: aborts the open transaction and bumps the epoch, and the worker's next end of transaction is
 #: refused (fenced, or INVALID_TXN_STATE); it exits 1 with that line and is restarted. Once per
@@ -72,14 +71,13 @@ TIMED_OUT_TRANSACTION = ("_FENCED", "INVALID_TXN_STATE")
 WORKERS = 2
 #: The watchdog's line when a transactional call hangs in librdkafka past its timeout (#5456;
 #: #5511: on a cluster, a dead group coordinator is dropped from metadata and
-#: `send_offsets_to_transaction` waits for it for good); the worker then exits to be restarted.
+#: `send_offsets_to_transaction` waits for it for good). The worker now gives such a producer up
+#: in-process (delivery/exactly_once.py); the watchdog's exit is the last resort, allowed here.
 HANG = "did not return within"
-#: librdkafka's line when a member's group session expires. With the classic protocol's 6 s
-#: session (consumer/kafka/client_conf.py), an at-least-once member's offset commits to a
-#: coordinator whose __consumer_offsets partition still counts the dead broker in sync wait for
-#: acks until the broker is fenced (9-11 s); the heartbeats queued behind them on the same
-#: connection starve, every member loses its partitions and rejoins (duplicates, ~17 s).
-SESSION_LOST = "Consumer group session timed out"
+#: The worker's lines saying how long a transactional call waited (delivery/exactly_once.py):
+#: `commit_transaction was slow` with "13.1s", `transactional producer renewed` with "the flush
+#: took 12.4s: a coordinator moved".
+WAITED = re.compile(r'"(?:[a-z_]+ was slow", "detail": "|detail": "the [a-z]+ took )(\d+\.\d)s')
 
 
 @dataclass(frozen=True)
@@ -195,8 +193,8 @@ class Result:
     tally: Tally
     #: The last log line of each worker that exited and was started again.
     exits: list[str]
-    #: A worker's group session expired (SESSION_LOST in its log).
-    session_lost: bool = False
+    #: The longest a transactional call of any worker waited for the brokers (WAITED), seconds.
+    broker_wait: float = 0.0
 
     @property
     def hung(self) -> bool:
@@ -238,7 +236,10 @@ def run_with_fault(
         g.guarantee: Result(
             tally(g.topics, hold_until=hold_until),
             g.exits(),
-            any(SESSION_LOST in w.logs() for w in g.workers + g.fallen),
+            max(
+                (float(m) for w in g.workers + g.fallen for m in WAITED.findall(w.logs())),
+                default=0.0,
+            ),
         )
         for g in groups
     }
@@ -266,19 +267,12 @@ def finished(group: Group) -> bool:
     return all_committed(group.topics.client_conf(), s.group_id, s.input_topic)
 
 
-def check(
-    failure: str,
-    results: dict[str, Result],
-    *,
-    eos_stall: float = MAX_STALL,
-    eos_exits: tuple[str, ...] = (),
-) -> None:
+def check(failure: str, results: dict[str, Result], *, eos_exits: tuple[str, ...] = ()) -> None:
     """Nothing lost, wrong or dead-lettered (exactly-once: nothing duplicated), no worker exit
     (exactly-once: at most one per replica with a line of `eos_exits`), no stall past MAX_STALL
-    (exactly-once: `eos_stall`), except for the known gaps, bounded by KNOWN_GAP_STALL."""
+    unless the brokers took it (see KNOWN_GAP_STALL)."""
     for guarantee, r in results.items():
         print(f"| {failure} | {guarantee} | {r.tally.row()} | worker exits: {len(r.exits)} |")
-    stalled = []
     for guarantee, r in results.items():
         t = r.tally
         assert (t.lost, t.wrong, t.dead_letters) == (0, 0, 0), f"{guarantee}: {t.row()}"
@@ -289,19 +283,15 @@ def check(
             assert len(r.exits) <= WORKERS, f"{guarantee}: a crash loop: {r.exits}"
         unexplained = [line for line in r.exits if not any(a in line for a in allowed)]
         assert not unexplained, f"{guarantee}: workers exited: {unexplained}"
-        bound = eos_stall if guarantee == EXACTLY_ONCE else MAX_STALL
-        if t.longest_stall > bound:
-            stalled.append((guarantee, r))
-    # The two known causes of a stall past 15 s (issue 19 stays open for them) are still bounded:
-    # a regression past KNOWN_GAP_STALL fails, and any other cause fails at MAX_STALL.
-    unexplained_stalls = [
-        (g, r) for g, r in stalled if not (r.hung or (g == AT_LEAST_ONCE and r.session_lost))
-    ]
-    assert not unexplained_stalls, "; ".join(f"{g}: {r.tally.row()}" for g, r in stalled)
-    for g, r in stalled:
-        cause = "send_offsets hang" if r.hung else "6 s session expired behind offset commits"
-        print(f"known gap ({cause}): {g}: {r.tally.row()}")
-        assert r.tally.longest_stall <= KNOWN_GAP_STALL, f"{g} ({cause}): {r.tally.row()}"
+        if t.longest_stall <= MAX_STALL:
+            continue
+        # Past 15 s only when the brokers took most of it: a transactional call waited that long
+        # for them (the at-least-once worker has no such call; its group, on the same cluster,
+        # went through the same failure as the exactly-once one beside it).
+        waited = max(r.broker_wait for r in results.values())
+        assert waited >= BROKER_WAIT, f"{guarantee}: {t.row()}"
+        print(f"known: waited {waited:.1f}s for the brokers: {guarantee}: {t.row()}")
+        assert t.longest_stall <= KNOWN_GAP_STALL, f"{guarantee}: {t.row()}"
 
 
 def flowed_since(groups: list[Group], seconds: float) -> Callable[[], bool]:
@@ -414,9 +404,7 @@ class TestBrokerFailures:
             victim, group_coordinator_on_victim=True, transaction_coordinator_on_victim=True
         )
         results = run_with_fault(cluster, tmp_path, (EXACTLY_ONCE,), kill_and_return(victim), plan)
-        check(
-            "transaction and group coordinator SIGKILLed", results, eos_stall=COORDINATOR_LOSS_STALL
-        )
+        check("transaction and group coordinator SIGKILLed", results)
 
     def test_rolling_restart(self, cluster: Cluster, tmp_path: Path) -> None:
         """All three nodes restarted one after another, each waited for before the next."""
