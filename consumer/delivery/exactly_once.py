@@ -275,14 +275,14 @@ class ExactlyOnce:
         self._outputs.take_refused()  # the abandoned producer's; its transaction is aborted
         self._reset()
         self._metrics.transactions.labels("aborted").inc()
-        self._renew(why, retire_old=False)
+        self._renew(why)
         for (topic, partition), offset in sorted(rewind.items()):
             self._consumer().seek(TopicPartition(topic, partition, offset))
 
     def _renew_after(self, took: float, what: str) -> None:
         """Replace the producer after a call that waited for a moved coordinator (SLOW_CALL)."""
         if took > SLOW_CALL and self._may_renew():
-            self._renew(f"the {what} took {took:.1f}s: a coordinator moved", retire_old=True)
+            self._renew(f"the {what} took {took:.1f}s: a coordinator moved")
 
     def _may_renew(self) -> bool:
         if self._renew_with is None:
@@ -291,15 +291,14 @@ class ExactlyOnce:
         self._renewed_at = [t for t in self._renewed_at if now - t < RENEW_WINDOW]
         return len(self._renewed_at) < MAX_RENEWALS
 
-    def _renew(self, why: str, *, retire_old: bool) -> None:
+    def _renew(self, why: str) -> None:
         """A new producer, same transactional.id: its init_transactions fences the old one."""
         assert self._renew_with is not None  # _may_renew said so
         self._renewed_at.append(self._monotonic())
         log.warning("transactional producer renewed", extra={"detail": why})
         old, self._producer = self._producer, self._renew_with()
         self._outputs.use(self._producer)
-        if retire_old:
-            retire(old)
+        retire(old)
         del old
         self._call(self._producer.init_transactions, "init_transactions")
 
@@ -370,7 +369,8 @@ def _on_own_thread(call: Callable[[float], object], past: float) -> Callable[[fl
 
 def retire(producer: Producer) -> None:
     """Let a replaced producer go on a thread of its own: librdkafka's destroy may wait for the
-    very coordinator request it was replaced for."""
+    very coordinator request it was replaced for. A stuck call's thread still holds it: then it
+    is destroyed when that call returns, if ever."""
     holder = [producer]
     del producer
     threading.Thread(target=holder.clear, name="retired-producer", daemon=True).start()
