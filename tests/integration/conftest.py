@@ -24,7 +24,10 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka-local"
-TEST_PORT = int(os.environ.get("IMPORT_CLOSURE_TEST_KAFKA_PORT", "39092"))
+#: The session broker's port; the other test brokers and the registry are placed from it. Below
+#: Linux's ephemeral range (32768-60999): a broker stopped and started again by a test could not
+#: listen while a client connection held its port as a source port (seen in CI on 39096).
+TEST_PORT = int(os.environ.get("IMPORT_CLOSURE_TEST_KAFKA_PORT", "29092"))
 
 
 @dataclass

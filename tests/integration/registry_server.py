@@ -1,7 +1,7 @@
 """The real schema registry of the integration tests: deploy/registry-local (Apicurio Registry).
 
 One per session, with basic auth and roles on, so every test that uses it also runs the
-authenticated path. Its port is the Kafka test port - 10000 + 6 (29098 by default;
+authenticated path. Its port is the Kafka test port - 10000 + 6 (19098 by default;
 IMPORT_CLOSURE_TEST_REGISTRY_PORT overrides): below Linux's ephemeral range (32768-60999), because
 the outage test stops it for seconds and a client connection given its port as a source port
 meanwhile would keep it from listening again (seen once: "Port 39298 seems to be in use").
