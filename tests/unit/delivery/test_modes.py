@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, cast
@@ -422,21 +422,34 @@ class SlowCommits(FakeTransactionalProducer):
         super().commit_transaction(timeout)
 
 
+def renewable(
+    first: FakeTransactionalProducer,
+    clock: Clock,
+    next_producer: Callable[[], FakeTransactionalProducer] = FakeTransactionalProducer,
+    watchdog: Watchdog | None = None,
+) -> tuple[ExactlyOnce, Any, list[FakeTransactionalProducer]]:
+    """An ExactlyOnce on `first` that may renew its producer; the producers it built, in order."""
+    built: list[FakeTransactionalProducer] = []
+
+    def renew() -> Any:
+        built.append(next_producer())
+        return built[-1]
+
+    outputs, _faults, warnings, metrics = parts(first, transactional=True)
+    c, fake = consumer(), cast(Any, first)
+    delivery = ExactlyOnce(
+        lambda: c, fake, outputs, warnings, metrics, 0.1, clock, watchdog, renew=renew
+    )
+    return delivery, c, built
+
+
 class TestProducerRenewal:
     """After a commit or abort that waited for a moved coordinator, a new producer (same
     transactional.id) takes over: the old one's coordinator lookup could hang (librdkafka #5511)."""
 
     def make(self, clock: Clock, commit_takes: float):
-        built: list[FakeTransactionalProducer] = []
-
-        def renew() -> Any:
-            built.append(SlowCommits(clock, commit_takes))
-            return built[-1]
-
         first = SlowCommits(clock, commit_takes)
-        outputs, _faults, warnings, metrics = parts(first, transactional=True)
-        c, fake = consumer(), cast(Any, first)
-        delivery = ExactlyOnce(lambda: c, fake, outputs, warnings, metrics, 0.1, clock, renew=renew)
+        delivery, _c, built = renewable(first, clock, lambda: SlowCommits(clock, commit_takes))
         return delivery, first, built
 
     def commit_one(self, delivery: ExactlyOnce, clock: Clock, offset: int) -> None:
@@ -495,18 +508,7 @@ class TestStuckSendOffsets:
         monkeypatch.setattr(exactly_once, "SEND_OFFSETS_TIMEOUT", 0.05)
         monkeypatch.setattr(exactly_once, "STUCK_AFTER", 0.05)
         clock, stuck = Clock(), BlocksInSendOffsets()
-        built: list[FakeTransactionalProducer] = []
-
-        def renew() -> Any:
-            built.append(FakeTransactionalProducer())
-            return built[-1]
-
-        outputs, _faults, warnings, metrics = parts(stuck, transactional=True)
-        c, fake = consumer(), cast(Any, stuck)
-        watchdog = RecordingWatchdog()
-        delivery = ExactlyOnce(
-            lambda: c, fake, outputs, warnings, metrics, 0.1, clock, watchdog, renew=renew
-        )
+        delivery, c, built = renewable(stuck, clock, watchdog=RecordingWatchdog())
         try:
             delivery.submit(decided(5, 6))
             clock.t += 1
@@ -543,15 +545,7 @@ class TestSlowFlush:
         the consumer rewinds to where the transaction began."""
         clock = Clock()
         slow = SlowFlush(clock, SLOW_CALL + 1)
-        built: list[FakeTransactionalProducer] = []
-
-        def renew() -> Any:
-            built.append(FakeTransactionalProducer())
-            return built[-1]
-
-        outputs, _faults, warnings, metrics = parts(slow, transactional=True)
-        c, fake = consumer(), cast(Any, slow)
-        delivery = ExactlyOnce(lambda: c, fake, outputs, warnings, metrics, 0.1, clock, renew=renew)
+        delivery, c, built = renewable(slow, clock)
         delivery.submit(decided(3, 4))
         clock.t += 1
         assert delivery.service(OWNED) == []
